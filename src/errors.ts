@@ -1,0 +1,143 @@
+/**
+ * Error classes for modelsync. Every error the tool raises on purpose is a
+ * {@linkcode ModelsyncError} with a stable `code` and the process `exitCode`
+ * of SPEC §6; `main.ts` maps them to the exit status in one place.
+ *
+ * Messages name the thing and the remedy, on one line.
+ *
+ * @example
+ * ```ts
+ * import { ConflictError } from "./errors.ts";
+ * const err = new ConflictError("Cannot push a/m1: both sides changed x. Run \"modelsync pull\".");
+ * console.log(err.exitCode); // 4
+ * ```
+ * @module
+ */
+
+/** Exit codes of SPEC §6. */
+export const ExitCode = {
+  ok: 0,
+  unexpected: 1,
+  usage: 2,
+  notFound: 3,
+  conflict: 4,
+  partial: 5,
+  datastore: 6,
+  lockTimeout: 75,
+  interrupted: 130,
+} as const;
+
+/** Base class of every deliberate modelsync error. */
+export class ModelsyncError extends Error {
+  /** Stable machine-readable code, e.g. `"conflict"`. */
+  readonly code: string;
+  /** Process exit code for this error. */
+  readonly exitCode: number;
+
+  constructor(message: string, opts: { code: string; exitCode: number; cause?: unknown }) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = opts.code;
+    this.exitCode = opts.exitCode;
+  }
+}
+
+/** Bad command line, bad model ref, bad or unknown configuration (exit 2). */
+export class UsageError extends ModelsyncError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { code: "usage", exitCode: ExitCode.usage, cause: opts.cause });
+  }
+}
+
+/** Something named does not exist: repository, datastore, model (exit 3). */
+export class NotFoundError extends ModelsyncError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { code: "not-found", exitCode: ExitCode.notFound, cause: opts.cause });
+  }
+}
+
+/**
+ * A lost compare-and-swap race or a sync conflict (exit 4).
+ * Providers throw it from `commitManifest` when the expected generation is no
+ * longer current; `current` carries the generation they found, when known.
+ */
+export class ConflictError extends ModelsyncError {
+  readonly current?: number;
+  readonly paths: string[];
+  constructor(message: string, opts: { current?: number; paths?: string[]; cause?: unknown } = {}) {
+    super(message, { code: "conflict", exitCode: ExitCode.conflict, cause: opts.cause });
+    this.current = opts.current;
+    this.paths = opts.paths ?? [];
+  }
+}
+
+/** Some models of a multi-model run failed while others succeeded (exit 5). */
+export class PartialFailureError extends ModelsyncError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { code: "partial", exitCode: ExitCode.partial, cause: opts.cause });
+  }
+}
+
+/**
+ * The datastore is unreachable, refuses us, or misbehaves (exit 6).
+ * `retryable` marks transient faults (timeouts, resets, 5xx) that may be
+ * retried with backoff.
+ */
+export class DatastoreError extends ModelsyncError {
+  readonly retryable: boolean;
+  constructor(message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
+    super(message, { code: "datastore", exitCode: ExitCode.datastore, cause: opts.cause });
+    this.retryable = opts.retryable ?? false;
+  }
+}
+
+/**
+ * Stored data that fails validation: a manifest with an escaping path, a
+ * garbled lock record, a corrupt base file. Exit 6 for datastore objects;
+ * local corruption uses the same class with its own remedy in the message.
+ */
+export class CorruptError extends ModelsyncError {
+  constructor(message: string, opts: { cause?: unknown; exitCode?: number } = {}) {
+    super(message, {
+      code: "corrupt",
+      exitCode: opts.exitCode ?? ExitCode.datastore,
+      cause: opts.cause,
+    });
+  }
+}
+
+/** A lock could not be acquired within `--lock-timeout` (exit 75). */
+export class LockTimeoutError extends ModelsyncError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { code: "lock-timeout", exitCode: ExitCode.lockTimeout, cause: opts.cause });
+  }
+}
+
+/** A held lease could not be renewed; work stopped before its next commit (exit 75). */
+export class LeaseLostError extends ModelsyncError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { code: "lease-lost", exitCode: ExitCode.lockTimeout, cause: opts.cause });
+  }
+}
+
+/** The run was interrupted by SIGINT/SIGTERM or ran past `--timeout` (exit 130). */
+export class InterruptedError extends ModelsyncError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { code: "interrupted", exitCode: ExitCode.interrupted, cause: opts.cause });
+  }
+}
+
+/** True when `err` is a transient datastore fault worth retrying. */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof DatastoreError && err.retryable;
+}
+
+/**
+ * A local file's content no longer matches the hash taken when it was
+ * scanned: it changed while being pushed (exit 4: rerun once it settles).
+ */
+export class ContentChangedError extends ModelsyncError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { code: "content-changed", exitCode: ExitCode.conflict, cause: opts.cause });
+  }
+}

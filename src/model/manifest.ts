@@ -1,0 +1,168 @@
+/**
+ * Manifests: the committed state of one model.
+ *
+ * A manifest lists every file of the model by relative path with its SHA-256,
+ * size and executable bit, plus its generation and who committed it. An empty
+ * file list is a tombstone (the model was deleted).
+ *
+ * @example
+ * ```ts
+ * import { parseManifest } from "./manifest.ts";
+ * const m = parseManifest({
+ *   format: 1, model: "vpc/m1", generation: 1, files: [],
+ *   committedBy: { holder: "ci", host: "h", pid: 1 }, committedAt: new Date().toISOString(),
+ * }, { type: "vpc", id: "m1" });
+ * console.log(m.generation); // 1
+ * ```
+ * @module
+ */
+import { z } from "zod";
+import { CorruptError } from "../errors.ts";
+import { formatRef, type ModelRef } from "./ref.ts";
+
+/** One file of a model. */
+export interface FileEntry {
+  /** Relative path inside the model directory, `/`-separated. */
+  path: string;
+  sha256: string;
+  size: number;
+  executable: boolean;
+}
+
+/** Who committed a manifest or holds a lock. */
+export interface Committer {
+  holder: string;
+  host: string;
+  pid: number;
+}
+
+/** The committed state of one model. */
+export interface Manifest {
+  format: 1;
+  /** `type/id` of the model, checked against the key it was stored under. */
+  model: string;
+  generation: number;
+  /** Sorted by path, unique paths. Empty = tombstone. */
+  files: FileEntry[];
+  committedBy: Committer;
+  committedAt: string;
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+/**
+ * Explains why a manifest path could escape or is not canonical, or returns
+ * undefined when it is safe (SPEC §3 invariant 4).
+ */
+export function pathProblem(path: string): string | undefined {
+  if (path.length === 0) return "it is empty";
+  if (new TextEncoder().encode(path).length > 1024) return "it is over 1024 bytes";
+  if (path.includes("\0")) return "it contains NUL";
+  if (path.includes("\\")) return "it contains a backslash";
+  if (path.startsWith("/")) return "it is absolute";
+  if (/^[A-Za-z]:/.test(path)) return "it has a drive letter";
+  for (const seg of path.split("/")) {
+    if (seg === "") return "it has an empty segment";
+    if (seg === "." || seg === "..") return "it has a '.' or '..' segment";
+  }
+  return undefined;
+}
+
+const fileSchema = z.object({
+  path: z.string(),
+  sha256: z.string().regex(SHA256),
+  size: z.number().int().nonnegative(),
+  executable: z.boolean(),
+}).strict();
+
+const manifestSchema = z.object({
+  format: z.literal(1),
+  model: z.string(),
+  generation: z.number().int().positive(),
+  files: z.array(fileSchema),
+  committedBy: z.object({ holder: z.string(), host: z.string(), pid: z.number().int() }),
+  committedAt: z.string(),
+});
+
+/**
+ * Validates untrusted manifest data read from a datastore. Throws
+ * {@linkcode CorruptError} (exit 6) when it is malformed, belongs to another
+ * model, or names a path that could leave the model directory.
+ */
+export function parseManifest(data: unknown, model: ModelRef): Manifest {
+  const key = formatRef(model);
+  const parsed = manifestSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new CorruptError(
+      `Manifest of ${key} is corrupt (${issue.path.join(".") || "root"}: ${issue.message}); ` +
+        `refusing it. Repair or re-push the model from a good copy.`,
+    );
+  }
+  const m = parsed.data as Manifest;
+  if (m.model !== key) {
+    throw new CorruptError(
+      `Manifest stored for ${key} names model ${
+        JSON.stringify(m.model)
+      }; refusing it as corrupt. ` +
+        `Repair or re-push the model from a good copy.`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const f of m.files) {
+    const problem = pathProblem(f.path);
+    if (problem !== undefined) {
+      throw new CorruptError(
+        `Manifest of ${key} generation ${m.generation} names path ${JSON.stringify(f.path)}, ` +
+          `which ${problem}; refusing it as corrupt. Nothing was written. ` +
+          `Repair or re-push the model from a good copy.`,
+      );
+    }
+    const lower = f.path;
+    if (seen.has(lower)) {
+      throw new CorruptError(
+        `Manifest of ${key} names ${JSON.stringify(f.path)} twice; refusing it as corrupt.`,
+      );
+    }
+    seen.add(lower);
+  }
+  // Also refuse a file that is a directory prefix of another ("a" and "a/b").
+  for (const f of m.files) {
+    const segs = f.path.split("/");
+    for (let i = 1; i < segs.length; i++) {
+      const dir = segs.slice(0, i).join("/");
+      if (seen.has(dir)) {
+        throw new CorruptError(
+          `Manifest of ${key} names ${JSON.stringify(dir)} both as a file and as a directory; ` +
+            `refusing it as corrupt.`,
+        );
+      }
+    }
+  }
+  return {
+    ...m,
+    files: [...m.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+  };
+}
+
+/** Builds a manifest with files sorted by path. */
+export function makeManifest(
+  model: ModelRef,
+  generation: number,
+  files: FileEntry[],
+  committedBy: Committer,
+): Manifest {
+  return {
+    format: 1,
+    model: formatRef(model),
+    generation,
+    files: [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    committedBy,
+    committedAt: new Date().toISOString(),
+  };
+}
+
+/** True when the manifest is a tombstone (the model was deleted). */
+export function isTombstone(m: Manifest): boolean {
+  return m.files.length === 0;
+}
