@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { hashBytes, hashFile, SMALL_FILE_BYTES } from "./hash.ts";
+
+const ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+const EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+Deno.test("hashBytes is lowercase hex SHA-256", () => {
+  assert.equal(hashBytes(new TextEncoder().encode("abc")), ABC);
+  assert.equal(hashBytes(new Uint8Array()), EMPTY);
+});
+
+Deno.test("hashFile hashes empty, small and streamed large files", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/abc`, "abc");
+    await Deno.writeFile(`${dir}/empty`, new Uint8Array());
+    assert.deepEqual(await hashFile(`${dir}/abc`), { sha256: ABC, size: 3 });
+    assert.deepEqual(await hashFile(`${dir}/abc`, { sizeHint: 3 }), { sha256: ABC, size: 3 });
+    assert.deepEqual(await hashFile(`${dir}/empty`), { sha256: EMPTY, size: 0 });
+
+    const big = new Uint8Array(SMALL_FILE_BYTES + 123_457);
+    for (let i = 0; i < big.length; i += 997) big[i] = i & 0xff;
+    await Deno.writeFile(`${dir}/big`, big);
+    const want = createHash("sha256").update(big).digest("hex");
+    assert.deepEqual(await hashFile(`${dir}/big`), { sha256: want, size: big.length });
+    // A stale small size hint still hashes the whole file.
+    assert.deepEqual(await hashFile(`${dir}/big`, { sizeHint: 10 }), {
+      sha256: want,
+      size: big.length,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("hashFile honours an aborted signal", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/abc`, "abc");
+    const ctl = new AbortController();
+    ctl.abort();
+    await assert.rejects(hashFile(`${dir}/abc`, { signal: ctl.signal }));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

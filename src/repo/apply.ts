@@ -1,0 +1,266 @@
+/**
+ * Landing remote files safely (SPEC §3 invariants 3 and 4): a download goes
+ * to `.modelsync/tmp/`, is hash-checked as it streams, and lands by atomic
+ * rename. Nothing is ever written outside `dataDir/TYPE/ID`, and never
+ * through a symlink.
+ *
+ * @example
+ * ```ts
+ * import { downloadToTmp, placeFile } from "./apply.ts";
+ * import { hashBytes } from "../model/hash.ts";
+ * const repo = await Deno.makeTempDir();
+ * const bytes = new TextEncoder().encode("hello");
+ * const tmp = await downloadToTmp(repo, new Blob([bytes]).stream(), {
+ *   sha256: hashBytes(bytes), size: bytes.length,
+ * });
+ * await placeFile(repo, { type: "vpc", id: "m1" }, { path: "a/b.txt", executable: false }, tmp, {
+ *   dataDir: "models",
+ * });
+ * console.log(await Deno.readTextFile(`${repo}/models/vpc/m1/a/b.txt`)); // hello
+ * await Deno.remove(repo, { recursive: true });
+ * ```
+ * @module
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { ConflictError, CorruptError, UsageError } from "../errors.ts";
+import { pathProblem } from "../model/manifest.ts";
+import { formatRef, type ModelRef } from "../model/ref.ts";
+import { modelDir } from "./scan.ts";
+
+/** Directory of downloads in progress: `.modelsync/tmp`. */
+export function tmpDir(repoDir: string): string {
+  return join(repoDir, ".modelsync", "tmp");
+}
+
+/**
+ * Streams a blob into `.modelsync/tmp/<random>`, hashing as it goes. When
+ * the content does not match `expected`, the temporary file is removed and a
+ * {@linkcode CorruptError} (exit 6) is thrown. Returns the temporary path.
+ */
+export async function downloadToTmp(
+  repoDir: string,
+  stream: ReadableStream<Uint8Array>,
+  expected: { sha256: string; size: number },
+  opts: { signal?: AbortSignal } = {},
+): Promise<string> {
+  const dir = tmpDir(repoDir);
+  await Deno.mkdir(dir, { recursive: true });
+  const path = join(dir, `${randomBytes(12).toString("hex")}.part`);
+  const file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
+  const hash = createHash("sha256");
+  const reader = stream.getReader();
+  let size = 0;
+  let ok = false;
+  try {
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > expected.size) throw mismatch(expected.sha256);
+      hash.update(value);
+      await writeAll(file, value);
+    }
+    if (size !== expected.size || hash.digest("hex") !== expected.sha256) {
+      throw mismatch(expected.sha256);
+    }
+    ok = true;
+  } finally {
+    file.close();
+    if (!ok) {
+      await reader.cancel().catch(() => {});
+      await Deno.remove(path).catch(() => {});
+    }
+    reader.releaseLock();
+  }
+  return path;
+}
+
+function mismatch(sha256: string): CorruptError {
+  return new CorruptError(
+    `Blob ${sha256} from the datastore does not match its hash; refusing it. ` +
+      `Re-push the model from a good copy.`,
+  );
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await file.write(bytes.subarray(off));
+}
+
+function checkPath(model: ModelRef, path: string): void {
+  const problem = pathProblem(path);
+  if (problem !== undefined) {
+    throw new CorruptError(
+      `Refusing path ${JSON.stringify(path)} of ${formatRef(model)}: ${problem}. ` +
+        `Nothing was written. Repair or re-push the model from a good copy.`,
+    );
+  }
+}
+
+async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+/**
+ * Makes sure every directory from the TYPE level down to `segs` exists as a
+ * real directory inside the data folder: never through a symlink, never
+ * replacing anything. Returns the absolute path of the last one.
+ */
+async function ensureDirs(
+  root: string,
+  segs: string[],
+  ctx: { model: ModelRef; file: string; inModelFrom: number },
+): Promise<string> {
+  let dir = root;
+  for (let i = 0; i < segs.length; i++) {
+    dir = join(dir, segs[i]);
+    let info = await lstatOrNull(dir);
+    if (info === null) {
+      try {
+        await Deno.mkdir(dir);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      }
+      info = await Deno.lstat(dir);
+    }
+    if (info.isDirectory) continue;
+    const where = i < ctx.inModelFrom ? dir : segs.slice(ctx.inModelFrom, i + 1).join("/");
+    if (info.isSymlink) {
+      throw new UsageError(
+        `Cannot write ${ctx.file} of ${formatRef(ctx.model)}: ${where} is a symlink, ` +
+          `and modelsync never writes through symlinks. Replace it with a real directory.`,
+      );
+    }
+    throw new ConflictError(
+      `Cannot write ${ctx.file} of ${formatRef(ctx.model)}: ${where} is a file in the way. ` +
+        `Move it aside and run "modelsync pull" again.`,
+      { paths: [segs.slice(ctx.inModelFrom, i + 1).join("/")] },
+    );
+  }
+  return dir;
+}
+
+/**
+ * Lands a verified temporary file at `entry.path` inside the model
+ * directory: creates parent directories (refusing symlinks), sets the mode
+ * (0o755 or 0o644) and renames it into place atomically. Returns the landed
+ * file's mtime and size, to record in the base.
+ */
+export async function placeFile(
+  repoDir: string,
+  model: ModelRef,
+  entry: { path: string; executable: boolean },
+  tmpPath: string,
+  opts: { dataDir: string },
+): Promise<{ mtimeMs: number; size: number }> {
+  checkPath(model, entry.path);
+  const root = join(repoDir, opts.dataDir);
+  await Deno.mkdir(root, { recursive: true });
+  const modelSegs = [...model.type.split("/"), model.id];
+  const fileSegs = entry.path.split("/");
+  const parent = await ensureDirs(root, [...modelSegs, ...fileSegs.slice(0, -1)], {
+    model,
+    file: entry.path,
+    inModelFrom: modelSegs.length,
+  });
+  const target = join(parent, fileSegs[fileSegs.length - 1]);
+  const existing = await lstatOrNull(target);
+  if (existing?.isDirectory) {
+    throw new ConflictError(
+      `Cannot write ${entry.path} of ${formatRef(model)}: a directory is in the way. ` +
+        `Move it aside and run "modelsync pull" again.`,
+      { paths: [entry.path] },
+    );
+  }
+  await Deno.chmod(tmpPath, entry.executable ? 0o755 : 0o644);
+  try {
+    // rename replaces a symlink at `target` itself; it never writes through it.
+    await Deno.rename(tmpPath, target);
+  } catch (err) {
+    if (!isCrossDevice(err)) throw err;
+    // dataDir on another filesystem: copy beside the target, then rename.
+    const near = join(parent, `.modelsync-${randomBytes(8).toString("hex")}.part`);
+    try {
+      await Deno.copyFile(tmpPath, near);
+      await Deno.chmod(near, entry.executable ? 0o755 : 0o644);
+      await Deno.rename(near, target);
+    } catch (copyErr) {
+      await Deno.remove(near).catch(() => {});
+      throw copyErr;
+    }
+    await Deno.remove(tmpPath).catch(() => {});
+  }
+  const info = await Deno.lstat(target);
+  return { mtimeMs: info.mtime?.getTime() ?? 0, size: info.size };
+}
+
+function isCrossDevice(err: unknown): boolean {
+  return (err as { code?: string }).code === "EXDEV" ||
+    /cross-device|EXDEV/i.test(String((err as Error).message));
+}
+
+/**
+ * Deletes one file of a model (missing is fine), then the directories it
+ * leaves empty, up to but not including the model directory. Refuses to go
+ * through a symlinked directory.
+ */
+export async function removeFile(
+  repoDir: string,
+  model: ModelRef,
+  path: string,
+  opts: { dataDir: string },
+): Promise<void> {
+  checkPath(model, path);
+  const base = modelDir(repoDir, opts.dataDir, model);
+  const modelSegs = [...model.type.split("/"), model.id];
+  const segs = path.split("/");
+  const dirSegs = [...modelSegs, ...segs.slice(0, -1)];
+  let dir = join(repoDir, opts.dataDir);
+  for (let i = 0; i < dirSegs.length; i++) {
+    dir = join(dir, dirSegs[i]);
+    const info = await lstatOrNull(dir);
+    if (info === null) return; // nothing there to delete
+    if (info.isSymlink) {
+      const where = i < modelSegs.length ? dir : dirSegs.slice(modelSegs.length, i + 1).join("/");
+      throw new UsageError(
+        `Cannot delete ${path} of ${formatRef(model)}: ${where} is a symlink, and modelsync ` +
+          `never deletes through symlinks. Replace it with a real directory.`,
+      );
+    }
+    if (!info.isDirectory) return; // a file where a directory was: not ours to delete
+  }
+  const target = join(dir, segs[segs.length - 1]);
+  const info = await lstatOrNull(target);
+  if (info === null || info.isDirectory) return;
+  try {
+    await Deno.remove(target);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  for (let n = segs.length - 1; n > 0; n--) {
+    try {
+      await Deno.remove(join(base, ...segs.slice(0, n)));
+    } catch {
+      return; // not empty (or already gone): stop climbing
+    }
+  }
+}
+
+/**
+ * Removes what killed runs left in `.modelsync/tmp`. Call it while holding
+ * the repository lock, so no download of this repository is in progress.
+ */
+export async function cleanTmp(repoDir: string): Promise<void> {
+  try {
+    await Deno.remove(tmpDir(repoDir), { recursive: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}

@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { UsageError } from "../errors.ts";
+import { formatDuration, parseDuration } from "./duration.ts";
+
+Deno.test("parseDuration reads units, fractions, compounds and bare seconds", () => {
+  assert.equal(parseDuration("60s", "--lock-timeout"), 60_000);
+  assert.equal(parseDuration("1m", "--lock-timeout"), 60_000);
+  assert.equal(parseDuration("500ms", "--lock-timeout"), 500);
+  assert.equal(parseDuration("2h", "--lock-timeout"), 7_200_000);
+  assert.equal(parseDuration("1.5s", "--lock-timeout"), 1500);
+  assert.equal(parseDuration("45", "--lock-timeout"), 45_000);
+  assert.equal(parseDuration("0.25", "--lock-timeout"), 250);
+  assert.equal(parseDuration("1m30s", "--lock-timeout"), 90_000);
+  assert.equal(parseDuration(" 0 ", "--lock-timeout"), 0);
+});
+
+Deno.test("parseDuration refuses junk with a one-line UsageError naming the option", () => {
+  for (const bad of ["abc", "", "-5s", "5x", "s", "1.2.3s", "5 s", "1m-2s"]) {
+    assert.throws(() => parseDuration(bad, "--lock-timeout"), (err: unknown) => {
+      assert.ok(err instanceof UsageError, `${bad}: ${err}`);
+      assert.equal(err.exitCode, 2);
+      assert.ok(!err.message.includes("\n"));
+      assert.ok(err.message.startsWith(`Invalid --lock-timeout ${JSON.stringify(bad)}:`));
+      return true;
+    });
+  }
+  assert.throws(
+    () => parseDuration("abc", "--lock-timeout"),
+    { message: `Invalid --lock-timeout "abc": use a duration like 30s, 2m or 500ms.` },
+  );
+});
+
+Deno.test("formatDuration prints short forms that parse back", () => {
+  assert.equal(formatDuration(60_000), "60s");
+  assert.equal(formatDuration(1500), "1.5s");
+  assert.equal(formatDuration(120_000), "2m");
+  assert.equal(formatDuration(250), "250ms");
+  assert.equal(formatDuration(7_200_000), "2h");
+  assert.equal(formatDuration(0), "0ms");
+  for (const ms of [0, 1, 999, 1000, 1234, 59_999, 60_000, 61_500, 120_000, 3_600_000, 7_200_000]) {
+    assert.equal(parseDuration(formatDuration(ms), "x"), ms, String(ms));
+  }
+});

@@ -1,0 +1,516 @@
+/**
+ * Scanning the working tree: which models exist locally, which files each
+ * holds, and what changed since the base. This is the hot path of a no-op
+ * push: one `lstat` per unchanged file and no reads, as git does, with the
+ * racily-clean guard (a file written within 2 s of the base is re-hashed).
+ *
+ * @example
+ * ```ts
+ * import { scanModel } from "./scan.ts";
+ * const repo = await Deno.makeTempDir();
+ * await Deno.mkdir(`${repo}/models/vpc/m1`, { recursive: true });
+ * await Deno.writeTextFile(`${repo}/models/vpc/m1/a.txt`, "hi");
+ * const r = await scanModel(repo, { type: "vpc", id: "m1" }, {
+ *   dataDir: "models", exclude: [], base: null,
+ * });
+ * console.log(r.changes.added); // ["a.txt"]
+ * await Deno.remove(repo, { recursive: true });
+ * ```
+ * @module
+ */
+import { join } from "node:path";
+import { UsageError } from "../errors.ts";
+import type { BaseFile, BaseState } from "../model/base.ts";
+import { hashFile, hashSmallFileSync } from "../model/hash.ts";
+import { pathProblem } from "../model/manifest.ts";
+import { compareRefs, formatRef, type ModelRef, refProblem } from "../model/ref.ts";
+
+/** One regular file found in a model directory. */
+export interface LocalFile {
+  /** Relative to the model directory, `/`-separated. */
+  path: string;
+  size: number;
+  mtimeMs: number;
+  executable: boolean;
+  sha256: string;
+}
+
+/** Paths relative to the model directory, each list sorted. */
+export interface Changes {
+  added: string[];
+  modified: string[];
+  deleted: string[];
+}
+
+/** What {@linkcode scanModel} found. */
+export interface ScanResult {
+  model: ModelRef;
+  /** Absolute model directory. */
+  dir: string;
+  /** False when the model directory does not exist (every base file is deleted). */
+  exists: boolean;
+  files: Map<string, LocalFile>;
+  changes: Changes;
+  /** Entries not synced, each `path (reason)`: symlinks, special files, unsafe names. */
+  skipped: string[];
+  /** Files actually read to hash them. */
+  hashed: number;
+}
+
+/** A file is racily clean when its mtime is this close to (or after) the base's time. */
+export const RACY_WINDOW_MS = 2000;
+const DEFAULT_HASH_CONCURRENCY = 8;
+const YIELD_EVERY = 4096;
+/** Files up to this size are hashed with one synchronous read. */
+const SYNC_HASH_MAX_BYTES = 64 * 1024;
+
+/** A file the scan must read. */
+interface Pending {
+  path: string;
+  abs: string;
+  size: number;
+  mtimeMs: number;
+  exec: boolean;
+}
+
+/** The directory of one model: `repoDir/dataDir/TYPE/ID`. */
+export function modelDir(repoDir: string, dataDir: string, model: ModelRef): string {
+  return join(repoDir, dataDir, ...model.type.split("/"), model.id);
+}
+
+/**
+ * Lists the model directories under `dataDir`: `TYPE/ID` and
+ * `@scope/name/ID`, sorted by ref. Anything else (a file, a symlink, a name
+ * that is not a valid ref) is skipped with a warning, never a crash.
+ */
+export async function listLocalModels(
+  repoDir: string,
+  dataDir: string,
+): Promise<{ models: ModelRef[]; warnings: string[] }> {
+  const root = join(repoDir, dataDir);
+  const models: ModelRef[] = [];
+  const warnings: string[] = [];
+  const expect = (rel: string, e: Deno.DirEntry, what: string): boolean => {
+    if (e.isDirectory) return true;
+    const kind = e.isSymlink ? "a symlink (never followed)" : "not a directory";
+    warnings.push(`Skipping ${dataDir}/${rel}: ${kind}; expected ${what}.`);
+    return false;
+  };
+  const ids = async (type: string) => {
+    for (const e of await readDirOrEmpty(join(root, ...type.split("/")))) {
+      const rel = `${type}/${e.name}`;
+      if (!expect(rel, e, `a model directory ${dataDir}/TYPE/ID/`)) continue;
+      const problem = refProblem(rel);
+      if (problem !== undefined) {
+        warnings.push(`Skipping ${dataDir}/${rel}: not a valid model ref (${problem}).`);
+        continue;
+      }
+      models.push({ type, id: e.name });
+    }
+  };
+  for (const e of await readDirOrEmpty(root)) {
+    if (!expect(e.name, e, `a TYPE directory ${dataDir}/TYPE/`)) continue;
+    if (e.name.startsWith("@")) {
+      for (const t of await readDirOrEmpty(join(root, e.name))) {
+        const type = `${e.name}/${t.name}`;
+        if (!expect(type, t, `a TYPE directory ${dataDir}/@scope/name/`)) continue;
+        const problem = refProblem(`${type}/x`);
+        if (problem !== undefined) {
+          warnings.push(`Skipping ${dataDir}/${type}: not a valid model type (${problem}).`);
+          continue;
+        }
+        await ids(type);
+      }
+      continue;
+    }
+    const problem = refProblem(`${e.name}/x`);
+    if (problem !== undefined) {
+      warnings.push(`Skipping ${dataDir}/${e.name}: not a valid model type (${problem}).`);
+      continue;
+    }
+    await ids(e.name);
+  }
+  return { models: models.sort(compareRefs), warnings };
+}
+
+async function readDirOrEmpty(dir: string): Promise<Deno.DirEntry[]> {
+  try {
+    return await Array.fromAsync(Deno.readDir(dir));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return [];
+    throw err;
+  }
+}
+
+/** Options of {@linkcode scanModel}. */
+export interface ScanOptions {
+  dataDir: string;
+  exclude: string[];
+  base: BaseState | null;
+  signal?: AbortSignal;
+  /** Files hashed in parallel (default 8). */
+  hashConcurrency?: number;
+}
+
+/**
+ * Walks one model directory and measures it against its base. Symlinks are
+ * never followed (listed in `skipped`); excluded paths are invisible. A file
+ * whose size and mtime equal the base entry, and whose mtime is well before
+ * the base was recorded, keeps the base hash without being read. A base
+ * file that is now excluded is neither kept nor deleted: it is not reported.
+ */
+export async function scanModel(
+  repoDir: string,
+  model: ModelRef,
+  opts: ScanOptions,
+): Promise<ScanResult> {
+  const dir = modelDir(repoDir, opts.dataDir, model);
+  const matcher = compileExclude(opts.exclude);
+  const result: ScanResult = {
+    model,
+    dir,
+    exists: false,
+    files: new Map(),
+    changes: { added: [], modified: [], deleted: [] },
+    skipped: [],
+    hashed: 0,
+  };
+  const baseFiles = new Map<string, BaseFile>();
+  for (const f of opts.base?.files ?? []) baseFiles.set(f.path, f);
+
+  let top: Deno.FileInfo | undefined;
+  try {
+    top = await Deno.lstat(dir);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) {
+      throw err;
+    }
+  }
+  if (top !== undefined && !top.isDirectory) {
+    const what = top.isSymlink ? "a symlink, which modelsync never follows" : "not a directory";
+    throw new UsageError(
+      `Cannot scan ${formatRef(model)}: ${dir} is ${what}. Replace it with a real directory.`,
+    );
+  }
+  result.exists = top !== undefined;
+
+  const toHash: { path: string; abs: string; size: number; mtimeMs: number; exec: boolean }[] = [];
+  const trustBefore = (opts.base?.syncedAtMs ?? -Infinity) - RACY_WINDOW_MS;
+  if (result.exists) {
+    await walk(dir, "", {
+      matcher,
+      skipped: result.skipped,
+      signal: opts.signal,
+      onFile: (path, abs, info) => {
+        const mtimeMs = info.mtime?.getTime() ?? NaN;
+        const exec = ((info.mode ?? 0) & 0o111) !== 0;
+        const b = baseFiles.get(path);
+        if (
+          b !== undefined && b.size === info.size && b.mtimeMs === mtimeMs && mtimeMs < trustBefore
+        ) {
+          result.files.set(path, {
+            path,
+            size: info.size,
+            mtimeMs,
+            executable: exec,
+            sha256: b.sha256,
+          });
+          if (b.executable !== exec) result.changes.modified.push(path);
+          return;
+        }
+        toHash.push({ path, abs, size: info.size, mtimeMs, exec });
+      },
+    });
+  }
+
+  const record = (f: Pending, h: { sha256: string; size: number }) => {
+    result.hashed++;
+    result.files.set(f.path, {
+      path: f.path,
+      size: h.size,
+      mtimeMs: f.mtimeMs,
+      executable: f.exec,
+      sha256: h.sha256,
+    });
+    const b = baseFiles.get(f.path);
+    if (b === undefined) result.changes.added.push(f.path);
+    else if (b.sha256 !== h.sha256 || b.size !== h.size || b.executable !== f.exec) {
+      result.changes.modified.push(f.path);
+    }
+  };
+  // Small files: one synchronous read each (fastest in Deno); large ones in parallel.
+  const large: Pending[] = [];
+  let sinceYield = 0;
+  for (const f of toHash) {
+    if (f.size > SYNC_HASH_MAX_BYTES) {
+      large.push(f);
+      continue;
+    }
+    const h = vanishedIsUndefined(() => hashSmallFileSync(f.abs));
+    if (h !== undefined) record(f, h);
+    if (++sinceYield >= YIELD_EVERY / 4) {
+      sinceYield = 0;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      opts.signal?.throwIfAborted();
+    }
+  }
+  await pool(large, opts.hashConcurrency ?? DEFAULT_HASH_CONCURRENCY, async (f) => {
+    try {
+      record(f, await hashFile(f.abs, { signal: opts.signal, sizeHint: f.size }));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err; // vanished: treat as absent
+    }
+  });
+
+  for (const path of baseFiles.keys()) {
+    if (!result.files.has(path) && !isExcludedBase(path, matcher)) {
+      result.changes.deleted.push(path);
+    }
+  }
+  result.changes.added.sort();
+  result.changes.modified.sort();
+  result.changes.deleted.sort();
+  return result;
+}
+
+function isExcludedBase(path: string, matcher: ExcludeMatcher): boolean {
+  return matcher.isEmpty ? false : matcher.matchesPath(path);
+}
+
+interface WalkContext {
+  matcher: ExcludeMatcher;
+  skipped: string[];
+  signal?: AbortSignal;
+  onFile: (path: string, abs: string, info: Deno.FileInfo) => void;
+}
+
+/**
+ * Depth-first walk, one readDir per directory and one lstat per regular file.
+ * Synchronous calls: in Deno an async lstat costs about four times a sync
+ * one, and this loop is the whole cost of a no-op push. It yields to the
+ * event loop every few thousand entries so timers (lease renewals) still run.
+ */
+async function walk(root: string, start: string, ctx: WalkContext): Promise<void> {
+  const dirs = [start];
+  let sinceYield = 0;
+  while (dirs.length > 0) {
+    ctx.signal?.throwIfAborted();
+    const rel = dirs.pop()!;
+    const abs = rel === "" ? root : `${root}/${rel}`;
+    for (const e of Deno.readDirSync(abs)) {
+      const path = rel === "" ? e.name : `${rel}/${e.name}`;
+      if (ctx.matcher.matchesEntry(path, e.name, e.isDirectory)) continue;
+      if (e.isSymlink) {
+        ctx.skipped.push(`${path} (symlink, not followed)`);
+        continue;
+      }
+      // A readdir name has no "/" or NUL and is never "." or "..": only these can fail.
+      if (e.name.includes("\\") || path.length > 341 || (rel === "" && e.name[1] === ":")) {
+        const problem = pathProblem(path);
+        if (problem !== undefined) {
+          ctx.skipped.push(`${path} (unsafe name: ${problem})`);
+          continue;
+        }
+      }
+      if (e.isDirectory) {
+        dirs.push(path);
+      } else if (e.isFile) {
+        const file = `${abs}/${e.name}`;
+        const info = lstatOrUndefined(file);
+        if (info?.isFile) ctx.onFile(path, file, info);
+        else if (info?.isSymlink) ctx.skipped.push(`${path} (symlink, not followed)`);
+        if (++sinceYield >= YIELD_EVERY) {
+          sinceYield = 0;
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          ctx.signal?.throwIfAborted();
+        }
+      } else {
+        ctx.skipped.push(`${path} (not a regular file)`);
+      }
+    }
+  }
+}
+
+function vanishedIsUndefined<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.lstatSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined; // vanished meanwhile
+    throw err;
+  }
+}
+
+/** Runs `work` over `items` with at most `limit` in flight; the first error wins. */
+async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      try {
+        await work(items[next++]);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  const n = Math.max(1, Math.min(limit, items.length));
+  await Promise.all(Array.from({ length: n }, worker));
+}
+
+// ---- exclude patterns ----------------------------------------------------
+
+/** A compiled set of exclude patterns. */
+interface ExcludeMatcher {
+  isEmpty: boolean;
+  /** One walk entry; its parent directories were already checked. */
+  matchesEntry(path: string, name: string, isDir: boolean): boolean;
+  /** A file path, checking every parent directory too. */
+  matchesPath(path: string): boolean;
+}
+
+interface Rule {
+  re: RegExp;
+  /** Matches the whole relative path (the pattern had a "/"), else the name. */
+  anchored: boolean;
+  /** Matches directories only (trailing "/" or "/**"). */
+  dirOnly: boolean;
+}
+
+const compiled = new Map<string, ExcludeMatcher>();
+
+/**
+ * True when `path` (relative to the model directory, `/`-separated) is
+ * excluded by one of `patterns`. Patterns are globs as in `.gitignore`: one
+ * without "/" matches a name at any depth (`*.tmp`); one with "/" matches the
+ * whole relative path (`data/*.bin`, or `__pycache__` at any depth when
+ * written with a leading and a trailing double star); a leading "/" only
+ * anchors; a trailing "/" matches directories only; a matching directory
+ * excludes everything under it. `*` and `?` never cross "/", a double star
+ * does; `[abc]`, `[!abc]` and `{a,b}` work; `*` matches dotfiles too.
+ *
+ * @example
+ * ```ts
+ * import { matchesExclude } from "./scan.ts";
+ * matchesExclude("deep/dir/file.tmp", ["*.tmp"]); // true
+ * matchesExclude("src/cache/blob.bin", ["cache/"]); // true
+ * matchesExclude("data/keep.bin", ["/keep.bin"]); // false
+ * ```
+ */
+export function matchesExclude(path: string, patterns: string[]): boolean {
+  return compileExclude(patterns).matchesPath(path);
+}
+
+function compileExclude(patterns: string[]): ExcludeMatcher {
+  const key = patterns.join("\0");
+  const hit = compiled.get(key);
+  if (hit !== undefined) return hit;
+  const rules = patterns.map(compileRule).filter((r): r is Rule => r !== undefined);
+  const matchesEntry = (path: string, name: string, isDir: boolean) =>
+    rules.some((r) => (!r.dirOnly || isDir) && r.re.test(r.anchored ? path : name));
+  const matcher: ExcludeMatcher = {
+    isEmpty: rules.length === 0,
+    matchesEntry,
+    matchesPath(path) {
+      if (rules.length === 0) return false;
+      const segs = path.split("/");
+      let prefix = "";
+      for (let i = 0; i < segs.length; i++) {
+        prefix = i === 0 ? segs[0] : `${prefix}/${segs[i]}`;
+        if (matchesEntry(prefix, segs[i], i < segs.length - 1)) return true;
+      }
+      return false;
+    },
+  };
+  if (compiled.size > 64) compiled.clear();
+  compiled.set(key, matcher);
+  return matcher;
+}
+
+function compileRule(pattern: string): Rule | undefined {
+  let p = pattern.trim().replace(/^(\.\/)+/, "");
+  let anchored = false;
+  let dirOnly = false;
+  if (p.startsWith("/")) {
+    anchored = true;
+    p = p.replace(/^\/+/, "");
+  }
+  if (p.endsWith("/")) {
+    dirOnly = true;
+    p = p.replace(/\/+$/, "");
+  }
+  if (p.endsWith("/**") && p.length > 3) {
+    // "dir/**" excludes everything under dir: exclude dir itself and skip the walk.
+    anchored = true;
+    dirOnly = true;
+    p = p.slice(0, -3);
+  }
+  if (p === "") return undefined;
+  if (p.includes("/")) anchored = true;
+  return { re: new RegExp(`^${globToRegex(p)}$`, "s"), anchored, dirOnly };
+}
+
+/** Translates one glob into a regex body (no anchors). */
+function globToRegex(glob: string): string {
+  let out = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === "*") {
+      let j = i;
+      while (glob[j + 1] === "*") j++;
+      if (j > i) {
+        const atStart = i === 0 || glob[i - 1] === "/";
+        if (atStart && glob[j + 1] === "/") {
+          out += "(?:[^/]*/)*"; // "**/": zero or more directories
+          i = j + 1;
+        } else {
+          out += ".*";
+          i = j;
+        }
+      } else {
+        out += "[^/]*";
+      }
+    } else if (c === "?") {
+      out += "[^/]";
+    } else if (c === "[") {
+      const end = glob.indexOf("]", i + 2);
+      if (end < 0) {
+        out += "\\[";
+        continue;
+      }
+      let body = glob.slice(i + 1, end);
+      const negate = body[0] === "!" || body[0] === "^";
+      if (negate) body = body.slice(1);
+      body = body.replace(/[\\\]^]/g, (m) => `\\${m}`);
+      out += negate ? `[^/${body}]` : `[${body}]`;
+      i = end;
+    } else if (c === "{") {
+      const end = glob.indexOf("}", i);
+      const inner = end < 0 ? "" : glob.slice(i + 1, end);
+      if (end < 0 || inner.includes("{")) {
+        out += "\\{";
+        continue;
+      }
+      out += `(?:${inner.split(",").map(globToRegex).join("|")})`;
+      i = end;
+    } else if (c === "\\" && i + 1 < glob.length) {
+      out += escapeRegex(glob[++i]);
+    } else {
+      out += escapeRegex(c);
+    }
+  }
+  return out;
+}
+
+function escapeRegex(c: string): string {
+  return /[.*+?^${}()|[\]\\/]/.test(c) ? `\\${c}` : c;
+}
