@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { Backoff, formatDuration, sleep } from "./_backoff.ts";
+
+Deno.test("Backoff grows exponentially with full jitter up to its cap", () => {
+  const top = new Backoff({ initialMs: 50, maxMs: 1_000, random: () => 0.999999 });
+  const delays = Array.from({ length: 8 }, () => top.next());
+  assert.deepEqual(delays, [49, 99, 199, 399, 799, 999, 999, 999]);
+  const bottom = new Backoff({ random: () => 0 });
+  assert.equal(bottom.next(), 1);
+  const jittered = new Backoff();
+  for (let i = 0; i < 50; i++) {
+    const d = jittered.next();
+    assert.ok(d >= 1 && d <= 1_000, `delay ${d} out of range`);
+  }
+  top.reset();
+  assert.equal(top.next(), 49);
+});
+
+Deno.test("sleep resolves, and rejects with the abort reason without leaking its timer", async () => {
+  await sleep(5);
+  const ctl = new AbortController();
+  const pending = sleep(10_000, ctl.signal);
+  const reason = new Error("stop");
+  ctl.abort(reason);
+  await assert.rejects(pending, (err) => err === reason);
+  await assert.rejects(sleep(1, ctl.signal), (err) => err === reason);
+});
+
+Deno.test("formatDuration is short and readable", () => {
+  assert.equal(formatDuration(300), "300ms");
+  assert.equal(formatDuration(1_000), "1s");
+  assert.equal(formatDuration(1_500), "1.5s");
+  assert.equal(formatDuration(60_000), "60s");
+  assert.equal(formatDuration(150_000), "2m30s");
+  assert.equal(formatDuration(600_000), "10m");
+});

@@ -1,0 +1,251 @@
+/**
+ * A held lock and its renewal loop (SPEC §5, design/locks.md).
+ *
+ * A {@linkcode Lease} renews its record every ttl/3 by compare-and-swap
+ * (`handle.renew(nonce)`). When the provider refuses a renewal
+ * (`LeaseLostError`), or no renewal has succeeded before the lease would
+ * expire, the lease is lost: its `signal` aborts with a `LeaseLostError` and
+ * `assertHeld()` throws, so work stops before its next commit.
+ *
+ * @example
+ * ```ts ignore
+ * import { Lease } from "./lease.ts";
+ * const handle = provider.lock({ kind: "model", model: { type: "vpc", id: "m1" } });
+ * const r = await handle.tryAcquire(request);
+ * if (r.acquired) {
+ *   const lease = new Lease(handle, r.record, { ttlMs: 30_000 });
+ *   try {
+ *     lease.assertHeld();
+ *     // ... commit ...
+ *   } finally {
+ *     await lease.release();
+ *   }
+ * }
+ * ```
+ * @module
+ */
+import { LeaseLostError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { formatRef } from "../model/ref.ts";
+import type { CallOptions, LockHandle, LockKey, LockRecord } from "../provider/contract.ts";
+import { formatDuration } from "./_backoff.ts";
+
+/** The name of a lock key: `"global"` or the model's `type/id`. */
+export function lockKeyName(key: LockKey): string {
+  return key.kind === "global" ? "global" : formatRef(key.model);
+}
+
+/**
+ * Names a lock for messages: `the global lock` or `the lock on vpc/m1`.
+ * Accepts a key or a key name as stored in a lock record.
+ */
+export function describeLock(key: LockKey | string): string {
+  const name = typeof key === "string" ? key : lockKeyName(key);
+  return name === "global" ? "the global lock" : `the lock on ${name}`;
+}
+
+/** How a lease behaves. */
+export interface LeaseOptions {
+  /** The lease time of the record; renewal happens every ttl/3. */
+  ttlMs: number;
+  /** Called once when the lease is lost (not on release). */
+  onLost?: (err: LeaseLostError) => void;
+  /** Renewal period; defaults to ttl/3. */
+  renewEveryMs?: number;
+  /**
+   * Local time (ms) when the request that produced `record` was sent. The
+   * lease counts its expiry from there, which errs on the early side.
+   * Defaults to now.
+   */
+  startedAtMs?: number;
+}
+
+type Timer = ReturnType<typeof setTimeout>;
+
+/**
+ * A held lock, renewed every ttl/3 by `handle.renew(nonce)`. If a renewal
+ * fails (`LeaseLostError`, or any error until the lease would have expired),
+ * the lease is lost: its `signal` aborts with a `LeaseLostError` reason.
+ */
+export class Lease {
+  /** The key this lease holds. */
+  readonly key: LockKey;
+  #handle: LockHandle;
+  #record: LockRecord;
+  #ttlMs: number;
+  #renewEveryMs: number;
+  #onLost?: (err: LeaseLostError) => void;
+  #expiresAt: number;
+  #lostCtl = new AbortController();
+  #renewCtl = new AbortController();
+  #tick?: Timer;
+  #expiry?: Timer;
+  #inflight?: Promise<void>;
+  #lostError?: LeaseLostError;
+  #released?: Promise<void>;
+
+  /** Starts renewing at once; call {@linkcode Lease.release} when done. */
+  constructor(handle: LockHandle, record: LockRecord, opts: LeaseOptions) {
+    this.key = handle.key;
+    this.#handle = handle;
+    this.#record = record;
+    this.#ttlMs = Math.max(1, opts.ttlMs);
+    this.#renewEveryMs = Math.max(1, opts.renewEveryMs ?? Math.floor(this.#ttlMs / 3));
+    this.#onLost = opts.onLost;
+    this.#expiresAt = (opts.startedAtMs ?? Date.now()) + this.#ttlMs;
+    this.#armExpiry();
+    this.#scheduleTick();
+  }
+
+  /** The record as last acquired or renewed. */
+  get record(): LockRecord {
+    return this.#record;
+  }
+
+  /** Aborts (with a `LeaseLostError` reason) when the lease is lost. */
+  get signal(): AbortSignal {
+    return this.#lostCtl.signal;
+  }
+
+  /** True once the lease is lost. */
+  get lost(): boolean {
+    return this.#lostError !== undefined;
+  }
+
+  /** True once {@linkcode Lease.release} was called. */
+  get released(): boolean {
+    return this.#released !== undefined;
+  }
+
+  /**
+   * Throws a `LeaseLostError` (exit 75) when the lease is lost or released.
+   * The sync engine calls it before every commit.
+   */
+  assertHeld(): void {
+    if (this.#lostError) throw this.#lostError;
+    if (this.#released) {
+      throw new LeaseLostError(
+        `${capitalise(describeLock(this.key))} was already released; ` +
+          `work stopped before committing. Rerun the command.`,
+      );
+    }
+  }
+
+  /**
+   * Stops renewal and releases the record if it still carries our nonce.
+   * Idempotent; never throws (a failure is logged: the record then expires
+   * on its own within its ttl).
+   */
+  release(opts: CallOptions = {}): Promise<void> {
+    if (this.#released) return this.#released;
+    this.#released = this.#doRelease(opts);
+    return this.#released;
+  }
+
+  async #doRelease(opts: CallOptions): Promise<void> {
+    this.#clearTimers();
+    this.#renewCtl.abort();
+    // Let an in-flight renewal settle first, so it cannot rewrite the record
+    // after we removed it.
+    if (this.#inflight) await this.#inflight;
+    try {
+      await this.#handle.release(this.#record.nonce, opts);
+    } catch (err) {
+      logger("lock").warn(
+        "Could not release {lock} ({error}); it expires on its own within {ttl}.",
+        { lock: describeLock(this.key), error: messageOf(err), ttl: formatDuration(this.#ttlMs) },
+      );
+    }
+  }
+
+  get #done(): boolean {
+    return this.#released !== undefined || this.#lostError !== undefined;
+  }
+
+  #scheduleTick(): void {
+    this.#tick = setTimeout(() => {
+      this.#tick = undefined;
+      if (this.#done) return;
+      if (this.#inflight === undefined) {
+        this.#inflight = this.#renewOnce().finally(() => {
+          this.#inflight = undefined;
+        });
+      }
+      this.#scheduleTick();
+    }, this.#renewEveryMs);
+  }
+
+  #armExpiry(): void {
+    if (this.#expiry !== undefined) clearTimeout(this.#expiry);
+    this.#expiry = setTimeout(() => {
+      this.#expiry = undefined;
+      this.#lose(`it was not renewed within its ${formatDuration(this.#ttlMs)} ttl`);
+    }, Math.max(0, this.#expiresAt - Date.now()));
+  }
+
+  async #renewOnce(): Promise<void> {
+    const sentAt = Date.now();
+    try {
+      const record = await this.#handle.renew(this.#record.nonce, {
+        signal: this.#renewCtl.signal,
+      });
+      if (this.#done) return;
+      this.#record = record;
+      this.#expiresAt = sentAt + this.#ttlMs;
+      this.#armExpiry();
+    } catch (err) {
+      if (this.#done) return;
+      if (err instanceof LeaseLostError) {
+        this.#lose(`the datastore refused the renewal: ${trimPeriod(err.message)}`, err);
+        return;
+      }
+      const left = this.#expiresAt - Date.now();
+      if (left <= 0) {
+        this.#lose(`renewal failed until it expired: ${trimPeriod(messageOf(err))}`, err);
+        return;
+      }
+      logger("lock").warn(
+        "Could not renew {lock} ({error}); retrying for up to {left} before giving it up.",
+        { lock: describeLock(this.key), error: messageOf(err), left: formatDuration(left) },
+      );
+    }
+  }
+
+  #lose(reason: string, cause?: unknown): void {
+    if (this.#done) return;
+    const err = new LeaseLostError(
+      `Lost ${describeLock(this.key)} (${reason}); ` +
+        `work stopped before committing. Rerun the command.`,
+      cause === undefined ? {} : { cause },
+    );
+    this.#lostError = err;
+    this.#clearTimers();
+    this.#renewCtl.abort(err);
+    logger("lock").warn("{message}", { message: err.message });
+    this.#lostCtl.abort(err);
+    try {
+      this.#onLost?.(err);
+    } catch (cbErr) {
+      logger("lock").error("onLost callback failed: {error}", { error: messageOf(cbErr) });
+    }
+  }
+
+  #clearTimers(): void {
+    if (this.#tick !== undefined) clearTimeout(this.#tick);
+    if (this.#expiry !== undefined) clearTimeout(this.#expiry);
+    this.#tick = undefined;
+    this.#expiry = undefined;
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function trimPeriod(s: string): string {
+  return s.replace(/\.\s*$/, "");
+}
+
+function capitalise(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { LeaseLostError } from "../errors.ts";
+import type { LockHandle, LockRecord } from "../provider/contract.ts";
+import { sleep } from "./_backoff.ts";
+import { captureLogs, MemoryLockStore, memoryProvider } from "./_memory_provider.ts";
+import { describeLock, Lease, lockKeyName } from "./lease.ts";
+
+const TTL = 300;
+const M1 = { kind: "model", model: { type: "vpc", id: "m1" } } as const;
+
+async function acquire(
+  store: MemoryLockStore,
+): Promise<{ handle: LockHandle; record: LockRecord }> {
+  const handle = memoryProvider(store, { host: "host-a", pid: 100 }).lock(M1);
+  const r = await handle.tryAcquire({
+    holder: "dev",
+    host: "host-a",
+    pid: 100,
+    operation: "push",
+    ttlMs: TTL,
+  });
+  assert.ok(r.acquired);
+  return { handle, record: r.record };
+}
+
+function lostWithin(lease: Lease, ms: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`lease not lost within ${ms}ms`)), ms);
+    lease.signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve(lease.signal.reason);
+    }, { once: true });
+  });
+}
+
+Deno.test("lockKeyName and describeLock name keys as messages do", () => {
+  assert.equal(lockKeyName({ kind: "global" }), "global");
+  assert.equal(
+    lockKeyName({ kind: "model", model: { type: "@acme/vpc", id: "m1" } }),
+    "@acme/vpc/m1",
+  );
+  assert.equal(describeLock({ kind: "global" }), "the global lock");
+  assert.equal(describeLock("vpc/m1"), "the lock on vpc/m1");
+});
+
+Deno.test("a lease renews every ttl/3 and release stops renewal and removes the record", async () => {
+  const store = new MemoryLockStore();
+  const { handle, record } = await acquire(store);
+  const lease = new Lease(handle, record, { ttlMs: TTL });
+  await sleep(TTL * 1.5);
+  assert.ok(!lease.lost);
+  lease.assertHeld();
+  const renewals = store.calls.get("renew") ?? 0;
+  assert.ok(renewals >= 2, `expected >= 2 renewals, got ${renewals}`);
+  assert.ok(lease.record.renewedAt > record.renewedAt, "the record was renewed");
+  assert.equal(store.get("vpc/m1")?.nonce, record.nonce);
+  await Promise.all([lease.release(), lease.release()]);
+  await lease.release();
+  assert.equal(store.get("vpc/m1"), undefined);
+  assert.equal(store.calls.get("release"), 1, "release is idempotent");
+  assert.ok(!lease.lost && !lease.signal.aborted);
+  assert.throws(() => lease.assertHeld(), /The lock on vpc\/m1 was already released/);
+  await sleep(TTL / 2);
+  assert.equal(store.calls.get("renew"), renewals, "no renewal after release");
+});
+
+Deno.test("a refused renewal loses the lease: signal aborts, assertHeld throws, onLost runs", async () => {
+  const store = new MemoryLockStore();
+  const { handle, record } = await acquire(store);
+  const seen: LeaseLostError[] = [];
+  const lease = new Lease(handle, record, { ttlMs: TTL, onLost: (e) => seen.push(e) });
+  store.put({ ...record, nonce: "someone-else" });
+  const reason = await lostWithin(lease, TTL);
+  assert.ok(reason instanceof LeaseLostError);
+  assert.equal(reason.exitCode, 75);
+  assert.match(
+    reason.message,
+    /^Lost the lock on vpc\/m1 \(the datastore refused the renewal: .*\); work stopped before committing\. Rerun the command\.$/,
+  );
+  assert.ok(lease.lost);
+  assert.throws(() => lease.assertHeld(), (e) => e === reason);
+  assert.deepEqual(seen, [reason]);
+  await lease.release();
+  assert.equal(
+    store.get("vpc/m1")?.nonce,
+    "someone-else",
+    "release never removes another's record",
+  );
+});
+
+Deno.test("a transient renewal failure is retried; the lease survives when the store recovers", async () => {
+  await using logs = await captureLogs();
+  const store = new MemoryLockStore();
+  const { handle, record } = await acquire(store);
+  const lease = new Lease(handle, record, { ttlMs: TTL });
+  store.down = true;
+  await sleep(TTL / 3 + 40);
+  store.down = false;
+  await sleep(TTL);
+  assert.ok(!lease.lost);
+  assert.ok(logs.messages.some((m) => m.startsWith("Could not renew the lock on vpc/m1")));
+  await lease.release();
+  assert.equal(store.get("vpc/m1"), undefined);
+});
+
+Deno.test("a datastore down or hanging through the ttl loses the lease at its expiry", async () => {
+  for (const fault of ["down", "hang"] as const) {
+    const store = new MemoryLockStore();
+    const { handle, record } = await acquire(store);
+    const started = Date.now();
+    const lease = new Lease(handle, record, { ttlMs: TTL, startedAtMs: started });
+    store[fault] = true;
+    const reason = await lostWithin(lease, TTL * 5);
+    const after = Date.now() - started;
+    assert.ok(after >= TTL - 5 && after < TTL + 500, `${fault}: lost after ${after}ms`);
+    assert.ok(reason instanceof LeaseLostError);
+    assert.match(reason.message, /^Lost the lock on vpc\/m1 \(/);
+    store[fault] = false;
+    await lease.release();
+    assert.equal(store.get("vpc/m1"), undefined, `${fault}: released once the store is back`);
+  }
+});
+
+Deno.test("release never throws when the datastore is down; it logs a warning", async () => {
+  await using logs = await captureLogs();
+  const store = new MemoryLockStore();
+  const { handle, record } = await acquire(store);
+  const lease = new Lease(handle, record, { ttlMs: TTL });
+  store.down = true;
+  await lease.release();
+  assert.ok(
+    logs.messages.some((m) =>
+      m.startsWith("Could not release the lock on vpc/m1 (") && m.endsWith("within 300ms.")
+    ),
+    logs.messages.join("\n"),
+  );
+});

@@ -1,0 +1,360 @@
+/**
+ * The lock manager (SPEC §5, design/locks.md): runs work on a set of models
+ * under the right locks.
+ *
+ * - Scoped path (`caps.scopedSync`): each model under its own lock, at most
+ *   `jobs` at a time. Before and after taking a model lock the global lock is
+ *   checked; when it is held the model lock is released and the worker backs
+ *   off, so a worker never waits while holding a lock.
+ * - Global path: the global lock, then a drain until no live model lock
+ *   remains, then every model under that one lease.
+ *
+ * Per-model failures come back as outcomes, never as exceptions.
+ *
+ * @example
+ * ```ts ignore
+ * import { LockManager } from "./manager.ts";
+ * const manager = new LockManager({
+ *   provider, caps, holder: { holder: "ci", host: "build-3", pid: Deno.pid },
+ *   operation: "push", lockTimeoutMs: 60_000, ttlMs: 30_000,
+ * });
+ * const outcomes = await manager.run(models, async (model, { lease, signal }) => {
+ *   // ... upload with `signal` ...
+ *   lease.assertHeld();
+ *   // ... commit ...
+ * }, { jobs: 4 });
+ * ```
+ * @module
+ */
+import { InterruptedError, isRetryable, LockTimeoutError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
+import type {
+  AcquireResult,
+  Capabilities,
+  LockHandle,
+  LockKey,
+  LockRecord,
+  LockRequest,
+  Provider,
+} from "../provider/contract.ts";
+import { describeHolder, judgeLock } from "../provider/stale.ts";
+import { Backoff, formatDuration, sleep } from "./_backoff.ts";
+import { describeLock, Lease, lockKeyName } from "./lease.ts";
+
+/** Default lease time of a lock record. */
+export const DEFAULT_TTL_MS = 30_000;
+/** Default `--lock-timeout`. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
+/** Added to a record's ttl before the local clock calls it stale. */
+export const SKEW_MARGIN_MS = 5_000;
+
+/** Which locks a run takes: per model, or one global lock. */
+export type LockPath = "scoped" | "global";
+
+/** Everything a lock manager needs. */
+export interface LockManagerOptions {
+  provider: Provider;
+  /** Already read once by the caller (`readCapabilities`). */
+  caps: Capabilities;
+  /** Who we are, as written into lock records. */
+  holder: { holder: string; host: string; pid: number };
+  /** `"push"`, `"pull"`, `"flush"`, ... */
+  operation: string;
+  /** How long to wait for one lock (and the drain), from when the wait began. */
+  lockTimeoutMs: number;
+  /** Lease time of our records; renewed every ttl/3. */
+  ttlMs: number;
+  /** Aborted when the command is interrupted or runs past `--timeout`. */
+  signal?: AbortSignal;
+}
+
+/** The result of the work on one model. */
+export type ModelOutcome<T> =
+  | { model: ModelRef; ok: true; value: T }
+  | { model: ModelRef; ok: false; error: unknown };
+
+/** What the work on one model receives. */
+export interface WorkContext {
+  /** The lease the work runs under (the model's, or the global one). */
+  lease: Lease;
+  /** Aborts when the lease is lost or the run is interrupted. */
+  signal: AbortSignal;
+}
+
+/** The work to do on one model. */
+export type ModelWork<T> = (model: ModelRef, ctx: WorkContext) => Promise<T>;
+
+const GLOBAL: LockKey = { kind: "global" };
+
+/** One attempt at something a lock may block: done, or blocked by a holder. */
+type Attempt<T> = { ok: true; value: T } | { ok: false; name: string; record: LockRecord };
+
+/** Takes locks for a run and runs the work under them. */
+export class LockManager {
+  #opts: LockManagerOptions;
+  #request: LockRequest;
+  #stop = new AbortController();
+  #signal: AbortSignal;
+  #leases = new Set<Lease>();
+  #waitedOn = new Set<string>();
+
+  constructor(opts: LockManagerOptions) {
+    this.#opts = { ...opts };
+    this.#request = { ...opts.holder, operation: opts.operation, ttlMs: opts.ttlMs };
+    this.#signal = opts.signal === undefined
+      ? this.#stop.signal
+      : AbortSignal.any([opts.signal, this.#stop.signal]);
+  }
+
+  /** `"scoped"` iff the datastore declared (and kept) `scopedSync`. */
+  get path(): LockPath {
+    return this.#opts.caps.scopedSync ? "scoped" : "global";
+  }
+
+  /**
+   * Runs `work` on each model (sorted, duplicates dropped) under the locks of
+   * {@linkcode LockManager.path}, at most `jobs` at a time. Returns one outcome
+   * per model in sorted order; never throws for a model's failure.
+   */
+  async run<T>(
+    models: ModelRef[],
+    work: ModelWork<T>,
+    opts: { jobs: number },
+  ): Promise<ModelOutcome<T>[]> {
+    const sorted = sortUniqueRefs(models);
+    const out: ModelOutcome<T>[] = new Array(sorted.length);
+    const jobs = Math.max(1, Math.floor(opts.jobs) || 1);
+    if (sorted.length === 0) return out;
+    if (this.path === "scoped") {
+      await pool(sorted.length, jobs, async (i) => {
+        out[i] = await this.#runScoped(sorted[i], work);
+      });
+    } else {
+      await this.#runGlobal(sorted, work, { jobs, out });
+    }
+    return out;
+  }
+
+  /**
+   * Releases every lease this manager holds now and stops further waiting
+   * and acquiring (for SIGINT/SIGTERM handlers). Never throws.
+   */
+  async releaseAll(): Promise<void> {
+    if (!this.#stop.signal.aborted) {
+      this.#stop.abort(
+        new InterruptedError("Interrupted; released every lock this run held. Rerun the command."),
+      );
+    }
+    const leases = [...this.#leases];
+    this.#leases.clear();
+    await Promise.all(leases.map((l) => l.release()));
+  }
+
+  async #runScoped<T>(model: ModelRef, work: ModelWork<T>): Promise<ModelOutcome<T>> {
+    if (this.#signal.aborted) return { model, ok: false, error: this.#interrupted(model) };
+    const deadline = Date.now() + this.#opts.lockTimeoutMs;
+    let lease: Lease;
+    try {
+      lease = await this.#waitFor(deadline, this.#scopedAttempt(model));
+    } catch (err) {
+      return { model, ok: false, error: this.#waitError(err, model) };
+    }
+    try {
+      const signal = AbortSignal.any([lease.signal, this.#signal]);
+      return { model, ok: true, value: await work(model, { lease, signal }) };
+    } catch (error) {
+      return { model, ok: false, error };
+    } finally {
+      await this.#drop(lease);
+    }
+  }
+
+  /** Global free → model lock → global still free; else release and report the holder. */
+  #scopedAttempt(model: ModelRef): () => Promise<Attempt<Lease>> {
+    const global = this.#opts.provider.lock(GLOBAL);
+    const handle = this.#opts.provider.lock({ kind: "model", model });
+    return async () => {
+      const before = await global.inspect({ signal: this.#signal });
+      if (before !== null && !before.stale) return blocked("global", before.record);
+      const got = await this.#tryTake(handle);
+      if (!got.ok) return got;
+      let after;
+      try {
+        after = await global.inspect({ signal: this.#signal });
+      } catch (err) {
+        await this.#drop(got.value);
+        throw err;
+      }
+      if (after !== null && !after.stale) {
+        await this.#drop(got.value);
+        return blocked("global", after.record);
+      }
+      return got;
+    };
+  }
+
+  async #runGlobal<T>(
+    models: ModelRef[],
+    work: ModelWork<T>,
+    opts: { jobs: number; out: ModelOutcome<T>[] },
+  ): Promise<void> {
+    const { out } = opts;
+    const handle = this.#opts.provider.lock(GLOBAL);
+    const deadline = Date.now() + this.#opts.lockTimeoutMs;
+    let lease: Lease | undefined;
+    try {
+      if (this.#signal.aborted) throw this.#signal.reason;
+      lease = await this.#waitFor(deadline, () => this.#tryTake(handle));
+      const held = lease;
+      await this.#waitFor(deadline, () => this.#drainAttempt(held));
+    } catch (err) {
+      if (lease !== undefined) await this.#drop(lease);
+      models.forEach((model, i) => {
+        out[i] = { model, ok: false, error: this.#waitError(err, model) };
+      });
+      return;
+    }
+    const held = lease;
+    try {
+      const signal = AbortSignal.any([held.signal, this.#signal]);
+      await pool(models.length, opts.jobs, async (i) => {
+        const model = models[i];
+        try {
+          if (this.#signal.aborted) throw this.#interrupted(model);
+          held.assertHeld();
+          out[i] = { model, ok: true, value: await work(model, { lease: held, signal }) };
+        } catch (error) {
+          out[i] = { model, ok: false, error };
+        }
+      });
+    } finally {
+      await this.#drop(held);
+    }
+  }
+
+  /** Done when no live model lock remains (stale ones are ignored). */
+  async #drainAttempt(lease: Lease): Promise<Attempt<undefined>> {
+    lease.assertHeld();
+    const locks = await this.#opts.provider.listLocks({ signal: this.#signal });
+    const live = locks
+      .filter((l) => !l.stale && l.record.key !== "global")
+      .sort((a, b) => (a.record.key < b.record.key ? -1 : a.record.key > b.record.key ? 1 : 0));
+    if (live.length === 0) return { ok: true, value: undefined };
+    return blocked(live[0].record.key, live[0].record);
+  }
+
+  /** One try at a lock; a taken-over stale record is logged. */
+  async #tryTake(handle: LockHandle): Promise<Attempt<Lease>> {
+    const startedAtMs = Date.now();
+    const r: AcquireResult = await handle.tryAcquire(this.#request, { signal: this.#signal });
+    if (!r.acquired) return blocked(lockKeyName(handle.key), r.current.record);
+    if (r.tookOver !== undefined) this.#logTakeover(handle.key, r.tookOver);
+    const lease = new Lease(handle, r.record, { ttlMs: this.#opts.ttlMs, startedAtMs });
+    this.#leases.add(lease);
+    if (this.#signal.aborted) {
+      await this.#drop(lease);
+      throw this.#signal.reason;
+    }
+    return { ok: true, value: lease };
+  }
+
+  /**
+   * Repeats `attempt` with backoff and jitter while a live holder blocks it,
+   * until `deadline`. Retryable datastore errors are retried too.
+   */
+  async #waitFor<T>(deadline: number, attempt: () => Promise<Attempt<T>>): Promise<T> {
+    const backoff = new Backoff({ initialMs: 50, maxMs: 1_000 });
+    for (;;) {
+      this.#signal.throwIfAborted();
+      let last: Attempt<T> | undefined;
+      let failure: unknown;
+      try {
+        last = await attempt();
+        if (last.ok) return last.value;
+        this.#noteWait(last.name, last.record);
+      } catch (err) {
+        if (this.#signal.aborted || !isRetryable(err)) throw err;
+        failure = err;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        if (last !== undefined && !last.ok) throw this.#timeoutError(last.name, last.record);
+        throw failure;
+      }
+      await sleep(Math.min(backoff.next(), left), this.#signal);
+    }
+  }
+
+  #noteWait(name: string, record: LockRecord): void {
+    if (this.#waitedOn.has(name)) return;
+    this.#waitedOn.add(name);
+    logger("lock").warn("Waiting for {lock}: held by {holder}.", {
+      lock: describeLock(name),
+      holder: describeHolder(record),
+      key: name,
+    });
+  }
+
+  #logTakeover(key: LockKey, old: LockRecord): void {
+    const judged = judgeLock(old, {
+      nowMs: Date.now(),
+      skewMarginMs: 0,
+      host: this.#opts.holder.host,
+      pid: this.#opts.holder.pid,
+    });
+    const name = lockKeyName(key);
+    logger("lock").warn("Took over the stale {lock} from {holder}: {reason}.", {
+      lock: name === "global" ? "global lock" : `lock on ${name}`,
+      holder: describeHolder(old),
+      reason: judged.staleReason ?? "it was stale",
+      key: name,
+    });
+  }
+
+  #timeoutError(name: string, record: LockRecord): LockTimeoutError {
+    const target = name === "global" ? "--global" : name;
+    return new LockTimeoutError(
+      `Timed out after ${formatDuration(this.#opts.lockTimeoutMs)} waiting for ` +
+        `${describeLock(name)}, held by ${describeHolder(record)}. Retry later, ` +
+        `raise --lock-timeout, or if that process is gone run ` +
+        `"modelsync lock release --force ${target}".`,
+    );
+  }
+
+  /** An error raised while waiting, as the model's outcome. */
+  #waitError(err: unknown, model: ModelRef): unknown {
+    return this.#signal.aborted ? this.#interrupted(model) : err;
+  }
+
+  #interrupted(model: ModelRef): Error {
+    const reason: unknown = this.#signal.reason;
+    if (reason instanceof Error) return reason;
+    return new InterruptedError(
+      `Interrupted before ${formatRef(model)} was synced; nothing was committed for it. ` +
+        `Rerun the command.`,
+      reason === undefined ? {} : { cause: reason },
+    );
+  }
+
+  async #drop(lease: Lease): Promise<void> {
+    this.#leases.delete(lease);
+    await lease.release();
+  }
+}
+
+function blocked<T>(name: string, record: LockRecord): Attempt<T> {
+  return { ok: false, name, record };
+}
+
+/** Runs `fn(0..n-1)` with at most `jobs` in flight, dispatched in index order. */
+async function pool(n: number, jobs: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      await fn(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, n) }, worker));
+}
