@@ -1,0 +1,27 @@
+/** Output shared by push, flush and pull. @module */
+import { logger } from "../src/log.ts";
+import type { SyncResult } from "../src/sync/run.ts";
+
+/** The JSON document of a sync run (internal fields dropped). */
+export function syncJson(r: SyncResult) {
+  return {
+    schema: r.schema,
+    lockPath: r.lockPath,
+    models: r.models.map(({ exitCode: _drop, ...rest }) => rest),
+    summary: r.summary,
+  };
+}
+
+/** One closing line: counts per status. */
+export function summaryLine(r: SyncResult): string {
+  const s = r.summary;
+  return `${r.models.length} models: ${s.pushed} pushed, ${s.unchanged} unchanged, ${s.conflict} conflict, ` +
+    `${s.failed} failed, ${s.lockTimeout} lock-timeout (lock path ${r.lockPath})`;
+}
+
+/** Logs each failed model's error on stderr (the report on stdout lists it too). */
+export function logFailures(r: SyncResult): void {
+  for (const m of r.models) {
+    if (m.error !== undefined) logger("sync").error(m.error);
+  }
+}

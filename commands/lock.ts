@@ -1,0 +1,42 @@
+/** `modelsync lock status` and `modelsync lock release --force`. @module */
+import { Command } from "@commander-js/extra-typings";
+import { UsageError } from "../src/errors.ts";
+import { formatLockStatus, runLockRelease, runLockStatus } from "../src/sync/lock_admin.ts";
+import { type CliContext, parseRefs } from "./_context.ts";
+
+/** Builds the `lock` command group. */
+export function lockCommand(ctx: CliContext) {
+  const lock = new Command("lock").description("inspect and release datastore locks (never takes a lock)");
+  lock.command("status")
+    .description("every lock with holder, host, pid, operation, age, ttl left, live or stale")
+    .action(async () => {
+      await ctx.withSession({ requireRepo: false }, async (s) => {
+        const r = await runLockStatus(s);
+        ctx.emit(r, formatLockStatus(r));
+      });
+    });
+  lock.command("release")
+    .description("force-release the global lock or model locks (nonce-checked)")
+    .argument("[models...]", "models as TYPE/ID")
+    .option("--force", "required: you are sure the holder is gone")
+    .option("--global", "release the global lock")
+    .action(async (models, opts) => {
+      const refs = parseRefs(models);
+      if (opts.force !== true) {
+        throw new UsageError(
+          `lock release needs --force: check "modelsync lock status" first, then run "modelsync lock release --force ${
+            opts.global ? "--global" : models.join(" ") || "MODEL"
+          }".`,
+        );
+      }
+      if (!opts.global && refs.length === 0) {
+        throw new UsageError(`lock release --force needs --global or at least one MODEL (TYPE/ID).`);
+      }
+      await ctx.withSession({ requireRepo: false }, async (s) => {
+        const { exitCode, messages, ...r } = await runLockRelease(s, { global: opts.global === true, models: refs });
+        ctx.emit(r, messages);
+        ctx.setExit(exitCode);
+      });
+    });
+  return lock;
+}

@@ -1,0 +1,23 @@
+/** `modelsync push`. @module */
+import { Command } from "@commander-js/extra-typings";
+import { formatReports } from "../src/sync/report.ts";
+import { runPush } from "../src/sync/run.ts";
+import { requireRepo } from "../src/sync/session.ts";
+import { type CliContext, parseRefs } from "./_context.ts";
+import { logFailures, syncJson } from "./_sync_output.ts";
+
+/** Builds the `push` command. */
+export function pushCommand(ctx: CliContext) {
+  return new Command("push")
+    .description("upload and commit models with local changes (rebases when the datastore moved)")
+    .argument("[models...]", "models as TYPE/ID (default: every model with local changes)")
+    .action(async (models) => {
+      const refs = parseRefs(models);
+      await ctx.withSession({ requireRepo: true }, async (s) => {
+        const r = await runPush(requireRepo(s), { models: refs, operation: "push" });
+        ctx.emit(syncJson(r), formatReports(r.models));
+        logFailures(r);
+        ctx.setExit(r.exitCode);
+      });
+    });
+}

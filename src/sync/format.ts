@@ -1,0 +1,28 @@
+/**
+ * Small formatting helpers for human output.
+ *
+ * @example
+ * ```ts
+ * import { formatBytes } from "./format.ts";
+ * console.log(formatBytes(1536)); // 1.5 KiB
+ * ```
+ * @module
+ */
+
+/** Bytes as B, KiB, MiB, GiB with one decimal. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** Pads to a width for aligned columns. */
+export function pad(s: string, width: number): string {
+  return s.length >= width ? s : s + " ".repeat(width - s.length);
+}

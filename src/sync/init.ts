@@ -1,0 +1,55 @@
+/**
+ * `init`: writes modelsync.yaml, creates the local folders and the datastore
+ * marker. Idempotent.
+ *
+ * @module
+ */
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { UsageError } from "../errors.ts";
+import { SKEW_MARGIN_MS } from "../lock/mod.ts";
+import { createProvider } from "../providers/mod.ts";
+import { CONFIG_FILE, loadConfig, writeConfig } from "../repo/config.ts";
+import { type GlobalFlags, resolveSettings } from "./settings.ts";
+
+/** The `init` result. */
+export interface InitResult {
+  schema: "modelsync.init/1";
+  repo: string;
+  config: string;
+  datastore: { type: string; location: string };
+}
+
+/** Initialises a repository in --repo or the current directory. */
+export async function runInit(
+  opts: { flags: GlobalFlags; env: Record<string, string | undefined>; cwd: string; signal: AbortSignal },
+): Promise<InitResult> {
+  const settings = resolveSettings({ flags: opts.flags, env: opts.env });
+  const repoDir = path.resolve(opts.cwd, settings.repo ?? ".");
+  const configPath = path.join(repoDir, CONFIG_FILE);
+  const exists = await Deno.stat(configPath).then(() => true, () => false);
+  if (settings.datastore !== undefined) {
+    await Deno.mkdir(repoDir, { recursive: true });
+    await writeConfig(repoDir, { datastore: settings.datastore });
+  } else if (!exists) {
+    throw new UsageError(
+      `No datastore given for the new repository in ${repoDir}: pass --datastore filesystem:/path (or set MODELSYNC_DATASTORE).`,
+    );
+  }
+  const config = await loadConfig(repoDir);
+  const provider = await createProvider(config.datastore, {
+    callTimeoutMs: settings.callTimeoutMs,
+    signal: opts.signal,
+    host: os.hostname(),
+    pid: process.pid,
+    skewMarginMs: SKEW_MARGIN_MS,
+    baseDir: repoDir,
+  });
+  try {
+    await provider.init({ signal: opts.signal });
+    return { schema: "modelsync.init/1", repo: repoDir, config: configPath, datastore: provider.describe() };
+  } finally {
+    await provider.close();
+  }
+}

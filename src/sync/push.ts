@@ -1,0 +1,136 @@
+/**
+ * Pushing one model: upload missing blobs, then commit by compare-and-swap;
+ * on a lost race, rebase when local and remote changes touch different files.
+ *
+ * @module
+ */
+import path from "node:path";
+import { ConflictError } from "../errors.ts";
+import { logger } from "../log.ts";
+import type { BaseState } from "../model/base.ts";
+import { writeBase } from "../model/base.ts";
+import { makeManifest } from "../model/manifest.ts";
+import { formatRef, type ModelRef } from "../model/ref.ts";
+import type { ScanResult } from "../repo/scan.ts";
+import type { Lease } from "../lock/mod.ts";
+import type { ModelReport } from "./report.ts";
+import type { Progress } from "./progress.ts";
+import type { RepoSession } from "./session.ts";
+import { baseAfterSync, entriesOf, localStates, sameStates, statesOf } from "./states.ts";
+import { mergeStates, threeWay } from "./three_way.ts";
+import { landRemote, modelDir, uploadMissing } from "./transfer.ts";
+
+/** Commit attempts before giving up on a model that keeps moving. */
+export const MAX_COMMIT_ATTEMPTS = 5;
+
+/** True when the scan differs from the base (something to push). */
+export function hasLocalChanges(scan: ScanResult, base: BaseState | null): boolean {
+  const c = scan.changes;
+  if (c.added.length + c.modified.length + c.deleted.length > 0) return true;
+  // A model deleted locally whose base is not yet a tombstone.
+  return base === null && scan.files.size > 0;
+}
+
+/**
+ * Pushes one model whose local state is `scan`, relative to `base`, while
+ * holding `lease`. Throws ConflictError when both sides changed the same file.
+ */
+export async function pushModel(
+  s: RepoSession,
+  model: ModelRef,
+  opts: { scan: ScanResult; base: BaseState | null; lease: Lease; signal: AbortSignal; progress: Progress },
+): Promise<ModelReport> {
+  const started = Date.now();
+  const key = formatRef(model);
+  const { scan, base, signal } = opts;
+  const local = localStates(scan.files, { base, exclude: s.config.exclude });
+  const baseStates = statesOf(base?.files);
+  let uploaded = { files: 0, bytes: 0 };
+  for (let attempt = 1; attempt <= MAX_COMMIT_ATTEMPTS; attempt++) {
+    signal.throwIfAborted();
+    const remote = await s.provider.getManifest(model, { signal });
+    const remoteGen = remote?.manifest.generation ?? 0;
+    const remoteStates = statesOf(remote?.manifest.files);
+    let target = local;
+    let takeRemote: string[] = [];
+    let rebased = false;
+    if (remote !== null && remote.version !== base?.version) {
+      const input = { base: baseStates, local, remote: remoteStates };
+      const plan = threeWay(input);
+      if (plan.conflicts.length > 0) {
+        throw new ConflictError(
+          `Cannot push ${key}: the datastore moved to generation ${remoteGen} (base ${base?.generation ?? "none"}) ` +
+            `and both sides changed ${plan.conflicts.join(", ")}. Run "modelsync pull ${key}", resolve, then push.`,
+          { current: remoteGen, paths: plan.conflicts },
+        );
+      }
+      target = mergeStates(input, plan, { theirs: false });
+      takeRemote = plan.takeRemote;
+      rebased = true;
+    } else if (remote === null && base !== null && base.generation > 0) {
+      logger("sync").warn(
+        `The datastore has no manifest for ${key} although this repository synced generation ` +
+          `${base.generation}; pushing the local state as a new model.`,
+      );
+    }
+    let committed = remote?.manifest;
+    let version = remote?.version ?? "";
+    let generation: number | null = remote === null ? null : remoteGen;
+    const needsCommit = remote === null ? target.size > 0 || base !== null : !sameStates(target, remoteStates);
+    if (needsCommit) {
+      const items = [...target.entries()]
+        .filter(([p, st]) => scan.files.get(p)?.sha256 === st.sha256)
+        .map(([p, st]) => ({ sha256: st.sha256, size: st.size, file: path.join(modelDir(s, model), p) }));
+      const moved = await uploadMissing(s, items, { signal, progress: opts.progress });
+      uploaded = { files: uploaded.files + moved.files, bytes: uploaded.bytes + moved.bytes };
+      const manifest = makeManifest(model, remoteGen + 1, entriesOf(target), s.identity);
+      opts.lease.assertHeld();
+      try {
+        const res = await s.provider.commitManifest(model, remoteGen, manifest, { signal });
+        committed = manifest;
+        version = res.version;
+        generation = manifest.generation;
+      } catch (err) {
+        if (err instanceof ConflictError && attempt < MAX_COMMIT_ATTEMPTS) {
+          logger("sync").info(`Lost the commit race on ${key}; rebasing (attempt ${attempt + 1}).`);
+          continue;
+        }
+        throw err;
+      }
+    }
+    const landed = takeRemote.length > 0
+      ? await landRemote(s, model, {
+        paths: takeRemote,
+        remote: remoteStates,
+        expectLocal: scan.files,
+        signal,
+        progress: opts.progress,
+      })
+      : undefined;
+    if (committed !== undefined) {
+      await writeBase(
+        s.repoDir,
+        model,
+        baseAfterSync(model, {
+          manifest: committed,
+          version,
+          local: scan.files,
+          ...(landed ? { landed: landed.mtimes } : {}),
+          syncedAtMs: Date.now(),
+        }),
+      );
+    }
+    return {
+      model: key,
+      status: needsCommit ? "pushed" : "unchanged",
+      files: uploaded.files,
+      bytes: uploaded.bytes,
+      generation,
+      ms: Date.now() - started,
+      ...(rebased ? { rebased: true } : {}),
+    };
+  }
+  throw new ConflictError(
+    `Cannot push ${key}: other writers kept committing; gave up after ${MAX_COMMIT_ATTEMPTS} attempts. Retry.`,
+  );
+}

@@ -1,0 +1,32 @@
+import assert from "node:assert/strict";
+import { ConflictError, DatastoreError, LockTimeoutError } from "../errors.ts";
+import { exitCodeFor, failureReport, type ModelReport } from "./report.ts";
+
+const ok = (model: string): ModelReport => ({ model, status: "pushed", files: 1, bytes: 1, generation: 1, ms: 1 });
+const m = { type: "vpc", id: "m1" };
+
+Deno.test("exitCodeFor: 0 when every model succeeded", () => {
+  assert.equal(exitCodeFor([ok("a/1"), { ...ok("a/2"), status: "unchanged" }]), 0);
+  assert.equal(exitCodeFor([]), 0);
+});
+
+Deno.test("exitCodeFor: conflicts only -> 4, lock timeouts only -> 75", () => {
+  assert.equal(exitCodeFor([ok("a/1"), failureReport(m, new ConflictError("x"), 1)]), 4);
+  assert.equal(exitCodeFor([failureReport(m, new LockTimeoutError("x"), 1)]), 75);
+});
+
+Deno.test("exitCodeFor: a failure beside a success is partial (5); all failing keeps the shared code", () => {
+  assert.equal(exitCodeFor([ok("a/1"), failureReport(m, new DatastoreError("down"), 1)]), 5);
+  assert.equal(exitCodeFor([failureReport(m, new DatastoreError("down"), 1)]), 6);
+  assert.equal(
+    exitCodeFor([failureReport(m, new DatastoreError("down"), 1), failureReport(m, new Error("boom"), 1)]),
+    5,
+  );
+});
+
+Deno.test("failureReport carries the conflict paths", () => {
+  const r = failureReport(m, new ConflictError("both changed", { paths: ["a.bin"] }), 3);
+  assert.equal(r.status, "conflict");
+  assert.deepEqual(r.conflicts, ["a.bin"]);
+  assert.equal(r.model, "vpc/m1");
+});

@@ -1,0 +1,203 @@
+/**
+ * The push, flush and pull engines over many models: discover the models,
+ * take the fast paths that need no lock, and run the rest through the lock
+ * manager (per-model locks on the scoped path, one global lock otherwise).
+ *
+ * @module
+ */
+import { NotFoundError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { type BaseState, listBaseModels, readBase } from "../model/base.ts";
+import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
+import { LockManager, type LockPath } from "../lock/mod.ts";
+import { cleanTmp } from "../repo/apply.ts";
+import { acquireRepoLock } from "../repo/repo_lock.ts";
+import { listLocalModels, scanModel, type ScanResult } from "../repo/scan.ts";
+import { Progress } from "./progress.ts";
+import { hasLocalChanges, pushModel } from "./push.ts";
+import { pullModel, type Resolution } from "./pull.ts";
+import { exitCodeFor, failureReport, type ModelReport, type Summary, summarize } from "./report.ts";
+import { runPool } from "./pool.ts";
+import type { RepoSession } from "./session.ts";
+
+/** The result of push, flush or pull. */
+export interface SyncResult {
+  schema: string;
+  /** "none" for `pull --no-lock`. */
+  lockPath: LockPath | "none";
+  models: ModelReport[];
+  summary: Summary;
+  /** Not printed in JSON. */
+  exitCode: number;
+}
+
+function lockManager(s: RepoSession, operation: string): LockManager {
+  return new LockManager({
+    provider: s.provider,
+    caps: s.capabilities.caps,
+    holder: s.identity,
+    operation,
+    lockTimeoutMs: s.settings.lockTimeoutMs,
+    ttlMs: s.settings.lockTtlMs,
+    signal: s.signal,
+  });
+}
+
+async function withRepoLock<T>(s: RepoSession, operation: string, fn: () => Promise<T>): Promise<T> {
+  const lock = await acquireRepoLock(s.repoDir, {
+    operation,
+    timeoutMs: s.settings.lockTimeoutMs,
+    signal: s.signal,
+  });
+  try {
+    await cleanTmp(s.repoDir);
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
+
+function finish(schema: string, lockPath: LockPath | "none", reports: ModelReport[]): SyncResult {
+  reports.sort((a, b) => (a.model < b.model ? -1 : a.model > b.model ? 1 : 0));
+  return { schema, lockPath, models: reports, summary: summarize(reports), exitCode: exitCodeFor(reports) };
+}
+
+async function localCandidates(s: RepoSession, named: ModelRef[] | undefined): Promise<ModelRef[]> {
+  if (named !== undefined && named.length > 0) return sortUniqueRefs(named);
+  const { models, warnings } = await listLocalModels(s.repoDir, s.config.dataDir);
+  for (const w of warnings) logger("repo").warn(w);
+  return sortUniqueRefs([...models, ...await listBaseModels(s.repoDir)]);
+}
+
+/**
+ * Push (or flush) every named model, or every model with local changes.
+ * Models without changes are reported unchanged without touching the
+ * datastore; failures of one model never stop the others.
+ */
+export async function runPush(
+  s: RepoSession,
+  opts: { models?: ModelRef[]; operation: "push" | "flush" },
+): Promise<SyncResult> {
+  const manager = lockManager(s, opts.operation);
+  return await withRepoLock(s, opts.operation, async () => {
+    const candidates = await localCandidates(s, opts.models);
+    const reports: ModelReport[] = [];
+    const pending = new Map<string, { scan: ScanResult; base: BaseState | null }>();
+    await runPool(candidates, { jobs: Math.max(4, s.jobs), signal: s.signal }, async (model) => {
+      const started = Date.now();
+      try {
+        const base = await readBase(s.repoDir, model);
+        const scan = await scanModel(s.repoDir, model, {
+          dataDir: s.config.dataDir,
+          exclude: s.config.exclude,
+          base,
+          signal: s.signal,
+          hashConcurrency: s.jobs,
+        });
+        for (const skipped of scan.skipped) logger("repo").warn(`Skipped ${formatRef(model)}/${skipped}`);
+        if (!scan.exists && base === null) {
+          throw new NotFoundError(
+            `Model ${formatRef(model)} has no directory in ${s.config.dataDir}/ and was never synced: check the name.`,
+          );
+        }
+        if (hasLocalChanges(scan, base)) pending.set(formatRef(model), { scan, base });
+        else {
+          reports.push({
+            model: formatRef(model),
+            status: "unchanged",
+            files: 0,
+            bytes: 0,
+            generation: base?.generation ?? null,
+            ms: Date.now() - started,
+          });
+        }
+      } catch (err) {
+        reports.push(failureReport(model, err, Date.now() - started));
+      }
+    });
+    if (pending.size > 0) {
+      const progress = new Progress(opts.operation, { enabled: !s.settings.quiet });
+      progress.start();
+      try {
+        const changed = [...pending.values()].map((p) => p.scan.model);
+        const outcomes = await manager.run(changed, (model, ctx) => {
+          const p = pending.get(formatRef(model))!;
+          return pushModel(s, model, { ...p, lease: ctx.lease, signal: ctx.signal, progress });
+        }, { jobs: s.jobs });
+        for (const o of outcomes) {
+          reports.push(o.ok ? o.value : failureReport(o.model, o.error, 0));
+        }
+      } finally {
+        progress.stop();
+        await manager.releaseAll();
+      }
+    }
+    return finish(`modelsync.${opts.operation}/1`, manager.path, reports);
+  });
+}
+
+/**
+ * Pull every named model, or every model the datastore or the base knows.
+ * One listing decides which models moved; the rest are skipped unscanned.
+ */
+export async function runPull(
+  s: RepoSession,
+  opts: { models?: ModelRef[]; resolution: Resolution; noLock: boolean },
+): Promise<SyncResult> {
+  const manager = lockManager(s, "pull");
+  return await withRepoLock(s, "pull", async () => {
+    const listing = new Map(
+      (await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]),
+    );
+    const named = opts.models !== undefined && opts.models.length > 0;
+    const candidates = named
+      ? sortUniqueRefs(opts.models!)
+      : sortUniqueRefs([...[...listing.values()].map((l) => l.model), ...await listBaseModels(s.repoDir)]);
+    const reports: ModelReport[] = [];
+    const pending = new Map<string, BaseState | null>();
+    for (const model of candidates) {
+      const key = formatRef(model);
+      try {
+        const base = await readBase(s.repoDir, model);
+        const listed = listing.get(key);
+        if (listed === undefined) {
+          if (named && base === null) {
+            throw new NotFoundError(`Model ${key} is not in the datastore: check the name, or push it first.`);
+          }
+          reports.push({ model: key, status: "unchanged", files: 0, bytes: 0, generation: base?.generation ?? null, ms: 0 });
+        } else if (base !== null && base.version === listed.version) {
+          reports.push({ model: key, status: "unchanged", files: 0, bytes: 0, generation: base.generation, ms: 0 });
+        } else {
+          pending.set(key, base);
+        }
+      } catch (err) {
+        reports.push(failureReport(model, err, 0));
+      }
+    }
+    if (pending.size > 0) {
+      const progress = new Progress("pull", { enabled: !s.settings.quiet });
+      progress.start();
+      try {
+        const models = candidates.filter((m) => pending.has(formatRef(m)));
+        const work = (model: ModelRef, signal: AbortSignal) =>
+          pullModel(s, model, { base: pending.get(formatRef(model)) ?? null, resolution: opts.resolution, signal, progress });
+        if (opts.noLock) {
+          await runPool(models, { jobs: s.jobs, signal: s.signal }, async (model) => {
+            try {
+              reports.push(await work(model, s.signal));
+            } catch (err) {
+              reports.push(failureReport(model, err, 0));
+            }
+          });
+        } else {
+          const outcomes = await manager.run(models, (model, ctx) => work(model, ctx.signal), { jobs: s.jobs });
+          for (const o of outcomes) reports.push(o.ok ? o.value : failureReport(o.model, o.error, 0));
+        }
+      } finally {
+        progress.stop();
+        await manager.releaseAll();
+      }
+    }
+    return finish("modelsync.pull/1", opts.noLock ? "none" : manager.path, reports);
+  });
+}

@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { UsageError } from "../errors.ts";
+import { resolveSettings } from "./settings.ts";
+import type { RepoConfig } from "../repo/config.ts";
+
+const config = {
+  datastore: { type: "filesystem", path: "/x" },
+  dataDir: "models",
+  exclude: [],
+  lockTimeout: "10s",
+  jobs: 3,
+  holder: "from-file",
+} as RepoConfig;
+
+Deno.test("settings: flag beats env beats modelsync.yaml beats default", () => {
+  assert.equal(resolveSettings({ flags: {}, env: {} }).lockTimeoutMs, 60_000);
+  assert.equal(resolveSettings({ flags: {}, env: {}, config }).lockTimeoutMs, 10_000);
+  assert.equal(resolveSettings({ flags: {}, env: { MODELSYNC_LOCK_TIMEOUT: "5s" }, config }).lockTimeoutMs, 5_000);
+  assert.equal(
+    resolveSettings({ flags: { lockTimeout: "2s" }, env: { MODELSYNC_LOCK_TIMEOUT: "5s" }, config }).lockTimeoutMs,
+    2_000,
+  );
+  assert.equal(resolveSettings({ flags: {}, env: {}, config }).jobs, 3);
+  assert.equal(resolveSettings({ flags: { jobs: "7" }, env: { MODELSYNC_JOBS: "5" }, config }).jobs, 7);
+  assert.equal(resolveSettings({ flags: {}, env: { MODELSYNC_HOLDER: "env" }, config }).holder, "env");
+  assert.equal(resolveSettings({ flags: {}, env: {}, config }).holder, "from-file");
+});
+
+Deno.test("settings: --disable-cap from env is comma separated and checked", () => {
+  const s = resolveSettings({ flags: {}, env: { MODELSYNC_DISABLE_CAP: "scopedSync,serverTime" } });
+  assert.deepEqual(s.disableCaps, ["scopedSync", "serverTime"]);
+  assert.throws(() => resolveSettings({ flags: { disableCap: ["nope"] }, env: {} }), UsageError);
+});
+
+Deno.test("settings: bad values are usage errors", () => {
+  assert.throws(() => resolveSettings({ flags: { jobs: "0" }, env: {} }), UsageError);
+  assert.throws(() => resolveSettings({ flags: { lockTimeout: "abc" }, env: {} }), UsageError);
+  assert.throws(() => resolveSettings({ flags: {}, env: { MODELSYNC_JSON: "maybe" } }), UsageError);
+});

@@ -1,0 +1,112 @@
+/**
+ * `status`: local changes per model, and with --remote whether the datastore
+ * is ahead. Takes no lock and never writes.
+ *
+ * @module
+ */
+import { NotFoundError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { listBaseModels, readBase } from "../model/base.ts";
+import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
+import { listLocalModels, scanModel } from "../repo/scan.ts";
+import { runPool } from "./pool.ts";
+import type { RepoSession } from "./session.ts";
+
+/** Remote state of a model relative to its base. */
+export type RemoteState = "same" | "ahead" | "new" | "deleted" | "absent";
+
+/** One model's status. */
+export interface ModelStatusReport {
+  model: string;
+  local: { added: string[]; modified: string[]; deleted: string[] };
+  /** Generation of the base, or null when never synced. */
+  base: number | null;
+  remote?: { generation: number | null; state: RemoteState };
+}
+
+/** The `status` result. */
+export interface StatusResult {
+  schema: "modelsync.status/1";
+  models: ModelStatusReport[];
+}
+
+/** Computes the status of the named models, or of every local or synced model. */
+export async function runStatus(
+  s: RepoSession,
+  opts: { models?: ModelRef[]; remote: boolean },
+): Promise<StatusResult> {
+  let models: ModelRef[];
+  const named = opts.models !== undefined && opts.models.length > 0;
+  if (named) models = sortUniqueRefs(opts.models!);
+  else {
+    const local = await listLocalModels(s.repoDir, s.config.dataDir);
+    for (const w of local.warnings) logger("repo").warn(w);
+    models = sortUniqueRefs([...local.models, ...await listBaseModels(s.repoDir)]);
+  }
+  const listing = opts.remote
+    ? new Map((await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]))
+    : undefined;
+  if (listing !== undefined && !named) {
+    models = sortUniqueRefs([...models, ...[...listing.values()].map((l) => l.model)]);
+  }
+  const reports = await runPool(models, { jobs: Math.max(4, s.jobs), signal: s.signal }, async (model) => {
+    const key = formatRef(model);
+    const base = await readBase(s.repoDir, model);
+    const scan = await scanModel(s.repoDir, model, {
+      dataDir: s.config.dataDir,
+      exclude: s.config.exclude,
+      base,
+      signal: s.signal,
+      hashConcurrency: s.jobs,
+    });
+    if (named && !scan.exists && base === null && !listing?.has(key)) {
+      throw new NotFoundError(`Model ${key} has no directory in ${s.config.dataDir}/ and was never synced: check the name.`);
+    }
+    const report: ModelStatusReport = {
+      model: key,
+      local: { ...scan.changes },
+      base: base?.generation ?? null,
+    };
+    if (listing !== undefined) {
+      const listed = listing.get(key);
+      if (listed === undefined) report.remote = { generation: null, state: "absent" };
+      else if (base !== null && listed.version === base.version) report.remote = { generation: base.generation, state: "same" };
+      else {
+        const remote = await s.provider.getManifest(model, { signal: s.signal });
+        const generation = remote?.manifest.generation ?? null;
+        report.remote = {
+          generation,
+          state: base === null ? "new" : remote !== null && remote.manifest.files.length === 0 ? "deleted" : "ahead",
+        };
+      }
+    }
+    return report;
+  });
+  return { schema: "modelsync.status/1", models: reports };
+}
+
+/** Human lines for `status`. */
+export function formatStatus(result: StatusResult): string[] {
+  if (result.models.length === 0) return ["No models."];
+  const width = Math.max(...result.models.map((m) => m.model.length));
+  return result.models.map((m) => {
+    const { added, modified, deleted } = m.local;
+    const local = added.length + modified.length + deleted.length === 0
+      ? "clean"
+      : `${added.length} added, ${modified.length} modified, ${deleted.length} deleted`;
+    let line = `${m.model.padEnd(width)}  ${local}`;
+    if (m.remote !== undefined) {
+      const r = m.remote;
+      line += r.state === "ahead"
+        ? `; remote ahead (generation ${r.generation}, base ${m.base})`
+        : r.state === "deleted"
+        ? `; deleted remotely (generation ${r.generation})`
+        : r.state === "new"
+        ? "; remote has it, never pulled here"
+        : r.state === "absent"
+        ? "; not in the datastore"
+        : "; remote same";
+    }
+    return line;
+  });
+}

@@ -1,0 +1,151 @@
+/**
+ * Moving blobs: uploads of local files that the datastore lacks, and landing
+ * remote files in the working tree (download to tmp, verify, rename).
+ *
+ * @module
+ */
+import path from "node:path";
+import { ConflictError } from "../errors.ts";
+import { formatRef, type ModelRef } from "../model/ref.ts";
+import { downloadToTmp, placeFile, removeFile } from "../repo/apply.ts";
+import type { FileState } from "./three_way.ts";
+import { runPool, sleep } from "./pool.ts";
+import type { Progress } from "./progress.ts";
+import type { RepoSession } from "./session.ts";
+
+/** A local file to upload. */
+export interface UploadItem {
+  sha256: string;
+  size: number;
+  /** Absolute path of the local file. */
+  file: string;
+}
+
+/** Counts of what moved. */
+export interface Moved {
+  files: number;
+  bytes: number;
+}
+
+/** Absolute directory of a model in the working tree. */
+export function modelDir(s: RepoSession, model: ModelRef): string {
+  return path.join(s.repoDir, s.config.dataDir, model.type, model.id);
+}
+
+/**
+ * Uploads the blobs the datastore does not have yet, each once, in a rolling
+ * pool of `s.jobs`. Returns what was uploaded.
+ */
+export async function uploadMissing(
+  s: RepoSession,
+  items: readonly UploadItem[],
+  opts: { signal: AbortSignal; progress: Progress },
+): Promise<Moved> {
+  const unique = new Map<string, UploadItem>();
+  for (const it of items) if (!unique.has(it.sha256)) unique.set(it.sha256, it);
+  if (unique.size === 0) return { files: 0, bytes: 0 };
+  const present = await s.provider.hasBlobs([...unique.keys()], { signal: opts.signal });
+  const missing = [...unique.values()].filter((it) => !present.has(it.sha256));
+  let bytes = 0;
+  opts.progress.addTotal(missing.length, missing.reduce((n, it) => n + it.size, 0));
+  await runPool(missing, { jobs: s.jobs, signal: opts.signal }, async (it) => {
+    if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
+    await s.provider.putBlob(it.sha256, { kind: "file", path: it.file, size: it.size }, {
+      signal: opts.signal,
+    });
+    bytes += it.size;
+    opts.progress.advance(1, it.size);
+  });
+  return { files: missing.length, bytes };
+}
+
+/** What landing remote states did: new mtimes of written files, and counts. */
+export interface Landed extends Moved {
+  /** path → landed mtimeMs, for files written. */
+  mtimes: Map<string, number>;
+  removed: number;
+}
+
+/**
+ * Makes the working tree match `remote` at `paths`: downloads present states
+ * (hash-checked into .modelsync/tmp, then renamed into place) and removes
+ * absent ones. Every download completes before anything is placed, so a
+ * failed transfer changes no local file.
+ */
+export async function landRemote(
+  s: RepoSession,
+  model: ModelRef,
+  opts: {
+    paths: readonly string[];
+    remote: ReadonlyMap<string, FileState>;
+    /** What the scan saw at each path (absent = no file); a path that changed since is not touched. */
+    expectLocal: ReadonlyMap<string, { size: number; mtimeMs: number }>;
+    signal: AbortSignal;
+    progress: Progress;
+  },
+): Promise<Landed> {
+  const writes = opts.paths.filter((p) => opts.remote.has(p));
+  const removes = opts.paths.filter((p) => !opts.remote.has(p));
+  opts.progress.addTotal(writes.length, writes.reduce((n, p) => n + opts.remote.get(p)!.size, 0));
+  const tmpFiles: string[] = [];
+  let bytes = 0;
+  try {
+    const fetched = await runPool(writes, { jobs: s.jobs, signal: opts.signal }, async (p) => {
+      const st = opts.remote.get(p)!;
+      if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
+      const stream = await s.provider.getBlob(st.sha256, { signal: opts.signal });
+      const tmp = await downloadToTmp(s.repoDir, stream, st, { signal: opts.signal });
+      tmpFiles.push(tmp);
+      bytes += st.size;
+      opts.progress.advance(1, st.size);
+      return tmp;
+    });
+    opts.signal.throwIfAborted();
+    await assertUntouched(s, model, opts.paths, opts.expectLocal);
+    const mtimes = new Map<string, number>();
+    for (let i = 0; i < writes.length; i++) {
+      const st = opts.remote.get(writes[i])!;
+      const landed = await placeFile(s.repoDir, model, { path: writes[i], executable: st.executable }, fetched[i], {
+        dataDir: s.config.dataDir,
+      });
+      mtimes.set(writes[i], landed.mtimeMs);
+    }
+    for (const p of removes) await removeFile(s.repoDir, model, p, { dataDir: s.config.dataDir });
+    return { files: writes.length + removes.length, bytes, mtimes, removed: removes.length };
+  } finally {
+    await Promise.all(tmpFiles.map((t) => Deno.remove(t).catch(() => {})));
+  }
+}
+
+/**
+ * Refuses to overwrite or remove a local file that changed after the scan
+ * that planned the sync (a write racing the sync must never be lost).
+ */
+async function assertUntouched(
+  s: RepoSession,
+  model: ModelRef,
+  paths: readonly string[],
+  expect: ReadonlyMap<string, { size: number; mtimeMs: number }>,
+): Promise<void> {
+  const dir = modelDir(s, model);
+  const changed: string[] = [];
+  for (const p of paths) {
+    const want = expect.get(p);
+    let st: Deno.FileInfo | undefined;
+    try {
+      st = await Deno.lstat(path.join(dir, p));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound) && !(err instanceof Deno.errors.NotADirectory)) throw err;
+    }
+    if (want === undefined ? st !== undefined : st === undefined || st.size !== want.size ||
+        Math.abs((st.mtime?.getTime() ?? 0) - want.mtimeMs) >= 1) {
+      changed.push(p);
+    }
+  }
+  if (changed.length > 0) {
+    throw new ConflictError(
+      `Local files of ${formatRef(model)} changed while syncing (${changed.join(", ")}); nothing was overwritten. Rerun the command.`,
+      { paths: changed },
+    );
+  }
+}
