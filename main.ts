@@ -23,10 +23,14 @@ import { pushCommand } from "./commands/push.ts";
 import { statusCommand } from "./commands/status.ts";
 
 const encoder = new TextEncoder();
-const writeErr = (line: string) => Deno.stderr.writeSync(encoder.encode(line.endsWith("\n") ? line : line + "\n"));
+const writeErr = (line: string) =>
+  Deno.stderr.writeSync(encoder.encode(line.endsWith("\n") ? line : line + "\n"));
 
 function renderMessage(record: LogRecord): string {
-  return record.message.map((part, i) => (i % 2 === 0 ? String(part) : typeof part === "string" ? part : JSON.stringify(part)))
+  return record.message.map((
+    part,
+    i,
+  ) => (i % 2 === 0 ? String(part) : typeof part === "string" ? part : JSON.stringify(part)))
     .join("");
 }
 
@@ -41,7 +45,10 @@ function stderrSink(record: LogRecord): void {
   writeErr(prefix + renderMessage(record));
 }
 
-async function setUpLogging(flags: GlobalFlags, env: Record<string, string | undefined>): Promise<void> {
+async function setUpLogging(
+  flags: GlobalFlags,
+  env: Record<string, string | undefined>,
+): Promise<void> {
   const s = resolveSettings({ flags, env });
   const lowestLevel: LogLevel = s.quiet ? "error" : s.verbose ? "debug" : "info";
   await configure({
@@ -66,7 +73,11 @@ export async function main(args: string[]): Promise<number> {
   let verbose = false;
   const onSignal = (name: "SIGINT" | "SIGTERM") => () => {
     if (controller.signal.aborted) Deno.exit(ExitCode.interrupted);
-    controller.abort(new InterruptedError(`Interrupted by ${name}; locks were released. Rerun the command to finish.`));
+    controller.abort(
+      new InterruptedError(
+        `Interrupted by ${name}; locks were released. Rerun the command to finish.`,
+      ),
+    );
   };
   const handlers = { SIGINT: onSignal("SIGINT"), SIGTERM: onSignal("SIGTERM") };
   for (const [sig, h] of Object.entries(handlers)) Deno.addSignalListener(sig as Deno.Signal, h);
@@ -75,21 +86,39 @@ export async function main(args: string[]): Promise<number> {
     .name("modelsync")
     .description("Keep local model repositories in sync with a shared datastore.")
     .version("0.1.0")
-    .option("--repo <dir>", "repository directory (default: nearest parent with modelsync.yaml) [MODELSYNC_REPO]")
+    .option(
+      "--repo <dir>",
+      "repository directory (default: nearest parent with modelsync.yaml) [MODELSYNC_REPO]",
+    )
     .option("--datastore <spec>", "datastore, e.g. filesystem:/path [MODELSYNC_DATASTORE]")
     .option("--json", "print one JSON document on stdout [MODELSYNC_JSON]")
     .option("-q, --quiet", "only errors on stderr [MODELSYNC_QUIET]")
     .option("-v, --verbose", "debug logs on stderr [MODELSYNC_VERBOSE]")
-    .option("--lock-timeout <dur>", "how long to wait for a lock (default 60s) [MODELSYNC_LOCK_TIMEOUT]")
+    .option(
+      "--lock-timeout <dur>",
+      "how long to wait for a lock (default 60s) [MODELSYNC_LOCK_TIMEOUT]",
+    )
     .option("--lock-ttl <dur>", "lease time of a lock (default 30s) [MODELSYNC_LOCK_TTL]")
     .option("--timeout <dur>", "deadline for the whole run [MODELSYNC_TIMEOUT]")
-    .option("--call-timeout <dur>", "deadline for each datastore call (default 30s) [MODELSYNC_CALL_TIMEOUT]")
-    .option("--jobs <n>", "parallel transfers (default: the datastore's maxConcurrency) [MODELSYNC_JOBS]")
+    .option(
+      "--call-timeout <dur>",
+      "deadline for each datastore call (default 30s) [MODELSYNC_CALL_TIMEOUT]",
+    )
+    .option(
+      "--jobs <n>",
+      "parallel transfers (default: the datastore's maxConcurrency) [MODELSYNC_JOBS]",
+    )
     .addOption(
-      new Option("--disable-cap <name>", "force a capability off, e.g. scopedSync (repeatable) [MODELSYNC_DISABLE_CAP]")
+      new Option(
+        "--disable-cap <name>",
+        "force a capability off, e.g. scopedSync (repeatable) [MODELSYNC_DISABLE_CAP]",
+      )
         .argParser(collect),
     )
-    .option("--holder <name>", "name recorded in locks and commits (default $USER) [MODELSYNC_HOLDER]")
+    .option(
+      "--holder <name>",
+      "name recorded in locks and commits (default $USER) [MODELSYNC_HOLDER]",
+    )
     .option("--no-color", "no colours [NO_COLOR]")
     .showSuggestionAfterError(true)
     .exitOverride()
@@ -111,11 +140,21 @@ export async function main(args: string[]): Promise<number> {
       if (s0.timeoutMs !== undefined) {
         timer = setTimeout(() =>
           controller.abort(
-            new InterruptedError(`Stopped after --timeout ${formatDuration(s0.timeoutMs!)}; locks were released. Rerun to finish.`),
+            new InterruptedError(
+              `Stopped after --timeout ${
+                formatDuration(s0.timeoutMs!)
+              }; locks were released. Rerun to finish.`,
+            ),
           ), s0.timeoutMs);
       }
       try {
-        const session = await openSession({ flags: globals(), env, cwd: Deno.cwd(), signal: controller.signal, requireRepo: opts.requireRepo });
+        const session = await openSession({
+          flags: globals(),
+          env,
+          cwd: Deno.cwd(),
+          signal: controller.signal,
+          requireRepo: opts.requireRepo,
+        });
         try {
           return await fn(session);
         } finally {
@@ -139,7 +178,17 @@ export async function main(args: string[]): Promise<number> {
     verbose = globals().verbose === true || env.MODELSYNC_VERBOSE === "1";
     await setUpLogging(globals(), env);
   });
-  for (const build of [initCommand, statusCommand, pullCommand, pushCommand, flushCommand, capsCommand, lockCommand]) {
+  for (
+    const build of [
+      initCommand,
+      statusCommand,
+      pullCommand,
+      pushCommand,
+      flushCommand,
+      capsCommand,
+      lockCommand,
+    ]
+  ) {
     program.addCommand(build(ctx));
   }
   const inherit = (cmd: Command<unknown[], Record<string, unknown>, Record<string, unknown>>) => {
@@ -152,7 +201,9 @@ export async function main(args: string[]): Promise<number> {
       inherit(sub as Command<unknown[], Record<string, unknown>, Record<string, unknown>>);
     }
   };
-  inherit(program as unknown as Command<unknown[], Record<string, unknown>, Record<string, unknown>>);
+  inherit(
+    program as unknown as Command<unknown[], Record<string, unknown>, Record<string, unknown>>,
+  );
 
   try {
     await program.parseAsync(args, { from: "user" });
@@ -160,14 +211,19 @@ export async function main(args: string[]): Promise<number> {
   } catch (err) {
     return reportError(err, verbose);
   } finally {
-    for (const [sig, h] of Object.entries(handlers)) Deno.removeSignalListener(sig as Deno.Signal, h);
+    for (const [sig, h] of Object.entries(handlers)) {
+      Deno.removeSignalListener(sig as Deno.Signal, h);
+    }
     await reset();
   }
 }
 
 function reportError(err: unknown, verbose: boolean): number {
   if (err instanceof CommanderError) {
-    if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") {
+    if (
+      err.code === "commander.helpDisplayed" || err.code === "commander.version" ||
+      err.code === "commander.help"
+    ) {
       return ExitCode.ok;
     }
     const msg = err.message.replace(/^error: /, "").split("\n")[0];
@@ -176,7 +232,9 @@ function reportError(err: unknown, verbose: boolean): number {
   }
   if (err instanceof ModelsyncError) {
     writeErr(`modelsync: error: ${err.message.split("\n")[0]}`);
-    if (verbose && err.cause) writeErr(`modelsync: debug: cause: ${String((err.cause as Error)?.stack ?? err.cause)}`);
+    if (verbose && err.cause) {
+      writeErr(`modelsync: debug: cause: ${String((err.cause as Error)?.stack ?? err.cause)}`);
+    }
     return err.exitCode;
   }
   const e = err as Error;

@@ -6,7 +6,7 @@
  */
 import type { GlobalFlags } from "../src/sync/settings.ts";
 import type { Session } from "../src/sync/session.ts";
-import { parseModelRef, type ModelRef } from "../src/model/ref.ts";
+import { type ModelRef, parseModelRef } from "../src/model/ref.ts";
 
 /** A result with a JSON schema name; keys in `hidden` are not printed. */
 export interface Printable {

@@ -9,7 +9,9 @@ import { logFailures, summaryLine, syncJson } from "./_sync_output.ts";
 /** Builds the `flush` command. */
 export function flushCommand(ctx: CliContext) {
   return new Command("flush")
-    .description("push every model with pending changes, keep going past failures, report each (for CI)")
+    .description(
+      "push every model with pending changes, keep going past failures, report each (for CI)",
+    )
     .action(async () => {
       await ctx.withSession({ requireRepo: true }, async (s) => {
         const r = await runPush(requireRepo(s), { operation: "flush" });

@@ -11,6 +11,8 @@ export function initCommand(ctx: CliContext) {
     .action(async (opts) => {
       const flags = { ...ctx.globals(), ...(opts.datastore ? { datastore: opts.datastore } : {}) };
       const r = await runInit({ flags, env: ctx.env, cwd: ctx.cwd, signal: ctx.signal });
-      ctx.emit(r, [`Initialised ${r.repo} with datastore ${r.datastore.type}:${r.datastore.location}`]);
+      ctx.emit(r, [
+        `Initialised ${r.repo} with datastore ${r.datastore.type}:${r.datastore.location}`,
+      ]);
     });
 }

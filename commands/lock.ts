@@ -6,7 +6,9 @@ import { type CliContext, parseRefs } from "./_context.ts";
 
 /** Builds the `lock` command group. */
 export function lockCommand(ctx: CliContext) {
-  const lock = new Command("lock").description("inspect and release datastore locks (never takes a lock)");
+  const lock = new Command("lock").description(
+    "inspect and release datastore locks (never takes a lock)",
+  );
   lock.command("status")
     .description("every lock with holder, host, pid, operation, age, ttl left, live or stale")
     .action(async () => {
@@ -30,10 +32,15 @@ export function lockCommand(ctx: CliContext) {
         );
       }
       if (!opts.global && refs.length === 0) {
-        throw new UsageError(`lock release --force needs --global or at least one MODEL (TYPE/ID).`);
+        throw new UsageError(
+          `lock release --force needs --global or at least one MODEL (TYPE/ID).`,
+        );
       }
       await ctx.withSession({ requireRepo: false }, async (s) => {
-        const { exitCode, messages, ...r } = await runLockRelease(s, { global: opts.global === true, models: refs });
+        const { exitCode, messages, ...r } = await runLockRelease(s, {
+          global: opts.global === true,
+          models: refs,
+        });
         ctx.emit(r, messages);
         ctx.setExit(exitCode);
       });

@@ -11,7 +11,9 @@ export function pullCommand(ctx: CliContext) {
   return new Command("pull")
     .description("bring remote changes into the working tree (three-way; conflicts exit 4)")
     .argument("[models...]", "models as TYPE/ID (default: every model)")
-    .addOption(new Option("--theirs", "on conflict, take the datastore's version").conflicts("ours"))
+    .addOption(
+      new Option("--theirs", "on conflict, take the datastore's version").conflicts("ours"),
+    )
     .addOption(new Option("--ours", "on conflict, keep the local version (push sends it later)"))
     .option("--no-lock", "read without locks (safe: commits are atomic)")
     .action(async (models, opts) => {

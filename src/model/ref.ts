@@ -33,7 +33,6 @@ export function isValidId(s: string): boolean {
 /** Explains why `text` is not a model ref, or returns undefined when it is one. */
 export function refProblem(text: string): string | undefined {
   if (text.length === 0) return "it is empty";
-  // deno-lint-ignore no-control-regex
   if (!/^[\x21-\x7e]+$/.test(text)) return "it contains non-ASCII, space or control characters";
   const parts = text.split("/");
   if (parts.some((p) => p === "")) return "it has an empty segment";

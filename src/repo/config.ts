@@ -15,7 +15,6 @@
  * @module
  */
 import { dirname, join, resolve } from "node:path";
-import { homedir } from "node:os";
 import { randomBytes } from "node:crypto";
 import { parse as parseYaml, parseDocument, stringify as stringifyYaml } from "yaml";
 import { z } from "zod";
@@ -23,12 +22,9 @@ import { NotFoundError, UsageError } from "../errors.ts";
 import { pathProblem } from "../model/manifest.ts";
 import { CAPABILITY_NAMES } from "../provider/contract.ts";
 import { parseDuration } from "./duration.ts";
+import { type DatastoreConfig, localPath, parseDatastoreSpec } from "./datastore_spec.ts";
 
-/** Where the data lives: a provider type and its provider-specific keys. */
-export interface DatastoreConfig {
-  type: string;
-  [key: string]: unknown;
-}
+export type { DatastoreConfig } from "./datastore_spec.ts";
 
 /** A validated `modelsync.yaml`. */
 export interface RepoConfig {
@@ -82,85 +78,6 @@ const configSchema = z.object({
   disableCaps: z.array(z.enum(CAPABILITY_NAMES)).optional(),
   holder: z.string().min(1).optional(),
 }).strict();
-
-const SPEC_HELP = "Use filesystem:/path, s3://bucket/prefix or postgres://host/db.";
-
-/**
- * Parses a datastore spec. Relative filesystem paths resolve against
- * `baseDir`; `~/` against the home directory.
- *
- * @example
- * ```ts
- * import { parseDatastoreSpec } from "./config.ts";
- * parseDatastoreSpec("filesystem:store", "/repo"); // { type: "filesystem", path: "/repo/store" }
- * parseDatastoreSpec("s3://bucket/team/models", "/repo"); // { type: "s3", bucket: "bucket", prefix: "team/models" }
- * ```
- */
-export function parseDatastoreSpec(spec: string, baseDir: string): DatastoreConfig {
-  const text = spec.trim();
-  if (text === "") throw new UsageError(`Invalid datastore "": it is empty. ${SPEC_HELP}`);
-  const bad = (why: string) =>
-    new UsageError(`Invalid datastore ${JSON.stringify(redactSpec(spec))}: ${why}. ${SPEC_HELP}`);
-  const lower = text.toLowerCase();
-  if (lower.startsWith("file://")) {
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch {
-      throw bad("it is not a valid file:// URL");
-    }
-    if (url.host !== "" && url.host !== "localhost") throw bad("a file:// URL cannot name a host");
-    return { type: "filesystem", path: decodeURIComponent(url.pathname) };
-  }
-  if (lower.startsWith("s3://")) return parseS3(text, bad);
-  if (lower.startsWith("postgres://") || lower.startsWith("postgresql://")) {
-    return { type: "postgres", url: text };
-  }
-  const scheme = /^([a-z][a-z0-9+.-]*):(.*)$/i.exec(text);
-  if (scheme !== null && scheme[1].length > 1) {
-    const type = scheme[1].toLowerCase();
-    const rest = scheme[2];
-    if (type === "filesystem" || type === "fs") {
-      if (rest.trim() === "") throw bad("it names no path");
-      return { type: "filesystem", path: localPath(rest, baseDir) };
-    }
-    if (type === "module") {
-      if (rest.trim() === "") throw bad("it names no module file");
-      return { type: "module", module: localPath(rest, baseDir) };
-    }
-    return { type, location: rest };
-  }
-  return { type: "filesystem", path: localPath(text, baseDir) };
-}
-
-/** A spec fit for messages: no user info, no query (either may hold secrets). */
-function redactSpec(spec: string): string {
-  return spec.replace(/\/\/[^/@]*@/, "//***@").replace(/\?.*$/, "?***");
-}
-
-function localPath(path: string, baseDir: string): string {
-  if (path === "~" || path.startsWith("~/")) return join(homedir(), path.slice(1));
-  return resolve(baseDir, path);
-}
-
-function parseS3(text: string, bad: (why: string) => UsageError): DatastoreConfig {
-  const rest = text.slice("s3://".length);
-  const q = rest.indexOf("?");
-  const location = q < 0 ? rest : rest.slice(0, q);
-  const slash = location.indexOf("/");
-  const bucket = slash < 0 ? location : location.slice(0, slash);
-  const prefix = slash < 0 ? "" : location.slice(slash + 1).replace(/^\/+|\/+$/g, "");
-  if (bucket === "") throw bad("it names no bucket");
-  const out: DatastoreConfig = { type: "s3", bucket, prefix };
-  // Extra settings such as ?endpoint=…&region=… become provider keys.
-  if (q >= 0) {
-    for (const [k, v] of new URLSearchParams(rest.slice(q + 1))) {
-      if (k === "type" || k === "bucket" || k === "prefix") throw bad(`it sets "${k}" twice`);
-      out[k] = v;
-    }
-  }
-  return out;
-}
 
 /**
  * Finds the repository: the nearest directory at or above `start` that holds

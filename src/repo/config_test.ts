@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { NotFoundError, UsageError } from "../errors.ts";
-import { CONFIG_FILE, findRepo, loadConfig, parseDatastoreSpec, writeConfig } from "./config.ts";
+import { CONFIG_FILE, findRepo, loadConfig, writeConfig } from "./config.ts";
+import { parseDatastoreSpec } from "./datastore_spec.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();

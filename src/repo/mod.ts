@@ -21,22 +21,22 @@ export {
   ensureGitignore,
   findRepo,
   loadConfig,
-  parseDatastoreSpec,
   type RepoConfig,
   writeConfig,
 } from "./config.ts";
+export { parseDatastoreSpec } from "./datastore_spec.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
 export {
   type Changes,
   listLocalModels,
   type LocalFile,
-  matchesExclude,
   modelDir,
   RACY_WINDOW_MS,
   scanModel,
   type ScanOptions,
   type ScanResult,
 } from "./scan.ts";
+export { matchesExclude } from "./exclude.ts";
 export { cleanTmp, downloadToTmp, placeFile, removeFile, tmpDir } from "./apply.ts";
 export {
   acquireRepoLock,

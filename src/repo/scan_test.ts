@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import type { BaseState } from "../model/base.ts";
 import type { ModelRef } from "../model/ref.ts";
-import { listLocalModels, matchesExclude, scanModel, type ScanResult } from "./scan.ts";
+import { listLocalModels, scanModel, type ScanResult } from "./scan.ts";
+import { matchesExclude } from "./exclude.ts";
 
 const M: ModelRef = { type: "vpc", id: "m1" };
 

@@ -52,7 +52,9 @@ export async function runCaps(s: Session, opts: { probe: boolean }): Promise<Cap
       ? await s.provider.probe({ signal: s.signal })
       : [{ name: "probe", ok: false, detail: `the ${where.type} provider has no live probe` }];
     result.probe = checks;
-    const failedDeclared = checks.some((c) => !c.ok && (c.capability === undefined || declared?.[c.capability]));
+    const failedDeclared = checks.some((c) =>
+      !c.ok && (c.capability === undefined || declared?.[c.capability])
+    );
     if (failedDeclared) result.exitCode = 6;
   }
   return result;
@@ -69,26 +71,38 @@ export function formatCaps(r: CapsResult): string[] {
   ];
   for (const name of ["scopedSync", "atomicCommit", "serverTime"] as const) {
     const off = r.disabled.includes(name) ? " (disabled by --disable-cap)" : "";
-    lines.push(`  ${name.padEnd(14)}${yes(r.capabilities[name])}  ${CAPABILITY_MEANINGS[name]}${off}`);
+    lines.push(
+      `  ${name.padEnd(14)}${yes(r.capabilities[name])}  ${CAPABILITY_MEANINGS[name]}${off}`,
+    );
   }
   lines.push(
-    `  ${"maxConcurrency".padEnd(14)}${String(r.capabilities.maxConcurrency).padEnd(4)} ${CAPABILITY_MEANINGS.maxConcurrency}`,
+    `  ${"maxConcurrency".padEnd(14)}${
+      String(r.capabilities.maxConcurrency).padEnd(4)
+    } ${CAPABILITY_MEANINGS.maxConcurrency}`,
     "",
     `lock path    ${r.lockPath}${
       r.lockPath === "scoped"
         ? " (per-model locks; writers of different models never wait)"
         : " (one global lock for every write)"
     }`,
-    `lock ttl     ${formatDuration(r.lock.ttlMs)}, renewed every ${formatDuration(r.lock.renewEveryMs)}; ` +
+    `lock ttl     ${formatDuration(r.lock.ttlMs)}, renewed every ${
+      formatDuration(r.lock.renewEveryMs)
+    }; ` +
       `wait up to ${formatDuration(r.lock.lockTimeoutMs)}; expiry by ${
-        r.capabilities.serverTime ? "the datastore's clock" : `this clock + ${formatDuration(r.lock.skewMarginMs)} margin`
+        r.capabilities.serverTime
+          ? "the datastore's clock"
+          : `this clock + ${formatDuration(r.lock.skewMarginMs)} margin`
       }`,
   );
   for (const w of r.warnings) lines.push(`warning      ${w}`);
   if (r.probe !== undefined) {
     lines.push("", "probe");
     for (const c of r.probe) {
-      lines.push(`  ${c.ok ? "ok  " : "FAIL"}  ${c.name}${c.capability ? ` [${c.capability}]` : ""}: ${c.detail}`);
+      lines.push(
+        `  ${c.ok ? "ok  " : "FAIL"}  ${c.name}${
+          c.capability ? ` [${c.capability}]` : ""
+        }: ${c.detail}`,
+      );
     }
   }
   return lines;

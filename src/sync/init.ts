@@ -23,7 +23,12 @@ export interface InitResult {
 
 /** Initialises a repository in --repo or the current directory. */
 export async function runInit(
-  opts: { flags: GlobalFlags; env: Record<string, string | undefined>; cwd: string; signal: AbortSignal },
+  opts: {
+    flags: GlobalFlags;
+    env: Record<string, string | undefined>;
+    cwd: string;
+    signal: AbortSignal;
+  },
 ): Promise<InitResult> {
   const settings = resolveSettings({ flags: opts.flags, env: opts.env });
   const repoDir = path.resolve(opts.cwd, settings.repo ?? ".");
@@ -48,7 +53,12 @@ export async function runInit(
   });
   try {
     await provider.init({ signal: opts.signal });
-    return { schema: "modelsync.init/1", repo: repoDir, config: configPath, datastore: provider.describe() };
+    return {
+      schema: "modelsync.init/1",
+      repo: repoDir,
+      config: configPath,
+      datastore: provider.describe(),
+    };
   } finally {
     await provider.close();
   }

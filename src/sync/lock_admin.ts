@@ -64,7 +64,9 @@ export async function runLockStatus(s: Session): Promise<LockStatusResult> {
 export function formatLockStatus(r: LockStatusResult): string[] {
   if (r.locks.length === 0) return ["No locks held."];
   return r.locks.map((l) => {
-    const ttl = l.ttlLeftMs >= 0 ? `${formatDuration(l.ttlLeftMs)} left` : `expired ${formatDuration(-l.ttlLeftMs)} ago`;
+    const ttl = l.ttlLeftMs >= 0
+      ? `${formatDuration(l.ttlLeftMs)} left`
+      : `expired ${formatDuration(-l.ttlLeftMs)} ago`;
     const state = l.state === "live" ? "live " : `STALE (${l.staleReason ?? "stale"})`;
     return `${l.key}  ${state}  ${l.holder}@${l.host} pid ${l.pid}  ${l.operation}  age ${
       formatDuration(l.ageMs)
@@ -116,15 +118,21 @@ export async function runLockRelease(
       result.released.push(name);
       result.messages.push(
         `Released the lock on ${name} held by ${describeHolder(info.record)}${
-          info.stale ? ` (stale: ${info.staleReason ?? "stale"})` : " (it was live: that process may still be working)"
+          info.stale
+            ? ` (stale: ${info.staleReason ?? "stale"})`
+            : " (it was live: that process may still be working)"
         }.`,
       );
     } else {
       result.refused.push(name);
-      result.messages.push(`Refused to release ${name}: its holder changed since it was inspected. Run "modelsync lock status" and retry.`);
+      result.messages.push(
+        `Refused to release ${name}: its holder changed since it was inspected. Run "modelsync lock status" and retry.`,
+      );
     }
   }
   if (result.refused.length > 0) result.exitCode = ExitCode.conflict;
-  else if (result.free.length > 0 && result.released.length === 0) result.exitCode = ExitCode.notFound;
+  else if (result.free.length > 0 && result.released.length === 0) {
+    result.exitCode = ExitCode.notFound;
+  }
   return result;
 }

@@ -8,7 +8,8 @@
 import { ConflictError } from "../errors.ts";
 import { type BaseState, writeBase } from "../model/base.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
-import { matchesExclude, scanModel } from "../repo/scan.ts";
+import { matchesExclude } from "../repo/exclude.ts";
+import { scanModel } from "../repo/scan.ts";
 import type { ModelReport } from "./report.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
@@ -30,7 +31,14 @@ export async function pullModel(
   const { base, signal } = opts;
   const remote = await s.provider.getManifest(model, { signal });
   if (remote === null) {
-    return { model: key, status: "unchanged", files: 0, bytes: 0, generation: null, ms: Date.now() - started };
+    return {
+      model: key,
+      status: "unchanged",
+      files: 0,
+      bytes: 0,
+      generation: null,
+      ms: Date.now() - started,
+    };
   }
   if (base !== null && base.version === remote.version) {
     return {
@@ -58,14 +66,19 @@ export async function pullModel(
   if (plan.conflicts.length > 0 && opts.resolution === "none") {
     throw new ConflictError(
       `Cannot pull ${key}: both this repository and generation ${remote.manifest.generation} changed ` +
-        `${plan.conflicts.join(", ")}. Nothing was changed. Keep yours with "modelsync pull --ours ${key}" ` +
+        `${
+          plan.conflicts.join(", ")
+        }. Nothing was changed. Keep yours with "modelsync pull --ours ${key}" ` +
         `or take theirs with "modelsync pull --theirs ${key}".`,
       { current: remote.manifest.generation, paths: plan.conflicts },
     );
   }
   // Excluded paths are never synced: remote changes to them do not land.
-  const take = (opts.resolution === "theirs" ? [...plan.takeRemote, ...plan.conflicts].sort() : plan.takeRemote)
-    .filter((p) => !matchesExclude(p, s.config.exclude));
+  const take =
+    (opts.resolution === "theirs"
+      ? [...plan.takeRemote, ...plan.conflicts].sort()
+      : plan.takeRemote)
+      .filter((p) => !matchesExclude(p, s.config.exclude));
   const landed = await landRemote(s, model, {
     paths: take,
     remote: remoteStates,

@@ -38,7 +38,13 @@ export function hasLocalChanges(scan: ScanResult, base: BaseState | null): boole
 export async function pushModel(
   s: RepoSession,
   model: ModelRef,
-  opts: { scan: ScanResult; base: BaseState | null; lease: Lease; signal: AbortSignal; progress: Progress },
+  opts: {
+    scan: ScanResult;
+    base: BaseState | null;
+    lease: Lease;
+    signal: AbortSignal;
+    progress: Progress;
+  },
 ): Promise<ModelReport> {
   const started = Date.now();
   const key = formatRef(model);
@@ -59,8 +65,12 @@ export async function pushModel(
       const plan = threeWay(input);
       if (plan.conflicts.length > 0) {
         throw new ConflictError(
-          `Cannot push ${key}: the datastore moved to generation ${remoteGen} (base ${base?.generation ?? "none"}) ` +
-            `and both sides changed ${plan.conflicts.join(", ")}. Run "modelsync pull ${key}", resolve, then push.`,
+          `Cannot push ${key}: the datastore moved to generation ${remoteGen} (base ${
+            base?.generation ?? "none"
+          }) ` +
+            `and both sides changed ${
+              plan.conflicts.join(", ")
+            }. Run "modelsync pull ${key}", resolve, then push.`,
           { current: remoteGen, paths: plan.conflicts },
         );
       }
@@ -76,11 +86,17 @@ export async function pushModel(
     let committed = remote?.manifest;
     let version = remote?.version ?? "";
     let generation: number | null = remote === null ? null : remoteGen;
-    const needsCommit = remote === null ? target.size > 0 || base !== null : !sameStates(target, remoteStates);
+    const needsCommit = remote === null
+      ? target.size > 0 || base !== null
+      : !sameStates(target, remoteStates);
     if (needsCommit) {
       const items = [...target.entries()]
         .filter(([p, st]) => scan.files.get(p)?.sha256 === st.sha256)
-        .map(([p, st]) => ({ sha256: st.sha256, size: st.size, file: path.join(modelDir(s, model), p) }));
+        .map(([p, st]) => ({
+          sha256: st.sha256,
+          size: st.size,
+          file: path.join(modelDir(s, model), p),
+        }));
       const moved = await uploadMissing(s, items, { signal, progress: opts.progress });
       uploaded = { files: uploaded.files + moved.files, bytes: uploaded.bytes + moved.bytes };
       const manifest = makeManifest(model, remoteGen + 1, entriesOf(target), s.identity);

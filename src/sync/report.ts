@@ -127,7 +127,9 @@ export function formatReports(reports: readonly ModelReport[]): string[] {
   return reports.map((r) => {
     const parts = [pad(r.status, 12) + pad(r.model, width)];
     if (r.generation !== null) parts.push(`generation ${r.generation}`);
-    if (r.status !== "unchanged" || r.files > 0) parts.push(`${r.files} files`, formatBytes(r.bytes));
+    if (r.status !== "unchanged" || r.files > 0) {
+      parts.push(`${r.files} files`, formatBytes(r.bytes));
+    }
     parts.push(`${r.ms} ms`);
     if (r.rebased) parts.push("(rebased)");
     let line = parts.join("  ");

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { ConflictError, DatastoreError, LockTimeoutError } from "../errors.ts";
 import { exitCodeFor, failureReport, type ModelReport } from "./report.ts";
 
-const ok = (model: string): ModelReport => ({ model, status: "pushed", files: 1, bytes: 1, generation: 1, ms: 1 });
+const ok = (model: string): ModelReport => ({
+  model,
+  status: "pushed",
+  files: 1,
+  bytes: 1,
+  generation: 1,
+  ms: 1,
+});
 const m = { type: "vpc", id: "m1" };
 
 Deno.test("exitCodeFor: 0 when every model succeeded", () => {
@@ -19,7 +26,10 @@ Deno.test("exitCodeFor: a failure beside a success is partial (5); all failing k
   assert.equal(exitCodeFor([ok("a/1"), failureReport(m, new DatastoreError("down"), 1)]), 5);
   assert.equal(exitCodeFor([failureReport(m, new DatastoreError("down"), 1)]), 6);
   assert.equal(
-    exitCodeFor([failureReport(m, new DatastoreError("down"), 1), failureReport(m, new Error("boom"), 1)]),
+    exitCodeFor([
+      failureReport(m, new DatastoreError("down"), 1),
+      failureReport(m, new Error("boom"), 1),
+    ]),
     5,
   );
 });

@@ -16,7 +16,7 @@ import { listLocalModels, scanModel, type ScanResult } from "../repo/scan.ts";
 import { Progress } from "./progress.ts";
 import { hasLocalChanges, pushModel } from "./push.ts";
 import { pullModel, type Resolution } from "./pull.ts";
-import { exitCodeFor, failureReport, type ModelReport, type Summary, summarize } from "./report.ts";
+import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
 import { runPool } from "./pool.ts";
 import type { RepoSession } from "./session.ts";
 
@@ -43,7 +43,11 @@ function lockManager(s: RepoSession, operation: string): LockManager {
   });
 }
 
-async function withRepoLock<T>(s: RepoSession, operation: string, fn: () => Promise<T>): Promise<T> {
+async function withRepoLock<T>(
+  s: RepoSession,
+  operation: string,
+  fn: () => Promise<T>,
+): Promise<T> {
   const lock = await acquireRepoLock(s.repoDir, {
     operation,
     timeoutMs: s.settings.lockTimeoutMs,
@@ -59,7 +63,13 @@ async function withRepoLock<T>(s: RepoSession, operation: string, fn: () => Prom
 
 function finish(schema: string, lockPath: LockPath | "none", reports: ModelReport[]): SyncResult {
   reports.sort((a, b) => (a.model < b.model ? -1 : a.model > b.model ? 1 : 0));
-  return { schema, lockPath, models: reports, summary: summarize(reports), exitCode: exitCodeFor(reports) };
+  return {
+    schema,
+    lockPath,
+    models: reports,
+    summary: summarize(reports),
+    exitCode: exitCodeFor(reports),
+  };
 }
 
 async function localCandidates(s: RepoSession, named: ModelRef[] | undefined): Promise<ModelRef[]> {
@@ -94,10 +104,14 @@ export async function runPush(
           signal: s.signal,
           hashConcurrency: s.jobs,
         });
-        for (const skipped of scan.skipped) logger("repo").warn(`Skipped ${formatRef(model)}/${skipped}`);
+        for (const skipped of scan.skipped) {
+          logger("repo").warn(`Skipped ${formatRef(model)}/${skipped}`);
+        }
         if (!scan.exists && base === null) {
           throw new NotFoundError(
-            `Model ${formatRef(model)} has no directory in ${s.config.dataDir}/ and was never synced: check the name.`,
+            `Model ${
+              formatRef(model)
+            } has no directory in ${s.config.dataDir}/ and was never synced: check the name.`,
           );
         }
         if (hasLocalChanges(scan, base)) pending.set(formatRef(model), { scan, base });
@@ -150,9 +164,10 @@ export async function runPull(
       (await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]),
     );
     const named = opts.models !== undefined && opts.models.length > 0;
-    const candidates = named
-      ? sortUniqueRefs(opts.models!)
-      : sortUniqueRefs([...[...listing.values()].map((l) => l.model), ...await listBaseModels(s.repoDir)]);
+    const candidates = named ? sortUniqueRefs(opts.models!) : sortUniqueRefs([
+      ...[...listing.values()].map((l) => l.model),
+      ...await listBaseModels(s.repoDir),
+    ]);
     const reports: ModelReport[] = [];
     const pending = new Map<string, BaseState | null>();
     for (const model of candidates) {
@@ -162,11 +177,27 @@ export async function runPull(
         const listed = listing.get(key);
         if (listed === undefined) {
           if (named && base === null) {
-            throw new NotFoundError(`Model ${key} is not in the datastore: check the name, or push it first.`);
+            throw new NotFoundError(
+              `Model ${key} is not in the datastore: check the name, or push it first.`,
+            );
           }
-          reports.push({ model: key, status: "unchanged", files: 0, bytes: 0, generation: base?.generation ?? null, ms: 0 });
+          reports.push({
+            model: key,
+            status: "unchanged",
+            files: 0,
+            bytes: 0,
+            generation: base?.generation ?? null,
+            ms: 0,
+          });
         } else if (base !== null && base.version === listed.version) {
-          reports.push({ model: key, status: "unchanged", files: 0, bytes: 0, generation: base.generation, ms: 0 });
+          reports.push({
+            model: key,
+            status: "unchanged",
+            files: 0,
+            bytes: 0,
+            generation: base.generation,
+            ms: 0,
+          });
         } else {
           pending.set(key, base);
         }
@@ -180,7 +211,12 @@ export async function runPull(
       try {
         const models = candidates.filter((m) => pending.has(formatRef(m)));
         const work = (model: ModelRef, signal: AbortSignal) =>
-          pullModel(s, model, { base: pending.get(formatRef(model)) ?? null, resolution: opts.resolution, signal, progress });
+          pullModel(s, model, {
+            base: pending.get(formatRef(model)) ?? null,
+            resolution: opts.resolution,
+            signal,
+            progress,
+          });
         if (opts.noLock) {
           await runPool(models, { jobs: s.jobs, signal: s.signal }, async (model) => {
             try {
@@ -190,8 +226,12 @@ export async function runPull(
             }
           });
         } else {
-          const outcomes = await manager.run(models, (model, ctx) => work(model, ctx.signal), { jobs: s.jobs });
-          for (const o of outcomes) reports.push(o.ok ? o.value : failureReport(o.model, o.error, 0));
+          const outcomes = await manager.run(models, (model, ctx) => work(model, ctx.signal), {
+            jobs: s.jobs,
+          });
+          for (const o of outcomes) {
+            reports.push(o.ok ? o.value : failureReport(o.model, o.error, 0));
+          }
         }
       } finally {
         progress.stop();

@@ -12,8 +12,9 @@ import { logger } from "../log.ts";
 import type { Provider } from "../provider/contract.ts";
 import { type CapabilityReading, readCapabilities } from "../provider/capabilities.ts";
 import { createProvider } from "../providers/mod.ts";
-import { type DatastoreConfig, findRepo, loadConfig, parseDatastoreSpec, type RepoConfig } from "../repo/config.ts";
-import { resolveSettings, type GlobalFlags, type Settings } from "./settings.ts";
+import { findRepo, loadConfig, type RepoConfig } from "../repo/config.ts";
+import { type DatastoreConfig, parseDatastoreSpec } from "../repo/datastore_spec.ts";
+import { type GlobalFlags, resolveSettings, type Settings } from "./settings.ts";
 import { SKEW_MARGIN_MS } from "../lock/mod.ts";
 
 /** Who this process is, for lock records and manifests. */
@@ -54,7 +55,9 @@ export interface OpenOptions {
 /** Finds the repository, reads its config and settings, without opening a datastore. */
 export async function locateRepo(
   opts: Pick<OpenOptions, "flags" | "env" | "cwd" | "requireRepo">,
-): Promise<{ repoDir?: string; config?: RepoConfig; settings: Settings; datastore?: DatastoreConfig }> {
+): Promise<
+  { repoDir?: string; config?: RepoConfig; settings: Settings; datastore?: DatastoreConfig }
+> {
   const pre = resolveSettings({ flags: opts.flags, env: opts.env });
   let repoDir: string | undefined;
   if (pre.repo !== undefined) {
@@ -73,7 +76,9 @@ export async function locateRepo(
       if (opts.requireRepo || pre.datastore === undefined) throw err;
     }
   }
-  const override = pre.datastore === undefined ? undefined : parseDatastoreSpec(pre.datastore, repoDir ?? opts.cwd);
+  const override = pre.datastore === undefined
+    ? undefined
+    : parseDatastoreSpec(pre.datastore, repoDir ?? opts.cwd);
   if (repoDir === undefined) {
     return { settings: pre, ...(override ? { datastore: override } : {}) };
   }

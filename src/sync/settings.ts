@@ -89,7 +89,9 @@ function envBool(v: string | undefined, name: string): boolean | undefined {
 function parseJobs(text: string, what: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text.trim()) || !Number.isInteger(n) || n < 1 || n > 256) {
-    throw new UsageError(`Invalid ${what} ${JSON.stringify(text)}: use a whole number from 1 to 256.`);
+    throw new UsageError(
+      `Invalid ${what} ${JSON.stringify(text)}: use a whole number from 1 to 256.`,
+    );
   }
   return n;
 }
@@ -112,20 +114,27 @@ export function resolveSettings(
     if (flag !== undefined) return parseDuration(flag, `--${flagName}`);
     const e = env[ENV_VARS[envKey]];
     if (e !== undefined && e !== "") return parseDuration(e, ENV_VARS[envKey]);
-    if (fromConfig !== undefined) return parseDuration(fromConfig, `${configKey} in modelsync.yaml`);
+    if (fromConfig !== undefined) {
+      return parseDuration(fromConfig, `${configKey} in modelsync.yaml`);
+    }
     return undefined;
   };
-  const lockTimeoutMs = dur(flags.lockTimeout, "lockTimeout", config?.lockTimeout, "lock-timeout", "lockTimeout") ??
-    DEFAULTS.lockTimeoutMs;
-  const lockTtlMs = dur(flags.lockTtl, "lockTtl", undefined, "lock-ttl", "lockTtl") ?? DEFAULTS.lockTtlMs;
+  const lockTimeoutMs =
+    dur(flags.lockTimeout, "lockTimeout", config?.lockTimeout, "lock-timeout", "lockTimeout") ??
+      DEFAULTS.lockTimeoutMs;
+  const lockTtlMs = dur(flags.lockTtl, "lockTtl", undefined, "lock-ttl", "lockTtl") ??
+    DEFAULTS.lockTtlMs;
   if (lockTtlMs < 100) throw new UsageError(`Invalid --lock-ttl: use at least 100ms.`);
   const timeoutMs = dur(flags.timeout, "timeout", config?.timeout, "timeout", "timeout");
-  const callTimeoutMs = dur(flags.callTimeout, "callTimeout", undefined, "call-timeout", "callTimeout") ??
-    DEFAULTS.callTimeoutMs;
+  const callTimeoutMs =
+    dur(flags.callTimeout, "callTimeout", undefined, "call-timeout", "callTimeout") ??
+      DEFAULTS.callTimeoutMs;
   let jobs: number | undefined;
   if (flags.jobs !== undefined) jobs = parseJobs(flags.jobs, "--jobs");
   else if (env[ENV_VARS.jobs]) jobs = parseJobs(env[ENV_VARS.jobs]!, ENV_VARS.jobs);
-  else if (config?.jobs !== undefined) jobs = parseJobs(String(config.jobs), "jobs in modelsync.yaml");
+  else if (config?.jobs !== undefined) {
+    jobs = parseJobs(String(config.jobs), "jobs in modelsync.yaml");
+  }
   let disable: string[];
   if (flags.disableCap !== undefined && flags.disableCap.length > 0) disable = flags.disableCap;
   else if (env[ENV_VARS.disableCap]) disable = [env[ENV_VARS.disableCap]!];
@@ -133,7 +142,9 @@ export function resolveSettings(
   const holder = flags.holder ?? (env[ENV_VARS.holder] || undefined) ?? config?.holder ??
     (env.USER || env.USERNAME || safeUser());
   if (!/^[\x21-\x7e]{1,128}$/.test(holder)) {
-    throw new UsageError(`Invalid holder name ${JSON.stringify(holder)}: use 1-128 printable ASCII characters.`);
+    throw new UsageError(
+      `Invalid holder name ${JSON.stringify(holder)}: use 1-128 printable ASCII characters.`,
+    );
   }
   const delay = env[ENV_VARS.testBlobDelay];
   const noColorEnv = env.NO_COLOR !== undefined && env.NO_COLOR !== "" ||

@@ -15,14 +15,24 @@ const config = {
 Deno.test("settings: flag beats env beats modelsync.yaml beats default", () => {
   assert.equal(resolveSettings({ flags: {}, env: {} }).lockTimeoutMs, 60_000);
   assert.equal(resolveSettings({ flags: {}, env: {}, config }).lockTimeoutMs, 10_000);
-  assert.equal(resolveSettings({ flags: {}, env: { MODELSYNC_LOCK_TIMEOUT: "5s" }, config }).lockTimeoutMs, 5_000);
   assert.equal(
-    resolveSettings({ flags: { lockTimeout: "2s" }, env: { MODELSYNC_LOCK_TIMEOUT: "5s" }, config }).lockTimeoutMs,
+    resolveSettings({ flags: {}, env: { MODELSYNC_LOCK_TIMEOUT: "5s" }, config }).lockTimeoutMs,
+    5_000,
+  );
+  assert.equal(
+    resolveSettings({ flags: { lockTimeout: "2s" }, env: { MODELSYNC_LOCK_TIMEOUT: "5s" }, config })
+      .lockTimeoutMs,
     2_000,
   );
   assert.equal(resolveSettings({ flags: {}, env: {}, config }).jobs, 3);
-  assert.equal(resolveSettings({ flags: { jobs: "7" }, env: { MODELSYNC_JOBS: "5" }, config }).jobs, 7);
-  assert.equal(resolveSettings({ flags: {}, env: { MODELSYNC_HOLDER: "env" }, config }).holder, "env");
+  assert.equal(
+    resolveSettings({ flags: { jobs: "7" }, env: { MODELSYNC_JOBS: "5" }, config }).jobs,
+    7,
+  );
+  assert.equal(
+    resolveSettings({ flags: {}, env: { MODELSYNC_HOLDER: "env" }, config }).holder,
+    "env",
+  );
   assert.equal(resolveSettings({ flags: {}, env: {}, config }).holder, "from-file");
 });
 

@@ -7,7 +7,8 @@
 import type { BaseFile, BaseState } from "../model/base.ts";
 import type { FileEntry, Manifest } from "../model/manifest.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
-import { type LocalFile, matchesExclude } from "../repo/scan.ts";
+import { matchesExclude } from "../repo/exclude.ts";
+import type { LocalFile } from "../repo/scan.ts";
 import type { FileState } from "./three_way.ts";
 
 /** path → state of a manifest, base or scan. */
@@ -48,7 +49,9 @@ export function baseAfterSync(
     const l = opts.local.get(f.path);
     let mtimeMs = -1;
     if (landed !== undefined) mtimeMs = landed;
-    else if (l !== undefined && l.sha256 === f.sha256 && l.executable === f.executable) mtimeMs = l.mtimeMs;
+    else if (l !== undefined && l.sha256 === f.sha256 && l.executable === f.executable) {
+      mtimeMs = l.mtimeMs;
+    }
     return { ...f, mtimeMs };
   });
   return {
@@ -62,7 +65,10 @@ export function baseAfterSync(
 }
 
 /** True when two state maps hold the same paths with the same states. */
-export function sameStates(a: ReadonlyMap<string, FileState>, b: ReadonlyMap<string, FileState>): boolean {
+export function sameStates(
+  a: ReadonlyMap<string, FileState>,
+  b: ReadonlyMap<string, FileState>,
+): boolean {
   if (a.size !== b.size) return false;
   for (const [p, st] of a) {
     const o = b.get(p);

@@ -44,44 +44,60 @@ export async function runStatus(
     models = sortUniqueRefs([...local.models, ...await listBaseModels(s.repoDir)]);
   }
   const listing = opts.remote
-    ? new Map((await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]))
+    ? new Map(
+      (await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]),
+    )
     : undefined;
   if (listing !== undefined && !named) {
     models = sortUniqueRefs([...models, ...[...listing.values()].map((l) => l.model)]);
   }
-  const reports = await runPool(models, { jobs: Math.max(4, s.jobs), signal: s.signal }, async (model) => {
-    const key = formatRef(model);
-    const base = await readBase(s.repoDir, model);
-    const scan = await scanModel(s.repoDir, model, {
-      dataDir: s.config.dataDir,
-      exclude: s.config.exclude,
-      base,
-      signal: s.signal,
-      hashConcurrency: s.jobs,
-    });
-    if (named && !scan.exists && base === null && !listing?.has(key)) {
-      throw new NotFoundError(`Model ${key} has no directory in ${s.config.dataDir}/ and was never synced: check the name.`);
-    }
-    const report: ModelStatusReport = {
-      model: key,
-      local: { ...scan.changes },
-      base: base?.generation ?? null,
-    };
-    if (listing !== undefined) {
-      const listed = listing.get(key);
-      if (listed === undefined) report.remote = { generation: null, state: "absent" };
-      else if (base !== null && listed.version === base.version) report.remote = { generation: base.generation, state: "same" };
-      else {
-        const remote = await s.provider.getManifest(model, { signal: s.signal });
-        const generation = remote?.manifest.generation ?? null;
-        report.remote = {
-          generation,
-          state: base === null ? "new" : remote !== null && remote.manifest.files.length === 0 ? "deleted" : "ahead",
-        };
+  const reports = await runPool(
+    models,
+    { jobs: Math.max(4, s.jobs), signal: s.signal },
+    async (model) => {
+      const key = formatRef(model);
+      const base = await readBase(s.repoDir, model);
+      const scan = await scanModel(s.repoDir, model, {
+        dataDir: s.config.dataDir,
+        exclude: s.config.exclude,
+        base,
+        signal: s.signal,
+        hashConcurrency: s.jobs,
+      });
+      if (named && !scan.exists && base === null && !listing?.has(key)) {
+        throw new NotFoundError(
+          `Model ${key} has no directory in ${s.config.dataDir}/ and was never synced: check the name.`,
+        );
       }
-    }
-    return report;
-  });
+      const report: ModelStatusReport = {
+        model: key,
+        local: { ...scan.changes },
+        base: base?.generation ?? null,
+      };
+      if (listing !== undefined) {
+        const listed = listing.get(key);
+        if (listed === undefined) report.remote = { generation: null, state: "absent" };
+        else if (base !== null && listed.version === base.version) {
+          report.remote = {
+            generation: base.generation,
+            state: "same",
+          };
+        } else {
+          const remote = await s.provider.getManifest(model, { signal: s.signal });
+          const generation = remote?.manifest.generation ?? null;
+          report.remote = {
+            generation,
+            state: base === null
+              ? "new"
+              : remote !== null && remote.manifest.files.length === 0
+              ? "deleted"
+              : "ahead",
+          };
+        }
+      }
+      return report;
+    },
+  );
   return { schema: "modelsync.status/1", models: reports };
 }
 

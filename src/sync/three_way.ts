@@ -50,7 +50,11 @@ export function sameState(a: FileState | undefined, b: FileState | undefined): b
 
 /** Compares the three sides path by path. */
 export function threeWay(input: ThreeWayInput): ThreeWayPlan {
-  const paths = new Set<string>([...input.base.keys(), ...input.local.keys(), ...input.remote.keys()]);
+  const paths = new Set<string>([
+    ...input.base.keys(),
+    ...input.local.keys(),
+    ...input.remote.keys(),
+  ]);
   const plan: ThreeWayPlan = { takeRemote: [], keepLocal: [], converged: [], conflicts: [] };
   for (const p of [...paths].sort()) {
     const b = input.base.get(p);

@@ -5,9 +5,23 @@ const f = (sha256: string, executable = false): FileState => ({ sha256, size: 1,
 
 Deno.test("threeWay sorts each path into remote-only, local-only, converged and conflict", () => {
   const input = {
-    base: new Map([["same", f("s")], ["lmod", f("1")], ["rmod", f("1")], ["both", f("1")], ["conv", f("1")], ["rdel", f("1")]]),
-    local: new Map([["same", f("s")], ["lmod", f("2")], ["rmod", f("1")], ["both", f("2")], ["conv", f("9")], ["rdel", f("1")], ["ladd", f("a")]]),
-    remote: new Map([["same", f("s")], ["lmod", f("1")], ["rmod", f("3")], ["both", f("3")], ["conv", f("9")], ["radd", f("b")]]),
+    base: new Map([["same", f("s")], ["lmod", f("1")], ["rmod", f("1")], ["both", f("1")], [
+      "conv",
+      f("1"),
+    ], ["rdel", f("1")]]),
+    local: new Map([
+      ["same", f("s")],
+      ["lmod", f("2")],
+      ["rmod", f("1")],
+      ["both", f("2")],
+      ["conv", f("9")],
+      ["rdel", f("1")],
+      ["ladd", f("a")],
+    ]),
+    remote: new Map([["same", f("s")], ["lmod", f("1")], ["rmod", f("3")], ["both", f("3")], [
+      "conv",
+      f("9"),
+    ], ["radd", f("b")]]),
   };
   const plan = threeWay(input);
   assert.deepEqual(plan.takeRemote, ["radd", "rdel", "rmod"]);
@@ -15,7 +29,15 @@ Deno.test("threeWay sorts each path into remote-only, local-only, converged and 
   assert.deepEqual(plan.converged, ["conv"]);
   assert.deepEqual(plan.conflicts, ["both"]);
   const merged = mergeStates(input, plan, { theirs: false });
-  assert.deepEqual([...merged.keys()].sort(), ["both", "conv", "ladd", "lmod", "radd", "rmod", "same"]);
+  assert.deepEqual([...merged.keys()].sort(), [
+    "both",
+    "conv",
+    "ladd",
+    "lmod",
+    "radd",
+    "rmod",
+    "same",
+  ]);
   assert.equal(merged.get("lmod")!.sha256, "2");
   assert.equal(merged.get("rmod")!.sha256, "3");
   assert.equal(merged.get("both")!.sha256, "2");

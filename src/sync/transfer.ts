@@ -105,9 +105,15 @@ export async function landRemote(
     const mtimes = new Map<string, number>();
     for (let i = 0; i < writes.length; i++) {
       const st = opts.remote.get(writes[i])!;
-      const landed = await placeFile(s.repoDir, model, { path: writes[i], executable: st.executable }, fetched[i], {
-        dataDir: s.config.dataDir,
-      });
+      const landed = await placeFile(
+        s.repoDir,
+        model,
+        { path: writes[i], executable: st.executable },
+        fetched[i],
+        {
+          dataDir: s.config.dataDir,
+        },
+      );
       mtimes.set(writes[i], landed.mtimeMs);
     }
     for (const p of removes) await removeFile(s.repoDir, model, p, { dataDir: s.config.dataDir });
@@ -135,16 +141,22 @@ async function assertUntouched(
     try {
       st = await Deno.lstat(path.join(dir, p));
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound) && !(err instanceof Deno.errors.NotADirectory)) throw err;
+      if (!(err instanceof Deno.errors.NotFound) && !(err instanceof Deno.errors.NotADirectory)) {
+        throw err;
+      }
     }
-    if (want === undefined ? st !== undefined : st === undefined || st.size !== want.size ||
-        Math.abs((st.mtime?.getTime() ?? 0) - want.mtimeMs) >= 1) {
+    if (
+      want === undefined ? st !== undefined : st === undefined || st.size !== want.size ||
+        Math.abs((st.mtime?.getTime() ?? 0) - want.mtimeMs) >= 1
+    ) {
       changed.push(p);
     }
   }
   if (changed.length > 0) {
     throw new ConflictError(
-      `Local files of ${formatRef(model)} changed while syncing (${changed.join(", ")}); nothing was overwritten. Rerun the command.`,
+      `Local files of ${formatRef(model)} changed while syncing (${
+        changed.join(", ")
+      }); nothing was overwritten. Rerun the command.`,
       { paths: changed },
     );
   }
