@@ -15,7 +15,9 @@ export function syncJson(r: SyncResult) {
 /** One closing line: counts per status. */
 export function summaryLine(r: SyncResult): string {
   const s = r.summary;
-  return `${r.models.length} models: ${s.pushed} pushed, ${s.unchanged} unchanged, ${s.conflict} conflict, ` +
+  return `${r.models.length} ${
+    r.models.length === 1 ? "model" : "models"
+  }: ${s.pushed} pushed, ${s.unchanged} unchanged, ${s.conflict} conflict, ` +
     `${s.failed} failed, ${s.lockTimeout} lock-timeout (lock path ${r.lockPath})`;
 }
 

@@ -45,7 +45,6 @@ export async function runInit(
   const config = await loadConfig(repoDir);
   const provider = await createProvider(config.datastore, {
     callTimeoutMs: settings.callTimeoutMs,
-    signal: opts.signal,
     host: os.hostname(),
     pid: process.pid,
     skewMarginMs: SKEW_MARGIN_MS,

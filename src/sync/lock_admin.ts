@@ -5,6 +5,7 @@
  * @module
  */
 import { ExitCode } from "../errors.ts";
+import { logger } from "../log.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import type { LockInfo, LockKey } from "../provider/contract.ts";
 import { describeHolder } from "../provider/stale.ts";
@@ -110,7 +111,9 @@ export async function runLockRelease(
     const info = await handle.inspect({ signal: s.signal });
     if (info === null) {
       result.free.push(name);
-      result.messages.push(`No lock held on ${name}.`);
+      logger("lock").error(
+        `No lock held on ${name}: nothing to release. See "modelsync lock status".`,
+      );
       continue;
     }
     const ok = await handle.forceRelease(info.record.nonce, { signal: s.signal });
@@ -125,7 +128,7 @@ export async function runLockRelease(
       );
     } else {
       result.refused.push(name);
-      result.messages.push(
+      logger("lock").error(
         `Refused to release ${name}: its holder changed since it was inspected. Run "modelsync lock status" and retry.`,
       );
     }

@@ -15,7 +15,7 @@ import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
 import { baseAfterSync, localStates, statesOf } from "./states.ts";
 import { threeWay } from "./three_way.ts";
-import { landRemote } from "./transfer.ts";
+import { landRemote, pruneEmptyModelDir } from "./transfer.ts";
 
 /** How to settle paths changed on both sides. */
 export type Resolution = "none" | "theirs" | "ours";
@@ -86,6 +86,7 @@ export async function pullModel(
     signal,
     progress: opts.progress,
   });
+  if (remote.manifest.files.length === 0) await pruneEmptyModelDir(s, model);
   await writeBase(
     s.repoDir,
     model,

@@ -125,7 +125,7 @@ export function exitCodeFor(reports: readonly ModelReport[]): number {
 export function formatReports(reports: readonly ModelReport[]): string[] {
   const width = Math.max(8, ...reports.map((r) => r.model.length));
   return reports.map((r) => {
-    const parts = [pad(r.status, 12) + pad(r.model, width)];
+    const parts = [pad(r.status, 14) + pad(r.model, width)];
     if (r.generation !== null) parts.push(`generation ${r.generation}`);
     if (r.status !== "unchanged" || r.files > 0) {
       parts.push(`${r.files} files`, formatBytes(r.bytes));

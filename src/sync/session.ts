@@ -99,7 +99,8 @@ export async function openSession(opts: OpenOptions): Promise<Session> {
   const identity: Identity = { holder: settings.holder, host: os.hostname(), pid: process.pid };
   const provider = await createProvider(located.datastore, {
     callTimeoutMs: settings.callTimeoutMs,
-    signal: opts.signal,
+    // No run signal here: calls get it one by one, so that lock releases in
+    // `finally` still reach the datastore after an interrupt or --timeout.
     host: identity.host,
     pid: identity.pid,
     skewMarginMs: SKEW_MARGIN_MS,

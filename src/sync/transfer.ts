@@ -161,3 +161,21 @@ async function assertUntouched(
     );
   }
 }
+
+/**
+ * Removes a model's directory when it is empty, and its now-empty type
+ * directories up to (not including) the data directory: a pulled tombstone
+ * leaves no empty folders behind. A non-empty directory stays.
+ */
+export async function pruneEmptyModelDir(s: RepoSession, model: ModelRef): Promise<void> {
+  const root = path.join(s.repoDir, s.config.dataDir);
+  let dir = modelDir(s, model);
+  while (dir.startsWith(root + path.sep)) {
+    try {
+      await Deno.remove(dir);
+    } catch {
+      return;
+    }
+    dir = path.dirname(dir);
+  }
+}
