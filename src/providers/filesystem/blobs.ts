@@ -1,0 +1,284 @@
+/**
+ * Blob storage of the filesystem provider: `blobs/AB/SHA256`, immutable,
+ * content-addressed. A blob is written to `tmp/` while it is hashed, checked
+ * against its name, and renamed into place, so no reader sees a partial blob.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { ContentChangedError, NotFoundError } from "../../errors.ts";
+import type { BlobSource } from "../../provider/contract.ts";
+import {
+  fsFail,
+  isNotFound,
+  mapLimit,
+  mkdirp,
+  readDirOrEmpty,
+  removeQuietly,
+  renameInto,
+  type TempFiles,
+} from "./_fs.ts";
+
+const SHA256 = /^[0-9a-f]{64}$/;
+/** Files up to this size are read in one call; larger ones are streamed. */
+export const SMALL_BLOB_BYTES = 4 * 1024 * 1024;
+const CHUNK = 1024 * 1024;
+/** Parallel stats in `has`. */
+const STAT_CONCURRENCY = 64;
+/** A prefix with at least this many queried hashes may be answered by one readdir. */
+const READDIR_MIN_QUERIES = 32;
+
+function checkHash(hash: string): void {
+  if (!SHA256.test(hash)) {
+    throw new Error(`Invalid blob hash ${JSON.stringify(hash)}: expected 64 lowercase hex digits.`);
+  }
+}
+
+/** The blobs area of one datastore. */
+export class BlobStore {
+  readonly #dir: string;
+  readonly #temps: TempFiles;
+  /** Prefix directories known to exist (created or seen) in this process. */
+  readonly #prefixes = new Set<string>();
+
+  constructor(dir: string, temps: TempFiles) {
+    this.#dir = dir;
+    this.#temps = temps;
+  }
+
+  /** Path of a blob. */
+  path(hash: string): string {
+    return join(this.#dir, hash.slice(0, 2), hash);
+  }
+
+  /** Which of `hashes` are stored. */
+  async has(hashes: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
+    const byPrefix = new Map<string, string[]>();
+    for (const h of new Set(hashes)) {
+      checkHash(h);
+      const p = h.slice(0, 2);
+      const list = byPrefix.get(p);
+      if (list === undefined) byPrefix.set(p, [h]);
+      else list.push(h);
+    }
+    const found = new Set<string>();
+    const single: string[] = [];
+    // Many queries under one prefix: one readdir beats many stats, unless the
+    // directory is much larger than the query (estimated from its size).
+    await mapLimit([...byPrefix], 16, async ([prefix, list]) => {
+      if (list.length < READDIR_MIN_QUERIES) {
+        single.push(...list);
+        return;
+      }
+      const dir = join(this.#dir, prefix);
+      let st: Deno.FileInfo;
+      try {
+        st = await Deno.stat(dir);
+      } catch (err) {
+        if (isNotFound(err)) return; // nothing stored under this prefix
+        throw fsFail(err, "inspect blob directory", dir);
+      }
+      if (st.size / 100 > list.length * 8) {
+        single.push(...list);
+        return;
+      }
+      const names = new Set((await readDirOrEmpty(dir, signal)).map((e) => e.name));
+      for (const h of list) if (names.has(h)) found.add(h);
+    });
+    await mapLimit(single, STAT_CONCURRENCY, async (h) => {
+      signal?.throwIfAborted();
+      const path = this.path(h);
+      try {
+        await Deno.lstat(path);
+        found.add(h);
+      } catch (err) {
+        if (!isNotFound(err)) throw fsFail(err, "inspect blob", path);
+      }
+    });
+    return found;
+  }
+
+  /** Stores a blob, verifying its content hashes to `hash`. */
+  async put(hash: string, source: BlobSource, signal?: AbortSignal): Promise<void> {
+    checkHash(hash);
+    signal?.throwIfAborted();
+    await this.#temps.ensure();
+    let tmp: string | undefined;
+    try {
+      if (source.kind === "bytes") {
+        this.#verify(hash, digest(source.bytes), "the given bytes");
+        tmp = await this.#temps.write(source.bytes, signal, "b");
+      } else if (source.size <= SMALL_BLOB_BYTES) {
+        const bytes = await readSource(source.path, signal);
+        this.#verify(hash, digest(bytes), source.path);
+        tmp = await this.#temps.write(bytes, signal, "b");
+      } else {
+        tmp = this.#temps.name("b");
+        const got = await copyHashing(source.path, tmp, signal);
+        this.#verify(hash, got, source.path);
+      }
+      signal?.throwIfAborted();
+      await this.#place(hash, tmp);
+      tmp = undefined;
+    } finally {
+      if (tmp !== undefined) await removeQuietly(tmp);
+    }
+  }
+
+  /** Streams a blob. */
+  async get(hash: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    checkHash(hash);
+    signal?.throwIfAborted();
+    const path = this.path(hash);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (err) {
+      if (isNotFound(err)) {
+        throw new NotFoundError(
+          `Blob ${hash} is missing from the datastore (${path}). ` +
+            `Run "modelsync verify" and re-push the model that names it.`,
+        );
+      }
+      throw fsFail(err, "open blob", path);
+    }
+    return fileStream(file, path, signal);
+  }
+
+  #verify(hash: string, got: string, what: string): void {
+    if (got !== hash) {
+      throw new ContentChangedError(
+        `Content of ${what} hashes to ${got}, not ${hash}: it changed while being pushed. ` +
+          `Rerun once it settles.`,
+      );
+    }
+  }
+
+  /**
+   * Renames the verified temp file into place. Blobs are content-addressed,
+   * so replacing an existing copy replaces it with identical bytes; a rename
+   * costs one syscall where link + unlink cost two.
+   */
+  async #place(hash: string, tmp: string): Promise<void> {
+    const prefix = hash.slice(0, 2);
+    const target = this.path(hash);
+    if (!this.#prefixes.has(prefix)) {
+      await mkdirp(join(this.#dir, prefix));
+      this.#prefixes.add(prefix);
+    }
+    try {
+      await Deno.rename(tmp, target);
+    } catch (err) {
+      if (!isNotFound(err)) throw fsFail(err, "store blob", target);
+      this.#prefixes.delete(prefix); // the prefix directory vanished: recreate it
+      await renameInto(tmp, target);
+      this.#prefixes.add(prefix);
+    }
+  }
+}
+
+/** Lowercase hex SHA-256 of bytes. */
+export function digest(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function vanished(path: string, err: unknown): ContentChangedError {
+  return new ContentChangedError(
+    `File ${path} disappeared while being pushed. Rerun once it settles.`,
+    { cause: err },
+  );
+}
+
+async function readSource(path: string, signal?: AbortSignal): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path, { signal });
+  } catch (err) {
+    if (isNotFound(err)) throw vanished(path, err);
+    throw fsFail(err, "read local file", path);
+  }
+}
+
+/** Streams `src` into a new file `dst` while hashing it; returns the digest. */
+async function copyHashing(src: string, dst: string, signal?: AbortSignal): Promise<string> {
+  let input: Deno.FsFile;
+  try {
+    input = await Deno.open(src, { read: true });
+  } catch (err) {
+    if (isNotFound(err)) throw vanished(src, err);
+    throw fsFail(err, "read local file", src);
+  }
+  try {
+    let output: Deno.FsFile;
+    try {
+      output = await Deno.open(dst, { write: true, createNew: true });
+    } catch (err) {
+      throw fsFail(err, "write a temporary file", dst);
+    }
+    try {
+      const hash = createHash("sha256");
+      const buf = new Uint8Array(CHUNK);
+      for (;;) {
+        signal?.throwIfAborted();
+        let n: number | null;
+        try {
+          n = await input.read(buf);
+        } catch (err) {
+          throw fsFail(err, "read local file", src);
+        }
+        if (n === null) break;
+        const chunk = buf.subarray(0, n);
+        hash.update(chunk);
+        let off = 0;
+        while (off < n) {
+          try {
+            off += await output.write(chunk.subarray(off));
+          } catch (err) {
+            throw fsFail(err, "write a temporary file", dst);
+          }
+        }
+      }
+      return hash.digest("hex");
+    } finally {
+      output.close();
+    }
+  } finally {
+    input.close();
+  }
+}
+
+/** A pull-based stream over an open file that stops when `signal` aborts. */
+function fileStream(
+  file: Deno.FsFile,
+  path: string,
+  signal?: AbortSignal,
+): ReadableStream<Uint8Array> {
+  let open = true;
+  const close = () => {
+    if (open) {
+      open = false;
+      file.close();
+    }
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      try {
+        signal?.throwIfAborted();
+        const buf = new Uint8Array(256 * 1024);
+        const n = await file.read(buf);
+        if (n === null) {
+          close();
+          ctrl.close();
+        } else {
+          ctrl.enqueue(buf.subarray(0, n));
+        }
+      } catch (err) {
+        close();
+        ctrl.error(fsFail(err, "read blob", path));
+      }
+    },
+    cancel() {
+      close();
+    },
+  }, { highWaterMark: 0 });
+}

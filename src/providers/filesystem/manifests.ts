@@ -1,0 +1,183 @@
+/**
+ * Manifest storage of the filesystem provider:
+ * `manifests/TYPE/ID/GGGGGGGGGGGG.json`, one immutable file per generation.
+ * A commit hard-links a complete temp file to the next generation's name;
+ * the link is create-exclusive, so it is a compare-and-swap without a lock.
+ * Generation files are never deleted, which keeps the scheme free of ABA.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { ConflictError, CorruptError } from "../../errors.ts";
+import { type Manifest, parseManifest } from "../../model/manifest.ts";
+import { formatRef, isValidId, isValidName, type ModelRef, refProblem } from "../../model/ref.ts";
+import type { ManifestListing, StoredManifest } from "../../provider/contract.ts";
+import {
+  fsFail,
+  linkExclusive,
+  mapLimit,
+  readDirOrEmpty,
+  removeQuietly,
+  type TempFiles,
+} from "./_fs.ts";
+
+const GENERATION_FILE = /^(\d{12})\.json$/;
+const MAX_GENERATION = 999_999_999_999;
+
+/** The file name of one generation: 12 digits, zero-padded. */
+export function generationFile(generation: number): string {
+  return `${String(generation).padStart(12, "0")}.json`;
+}
+
+/** Throws for a ref that could not have been parsed (it would make a bad path). */
+export function checkRef(model: ModelRef): void {
+  const problem = refProblem(formatRef(model));
+  if (problem !== undefined) {
+    throw new Error(`Invalid model ref ${JSON.stringify(formatRef(model))}: ${problem}.`);
+  }
+}
+
+/** The manifests area of one datastore (or of a probe directory). */
+export class ManifestStore {
+  readonly #dir: string;
+  readonly #temps: TempFiles;
+
+  constructor(dir: string, temps: TempFiles) {
+    this.#dir = dir;
+    this.#temps = temps;
+  }
+
+  /** Directory holding the generations of one model. */
+  modelDir(model: ModelRef): string {
+    checkRef(model);
+    return join(this.#dir, ...model.type.split("/"), model.id);
+  }
+
+  /** The highest generation present in a model directory (0 when none). */
+  async highest(model: ModelRef, signal?: AbortSignal): Promise<number> {
+    return highestIn(await readDirOrEmpty(this.modelDir(model), signal));
+  }
+
+  /** The current manifest of a model, or null. */
+  async get(model: ModelRef, signal?: AbortSignal): Promise<StoredManifest | null> {
+    const generation = await this.highest(model, signal);
+    if (generation === 0) return null;
+    signal?.throwIfAborted();
+    const path = join(this.modelDir(model), generationFile(generation));
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path, { signal });
+    } catch (err) {
+      throw fsFail(err, "read manifest", path);
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      throw new CorruptError(
+        `Manifest of ${formatRef(model)} (${path}) is not valid JSON; refusing it. ` +
+          `Repair or re-push the model from a good copy.`,
+        { cause: err },
+      );
+    }
+    const manifest = parseManifest(data, model);
+    if (manifest.generation !== generation) {
+      throw new CorruptError(
+        `Manifest file ${path} holds generation ${manifest.generation}, not ${generation}; ` +
+          `refusing it as corrupt. Repair or re-push the model from a good copy.`,
+      );
+    }
+    return { manifest, version: String(generation) };
+  }
+
+  /** Every model with at least one generation, with its version, by readdir only. */
+  async list(signal?: AbortSignal): Promise<ManifestListing[]> {
+    const types: string[] = [];
+    for (const e of await readDirOrEmpty(this.#dir, signal)) {
+      if (!e.isDirectory) continue;
+      if (e.name.startsWith("@")) {
+        if (!isValidName(e.name.slice(1))) continue;
+        for (const n of await readDirOrEmpty(join(this.#dir, e.name), signal)) {
+          if (n.isDirectory && isValidName(n.name)) types.push(`${e.name}/${n.name}`);
+        }
+      } else if (isValidName(e.name)) {
+        types.push(e.name);
+      }
+    }
+    const models: ModelRef[] = [];
+    for (const type of types) {
+      for (const e of await readDirOrEmpty(join(this.#dir, ...type.split("/")), signal)) {
+        if (e.isDirectory && isValidId(e.name)) models.push({ type, id: e.name });
+      }
+    }
+    const versions = await mapLimit(models, 32, (m) => this.highest(m, signal));
+    const out: ManifestListing[] = [];
+    models.forEach((model, i) => {
+      if (versions[i] > 0) out.push({ model, version: String(versions[i]) });
+    });
+    return out;
+  }
+
+  /** Commits generation `expected + 1` by create-exclusive link. */
+  async commit(
+    model: ModelRef,
+    expected: number,
+    manifest: Manifest,
+    signal?: AbortSignal,
+  ): Promise<{ version: string }> {
+    const key = formatRef(model);
+    if (!Number.isInteger(expected) || expected < 0 || expected >= MAX_GENERATION) {
+      throw new Error(`commitManifest(${key}): expected generation ${expected} is not valid.`);
+    }
+    if (manifest.generation !== expected + 1) {
+      throw new Error(
+        `commitManifest(${key}): manifest generation ${manifest.generation} must be ` +
+          `expected + 1 = ${expected + 1}.`,
+      );
+    }
+    if (manifest.model !== key) {
+      throw new Error(`commitManifest(${key}): manifest names model ${manifest.model}.`);
+    }
+    parseManifest(manifest, model); // never store what readers would refuse
+    const dir = this.modelDir(model);
+    // The pre-check makes "expected is current" exact: nobody can create
+    // expected+2 before expected+1 exists, and expected+1 is our link target.
+    const before = await this.highest(model, signal);
+    if (before !== expected) throw conflict(key, expected, before);
+    signal?.throwIfAborted();
+    await this.#temps.ensure();
+    const tmp = await this.#temps.write(
+      new TextEncoder().encode(JSON.stringify(manifest, null, 1) + "\n"),
+      signal,
+      "m",
+    );
+    try {
+      signal?.throwIfAborted();
+      const won = await linkExclusive(tmp, join(dir, generationFile(expected + 1)));
+      if (!won) throw conflict(key, expected, await this.highest(model));
+    } finally {
+      await removeQuietly(tmp);
+    }
+    return { version: String(expected + 1) };
+  }
+}
+
+function highestIn(entries: Deno.DirEntry[]): number {
+  let max = 0;
+  for (const e of entries) {
+    const m = GENERATION_FILE.exec(e.name);
+    if (m !== null && !e.isDirectory) {
+      const g = Number(m[1]);
+      if (g > max) max = g;
+    }
+  }
+  return max;
+}
+
+function conflict(key: string, expected: number, current: number): ConflictError {
+  return new ConflictError(
+    `Cannot commit ${key} generation ${expected + 1}: the datastore is at generation ` +
+      `${current} (expected ${expected}). Run "modelsync pull" and retry.`,
+    { current },
+  );
+}

@@ -1,0 +1,84 @@
+/**
+ * The provider registry: maps a datastore type to its provider module,
+ * loaded with `import()` so only the provider in use is loaded.
+ *
+ * @example
+ * ```ts
+ * import { createProvider } from "./mod.ts";
+ * const p = await createProvider({ type: "filesystem", path: "/tmp/store" }, {
+ *   callTimeoutMs: 30_000, host: "h", pid: 1, skewMarginMs: 2_000, baseDir: "/",
+ * });
+ * console.log(p.describe()); // { type: "filesystem", location: "/tmp/store" }
+ * ```
+ * @module
+ */
+import type { z } from "zod";
+import { UsageError } from "../errors.ts";
+import type { Provider, ProviderContext, ProviderModule } from "../provider/contract.ts";
+
+/** Every datastore type this version knows of (some may not be available yet). */
+export const KNOWN_PROVIDER_TYPES: readonly string[] = ["filesystem", "s3", "postgres"];
+
+/** Types named in the spec that a later version provides. */
+const NOT_YET = new Set(["s3", "postgres"]);
+
+/** Loads the provider module of a datastore type; UsageError for an unknown one. */
+export async function loadProviderModule(type: string): Promise<ProviderModule<unknown>> {
+  if (type === "filesystem") {
+    const { filesystemProvider } = await import("./filesystem/mod.ts");
+    return filesystemProvider as ProviderModule<unknown>;
+  }
+  if (NOT_YET.has(type)) {
+    throw new UsageError(
+      `Datastore type ${type} is not available in this version of modelsync; use filesystem:/path.`,
+    );
+  }
+  throw new UsageError(
+    `Unknown datastore type ${JSON.stringify(type)} in modelsync.yaml: use one of ` +
+      `${KNOWN_PROVIDER_TYPES.join(", ")}.`,
+  );
+}
+
+/** Turns the first zod issue into one line naming the key. */
+export function configProblem(error: z.ZodError, config: Record<string, unknown>): string {
+  const issue = error.issues[0];
+  if (issue === undefined) return "it is invalid";
+  if (issue.code === "unrecognized_keys") {
+    const keys = issue.keys.map((k) => JSON.stringify(k)).join(", ");
+    return `unknown key${issue.keys.length > 1 ? "s" : ""} ${keys}; remove ${
+      issue.keys.length > 1 ? "them" : "it"
+    }`;
+  }
+  const key = issue.path.map(String).join(".");
+  if (key === "") return issue.message;
+  const top = issue.path[0];
+  if (issue.code === "invalid_type" && typeof top === "string" && !(top in config)) {
+    return `"${key}" is required`;
+  }
+  return `"${key}": ${issue.message}`;
+}
+
+/**
+ * Loads the module for `config.type`, validates the rest of the config with
+ * its schema, and creates the provider. Config errors are UsageErrors (exit 2).
+ */
+export async function createProvider(
+  config: { type: string } & Record<string, unknown>,
+  context: ProviderContext,
+): Promise<Provider> {
+  const { type, ...rest } = config;
+  if (typeof type !== "string" || type === "") {
+    throw new UsageError(
+      `Invalid datastore config in modelsync.yaml: "type" is required (one of ` +
+        `${KNOWN_PROVIDER_TYPES.join(", ")}).`,
+    );
+  }
+  const mod = await loadProviderModule(type);
+  const parsed = mod.configSchema.safeParse(rest);
+  if (!parsed.success) {
+    throw new UsageError(
+      `Invalid datastore config in modelsync.yaml: ${configProblem(parsed.error, rest)}.`,
+    );
+  }
+  return await mod.create(parsed.data, context);
+}
