@@ -66,7 +66,7 @@ Deno.test("a fresh corrupt record is held by 'unknown', an old one is taken over
     const judged = await h.inspect();
     assert.ok(
       judged?.stale && /corrupt record/.test(judged.staleReason ?? ""),
-      judged?.staleReason,
+      judged?.staleReason ?? "not stale",
     );
     const got = await h.tryAcquire(req("a"));
     assert.ok(got.acquired, "an old corrupt record was not taken over");
