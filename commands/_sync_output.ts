@@ -18,7 +18,9 @@ export function summaryLine(r: SyncResult): string {
   return `${r.models.length} ${
     r.models.length === 1 ? "model" : "models"
   }: ${s.pushed} pushed, ${s.unchanged} unchanged, ${s.conflict} conflict, ` +
-    `${s.failed} failed, ${s.lockTimeout} lock-timeout (lock path ${r.lockPath})`;
+    `${s.failed} failed, ${s.lockTimeout} lock-timeout${
+      s.interrupted > 0 ? `, ${s.interrupted} interrupted` : ""
+    } (lock path ${r.lockPath})`;
 }
 
 /** Logs each failed model's error on stderr (the report on stdout lists it too). */

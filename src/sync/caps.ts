@@ -72,11 +72,11 @@ export function formatCaps(r: CapsResult): string[] {
   for (const name of ["scopedSync", "atomicCommit", "serverTime"] as const) {
     const off = r.disabled.includes(name) ? " (disabled by --disable-cap)" : "";
     lines.push(
-      `  ${name.padEnd(14)}${yes(r.capabilities[name])}  ${CAPABILITY_MEANINGS[name]}${off}`,
+      `  ${name.padEnd(16)}${yes(r.capabilities[name])}  ${CAPABILITY_MEANINGS[name]}${off}`,
     );
   }
   lines.push(
-    `  ${"maxConcurrency".padEnd(14)}${
+    `  ${"maxConcurrency".padEnd(16)}${
       String(r.capabilities.maxConcurrency).padEnd(4)
     } ${CAPABILITY_MEANINGS.maxConcurrency}`,
     "",
