@@ -1,0 +1,188 @@
+/**
+ * Filesystem helpers for the end-to-end tests: hashing, deterministic test
+ * data, tree listings and snapshots, and direct reads of a filesystem
+ * datastore's layout (SPEC §3) to check what the CLI stored.
+ *
+ * @example
+ * ```ts
+ * import { Datastore } from "./_fs.ts";
+ * const ds = new Datastore("/tmp/some-datastore");
+ * console.log(await ds.integrityProblems()); // [] when every manifest names stored blobs
+ * ```
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { join, relative } from "node:path";
+
+/** Hex SHA-256 of some bytes or text. */
+export function sha256(data: Uint8Array | string): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** Deterministic pseudo-random bytes (xorshift), so sizes and contents are reproducible. */
+export function pseudoRandomBytes(size: number, seed: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** True when `path` exists (without following a final symlink). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** Every file under `dir` (relative, `/`-separated, sorted); [] when it is missing. */
+export async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(d: string): Promise<void> {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(d));
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else out.push(relative(dir, p).split("\\").join("/"));
+    }
+  }
+  await walk(dir);
+  return out.sort();
+}
+
+/**
+ * A snapshot of a directory tree: relative path → description (`dir`,
+ * `link -> target`, or `file <mode> <sha256>`). Compare two with deepEqual.
+ */
+export async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  async function walk(d: string): Promise<void> {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(d));
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      const rel = relative(dir, p);
+      if (e.isSymlink) out[rel] = `link -> ${await Deno.readLink(p)}`;
+      else if (e.isDirectory) {
+        out[rel] = "dir";
+        await walk(p);
+      } else {
+        const st = await Deno.stat(p);
+        out[rel] = `file ${((st.mode ?? 0) & 0o777).toString(8)} ${sha256(await Deno.readFile(p))}`;
+      }
+    }
+  }
+  await walk(dir);
+  return out;
+}
+
+/** A manifest as stored in the filesystem datastore. */
+export interface StoredManifest {
+  format: number;
+  model: string;
+  generation: number;
+  files: { path: string; sha256: string; size: number; executable: boolean }[];
+  committedBy: { holder: string; host: string; pid: number };
+  committedAt: string;
+}
+
+/** Direct access to a filesystem datastore's layout (SPEC §3), for checks. */
+export class Datastore {
+  constructor(readonly dir: string) {}
+
+  /** Path of the blob with this hash: `blobs/AB/SHA256`. */
+  blobPath(hash: string): string {
+    return join(this.dir, "blobs", hash.slice(0, 2), hash);
+  }
+
+  /** Hashes of every stored blob (files under blobs/, temporaries excluded). */
+  async blobs(): Promise<string[]> {
+    return (await listFiles(join(this.dir, "blobs")))
+      .map((p) => p.split("/").pop()!)
+      .filter((name) => /^[0-9a-f]{64}$/.test(name));
+  }
+
+  /** Every manifest file, parsed, with its model ref (from the directory) and generation. */
+  async manifests(): Promise<{ model: string; file: string; manifest: StoredManifest }[]> {
+    const root = join(this.dir, "manifests");
+    const out: { model: string; file: string; manifest: StoredManifest }[] = [];
+    for (const rel of await listFiles(root)) {
+      const m = /^(.*)\/(\d{12})\.json$/.exec(rel);
+      if (!m) continue;
+      const manifest = JSON.parse(await Deno.readTextFile(join(root, rel))) as StoredManifest;
+      out.push({ model: m[1], file: rel, manifest });
+    }
+    return out;
+  }
+
+  /** The current (highest-generation) manifest of a model, or null. */
+  async current(model: string): Promise<StoredManifest | null> {
+    const all = (await this.manifests()).filter((m) => m.model === model);
+    if (all.length === 0) return null;
+    all.sort((a, b) => a.manifest.generation - b.manifest.generation);
+    return all[all.length - 1].manifest;
+  }
+
+  /** Path of a lock record: `locks/global.json` or `locks/models/TYPE/ID.json`. */
+  lockPath(key: string): string {
+    return key === "global"
+      ? join(this.dir, "locks", "global.json")
+      : join(this.dir, "locks", "models", `${key}.json`);
+  }
+
+  /** The parsed lock record of a key, or null when it is free (or unreadable mid-write). */
+  async lock(key: string): Promise<Record<string, unknown> | null> {
+    try {
+      return JSON.parse(await Deno.readTextFile(this.lockPath(key)));
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Checks invariant 1: every manifest names only blobs that exist, and every
+   * stored blob's content hashes to its name. Returns the problems found.
+   */
+  async integrityProblems(): Promise<string[]> {
+    const problems: string[] = [];
+    for (const { file, manifest } of await this.manifests()) {
+      for (const f of manifest.files) {
+        const p = this.blobPath(f.sha256);
+        if (!(await exists(p))) {
+          problems.push(`${file} names ${f.path} = blob ${f.sha256}, which is missing`);
+          continue;
+        }
+        const st = await Deno.stat(p);
+        if (st.size !== f.size) {
+          problems.push(`${file}: blob of ${f.path} has ${st.size} bytes, manifest says ${f.size}`);
+        }
+      }
+    }
+    for (const hash of await this.blobs()) {
+      const actual = sha256(await Deno.readFile(this.blobPath(hash)));
+      if (actual !== hash) problems.push(`blob ${hash} holds content hashing to ${actual}`);
+    }
+    return problems;
+  }
+}
