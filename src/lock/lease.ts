@@ -28,7 +28,7 @@ import { LeaseLostError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { formatRef } from "../model/ref.ts";
 import type { CallOptions, LockHandle, LockKey, LockRecord } from "../provider/contract.ts";
-import { formatDuration } from "./_backoff.ts";
+import { formatDuration } from "../duration.ts";
 
 /** The name of a lock key: `"global"` or the model's `type/id`. */
 export function lockKeyName(key: LockKey): string {

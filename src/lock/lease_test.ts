@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { LeaseLostError } from "../errors.ts";
 import type { LockHandle, LockRecord } from "../provider/contract.ts";
-import { sleep } from "./_backoff.ts";
+import { sleep } from "../async.ts";
 import { captureLogs, MemoryLockStore, memoryProvider } from "./_memory_provider.ts";
 import { describeLock, Lease, lockKeyName } from "./lease.ts";
 

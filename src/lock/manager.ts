@@ -39,7 +39,8 @@ import type {
   Provider,
 } from "../provider/contract.ts";
 import { describeHolder, judgeLock } from "../provider/stale.ts";
-import { Backoff, formatDuration, sleep } from "./_backoff.ts";
+import { Backoff, runPool, sleep } from "../async.ts";
+import { formatDuration } from "../duration.ts";
 import { describeLock, Lease, lockKeyName } from "./lease.ts";
 
 /** Default lease time of a lock record. */
@@ -127,8 +128,8 @@ export class LockManager {
     const jobs = Math.max(1, Math.floor(opts.jobs) || 1);
     if (sorted.length === 0) return out;
     if (this.path === "scoped") {
-      await pool(sorted.length, jobs, async (i) => {
-        out[i] = await this.#runScoped(sorted[i], work);
+      await runPool(sorted, { jobs }, async (model, i) => {
+        out[i] = await this.#runScoped(model, work);
       });
     } else {
       await this.#runGlobal(sorted, work, { jobs, out });
@@ -218,8 +219,7 @@ export class LockManager {
     const held = lease;
     try {
       const signal = AbortSignal.any([held.signal, this.#signal]);
-      await pool(models.length, opts.jobs, async (i) => {
-        const model = models[i];
+      await runPool(models, { jobs: opts.jobs }, async (model, i) => {
         try {
           if (this.#signal.aborted) throw this.#interrupted(model);
           held.assertHeld();
@@ -345,16 +345,4 @@ export class LockManager {
 
 function blocked<T>(name: string, record: LockRecord): Attempt<T> {
   return { ok: false, name, record };
-}
-
-/** Runs `fn(0..n-1)` with at most `jobs` in flight, dispatched in index order. */
-async function pool(n: number, jobs: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      await fn(i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(jobs, n) }, worker));
 }

@@ -8,7 +8,7 @@ import { formatRef, type ModelRef, parseModelRef } from "../model/ref.ts";
 import { readCapabilities } from "../provider/capabilities.ts";
 import type { LockRecord, Provider } from "../provider/contract.ts";
 import { filesystemProvider } from "../providers/filesystem/mod.ts";
-import { sleep } from "./_backoff.ts";
+import { sleep } from "../async.ts";
 import { captureLogs } from "./_memory_provider.ts";
 import { LockManager, type ModelOutcome } from "./manager.ts";
 

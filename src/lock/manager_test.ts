@@ -3,7 +3,7 @@ import { InterruptedError, LeaseLostError, LockTimeoutError } from "../errors.ts
 import { formatRef, type ModelRef, parseModelRef } from "../model/ref.ts";
 import { readCapabilities } from "../provider/capabilities.ts";
 import type { Capabilities, LockRecord, Provider } from "../provider/contract.ts";
-import { sleep } from "./_backoff.ts";
+import { sleep } from "../async.ts";
 import {
   captureLogs,
   MEMORY_SCOPED_CAPS,

@@ -21,7 +21,7 @@ import { z } from "zod";
 import { NotFoundError, UsageError } from "../errors.ts";
 import { pathProblem } from "../model/manifest.ts";
 import { CAPABILITY_NAMES } from "../provider/contract.ts";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "../duration.ts";
 import { type DatastoreConfig, localPath, parseDatastoreSpec } from "./datastore_spec.ts";
 
 export type { DatastoreConfig } from "./datastore_spec.ts";

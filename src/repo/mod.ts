@@ -25,7 +25,6 @@ export {
   writeConfig,
 } from "./config.ts";
 export { parseDatastoreSpec } from "./datastore_spec.ts";
-export { formatDuration, parseDuration } from "./duration.ts";
 export {
   type Changes,
   listLocalModels,

@@ -29,7 +29,7 @@ import { join } from "node:path";
 import { InterruptedError, LockTimeoutError, ModelsyncError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { pidAlive } from "../provider/stale.ts";
-import { formatDuration } from "./duration.ts";
+import { formatDuration } from "../duration.ts";
 
 /** The record stored in `.modelsync/repo.lock`. */
 export interface RepoLockRecord {

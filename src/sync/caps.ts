@@ -7,7 +7,7 @@
 import { SKEW_MARGIN_MS } from "../lock/mod.ts";
 import { CAPABILITY_MEANINGS } from "../provider/capabilities.ts";
 import type { Capabilities, ProbeCheck } from "../provider/contract.ts";
-import { formatDuration } from "../repo/duration.ts";
+import { formatDuration } from "../duration.ts";
 import type { Session } from "./session.ts";
 
 /** The `caps` result. */

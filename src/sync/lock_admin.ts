@@ -9,7 +9,7 @@ import { logger } from "../log.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import type { LockInfo, LockKey } from "../provider/contract.ts";
 import { describeHolder } from "../provider/stale.ts";
-import { formatDuration } from "../repo/duration.ts";
+import { formatDuration } from "../duration.ts";
 import type { Session } from "./session.ts";
 
 /** One lock as `lock status` shows it. */

@@ -17,7 +17,7 @@ import { Progress } from "./progress.ts";
 import { hasLocalChanges, pushModel } from "./push.ts";
 import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
-import { runPool } from "./pool.ts";
+import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
 
 /** The result of push, flush or pull. */

@@ -13,7 +13,7 @@ import os from "node:os";
 import { UsageError } from "../errors.ts";
 import { type CapabilityName } from "../provider/contract.ts";
 import { parseDisabledCaps } from "../provider/capabilities.ts";
-import { parseDuration } from "../repo/duration.ts";
+import { parseDuration } from "../duration.ts";
 import type { RepoConfig } from "../repo/config.ts";
 
 /** Global options as given on the command line (strings, unparsed). */

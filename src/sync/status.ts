@@ -9,7 +9,7 @@ import { logger } from "../log.ts";
 import { listBaseModels, readBase } from "../model/base.ts";
 import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
 import { listLocalModels, scanModel } from "../repo/scan.ts";
-import { runPool } from "./pool.ts";
+import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
 
 /** Remote state of a model relative to its base. */

@@ -9,7 +9,7 @@ import { ConflictError } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { downloadToTmp, placeFile, removeFile } from "../repo/apply.ts";
 import type { FileState } from "./three_way.ts";
-import { runPool, sleep } from "./pool.ts";
+import { runPool, sleep } from "../async.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
 

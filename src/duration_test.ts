@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "./errors.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 
 Deno.test("parseDuration reads units, fractions, compounds and bare seconds", () => {
@@ -30,14 +30,16 @@ Deno.test("parseDuration refuses junk with a one-line UsageError naming the opti
   );
 });
 
-Deno.test("formatDuration prints short forms that parse back", () => {
-  assert.equal(formatDuration(60_000), "60s");
-  assert.equal(formatDuration(1500), "1.5s");
-  assert.equal(formatDuration(120_000), "2m");
-  assert.equal(formatDuration(250), "250ms");
-  assert.equal(formatDuration(7_200_000), "2h");
+Deno.test("formatDuration is short, rounded, and parses back", () => {
+  assert.equal(formatDuration(300), "300ms");
   assert.equal(formatDuration(0), "0ms");
-  for (const ms of [0, 1, 999, 1000, 1234, 59_999, 60_000, 61_500, 120_000, 3_600_000, 7_200_000]) {
+  assert.equal(formatDuration(1_000), "1s");
+  assert.equal(formatDuration(1_500), "1.5s");
+  assert.equal(formatDuration(60_000), "60s");
+  assert.equal(formatDuration(120_000), "2m");
+  assert.equal(formatDuration(150_000), "2m30s");
+  assert.equal(formatDuration(600_000), "10m");
+  for (const ms of [0, 1, 999, 1000, 1500, 60_000, 120_000, 150_000, 3_600_000]) {
     assert.equal(parseDuration(formatDuration(ms), "x"), ms, String(ms));
   }
 });

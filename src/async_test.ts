@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Backoff, formatDuration, sleep } from "./_backoff.ts";
+import { Backoff, runPool, sleep } from "./async.ts";
 
 Deno.test("Backoff grows exponentially with full jitter up to its cap", () => {
   const top = new Backoff({ initialMs: 50, maxMs: 1_000, random: () => 0.999999 });
@@ -26,11 +26,24 @@ Deno.test("sleep resolves, and rejects with the abort reason without leaking its
   await assert.rejects(sleep(1, ctl.signal), (err) => err === reason);
 });
 
-Deno.test("formatDuration is short and readable", () => {
-  assert.equal(formatDuration(300), "300ms");
-  assert.equal(formatDuration(1_000), "1s");
-  assert.equal(formatDuration(1_500), "1.5s");
-  assert.equal(formatDuration(60_000), "60s");
-  assert.equal(formatDuration(150_000), "2m30s");
-  assert.equal(formatDuration(600_000), "10m");
+Deno.test("runPool keeps order, bounds concurrency and rejects with the first error", async () => {
+  let inFlight = 0;
+  let peak = 0;
+  const out = await runPool([5, 1, 3, 2], { jobs: 2 }, async (n) => {
+    inFlight++;
+    peak = Math.max(peak, inFlight);
+    await sleep(n);
+    inFlight--;
+    return n * 10;
+  });
+  assert.deepEqual(out, [50, 10, 30, 20]);
+  assert.equal(peak, 2);
+  await assert.rejects(
+    runPool([1, 2], { jobs: 2 }, async (n) => {
+      await sleep(1);
+      if (n === 2) throw new Error("two");
+      return n;
+    }),
+    /two/,
+  );
 });

@@ -10,7 +10,7 @@
  * ```
  * @module
  */
-import { UsageError } from "../errors.ts";
+import { UsageError } from "./errors.ts";
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const NUMBER = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
@@ -59,22 +59,22 @@ function finite(ms: number): number | undefined {
 }
 
 /**
- * Formats milliseconds for messages: under a second as `250ms`, whole
- * multiples of a minute from two minutes on as `2m` (or `2h`), anything else
- * in seconds (`60s`, `1.5s`). {@linkcode parseDuration} reads it back.
+ * Formats a duration for messages, short and rounded: `300ms`, `1s`,
+ * `1.5s`, `60s`, `2m30s`, `10m`. The output parses back with
+ * {@linkcode parseDuration} (to the rounding shown).
  *
  * @example
  * ```ts
  * import { formatDuration } from "./duration.ts";
- * formatDuration(60_000); // "60s"
- * formatDuration(120_000); // "2m"
+ * formatDuration(150_000); // "2m30s"
  * ```
  */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms)) return String(ms);
-  const n = Math.round(ms);
-  if (Math.abs(n) < 1000) return `${n}ms`;
-  if (Math.abs(n) >= 7_200_000 && n % 3_600_000 === 0) return `${n / 3_600_000}h`;
-  if (Math.abs(n) >= 120_000 && n % 60_000 === 0) return `${n / 60_000}m`;
-  return `${Number((n / 1000).toFixed(3))}s`;
+  if (ms < 1_000) return `${Math.max(0, Math.round(ms))}ms`;
+  if (ms < 120_000) return `${Math.round(ms / 100) / 10}s`;
+  const total = Math.round(ms / 1_000);
+  const m = Math.floor(total / 60);
+  const s = total % 60;
+  return s === 0 ? `${m}m` : `${m}m${s}s`;
 }

@@ -1,10 +1,10 @@
 /**
- * Waiting helpers for the lock manager: exponential backoff with full jitter,
- * an abortable sleep, and short duration formatting for messages.
+ * Waiting and pacing helpers: exponential backoff with full jitter, an
+ * abortable sleep, and a rolling pool of parallel tasks.
  *
  * @example
  * ```ts
- * import { Backoff, sleep } from "./_backoff.ts";
+ * import { Backoff, sleep } from "./async.ts";
  * const backoff = new Backoff({ initialMs: 50, maxMs: 1_000 });
  * await sleep(backoff.next());
  * ```
@@ -72,15 +72,38 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Formats a duration for messages: `300ms`, `1s`, `1.5s`, `60s`, `2m30s`. */
-export function formatDuration(ms: number): string {
-  if (ms < 1_000) return `${Math.max(0, Math.round(ms))}ms`;
-  if (ms < 120_000) {
-    const s = Math.round(ms / 100) / 10;
-    return `${s}s`;
-  }
-  const total = Math.round(ms / 1_000);
-  const m = Math.floor(total / 60);
-  const s = total % 60;
-  return s === 0 ? `${m}m` : `${m}m${s}s`;
+/**
+ * A rolling pool: at most `jobs` tasks run at once, and a new one starts as
+ * soon as any finishes (no batches waiting for their slowest member).
+ *
+ * @example
+ * ```ts
+ * import { runPool } from "./async.ts";
+ * const out = await runPool([1, 2, 3], { jobs: 2 }, async (n) => n * 2);
+ * console.log(out); // [2, 4, 6]
+ * ```
+ */
+export async function runPool<T, R>(
+  items: readonly T[],
+  opts: { jobs: number; signal?: AbortSignal },
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failed: { error: unknown } | undefined;
+  const worker = async () => {
+    while (failed === undefined && next < items.length) {
+      opts.signal?.throwIfAborted();
+      const i = next++;
+      try {
+        results[i] = await fn(items[i], i);
+      } catch (error) {
+        failed ??= { error };
+      }
+    }
+  };
+  const n = Math.max(1, Math.min(opts.jobs, items.length));
+  await Promise.all(Array.from({ length: n }, worker));
+  if (failed !== undefined) throw failed.error;
+  return results;
 }
