@@ -12,7 +12,7 @@ import process from "node:process";
 import { ExitCode, InterruptedError, ModelsyncError, UsageError } from "./src/errors.ts";
 import { openSession } from "./src/sync/session.ts";
 import { type GlobalFlags, resolveSettings } from "./src/sync/settings.ts";
-import { formatDuration } from "./src/repo/duration.ts";
+import { formatDuration } from "./src/duration.ts";
 import type { CliContext, Printable } from "./commands/_context.ts";
 import { capsCommand } from "./commands/caps.ts";
 import { flushCommand } from "./commands/flush.ts";
