@@ -15,6 +15,7 @@
 import type { z } from "zod";
 import { UsageError } from "../errors.ts";
 import type { Provider, ProviderContext, ProviderModule } from "../provider/contract.ts";
+import { guardProvider } from "../provider/guard.ts";
 
 /** Every datastore type this version knows of (some may not be available yet). */
 export const KNOWN_PROVIDER_TYPES: readonly string[] = ["filesystem", "s3", "postgres"];
@@ -60,7 +61,8 @@ export function configProblem(error: z.ZodError, config: Record<string, unknown>
 
 /**
  * Loads the module for `config.type`, validates the rest of the config with
- * its schema, and creates the provider. Config errors are UsageErrors (exit 2).
+ * its schema, and creates the provider, wrapped so that every call has a
+ * deadline (`context.callTimeoutMs`). Config errors are UsageErrors (exit 2).
  */
 export async function createProvider(
   config: { type: string } & Record<string, unknown>,
@@ -80,5 +82,9 @@ export async function createProvider(
       `Invalid datastore config in modelsync.yaml: ${configProblem(parsed.error, rest)}.`,
     );
   }
-  return await mod.create(parsed.data, context);
+  // Every call to any datastore gets a deadline, and idempotent calls retry
+  // transient faults, in this one place (src/provider/guard.ts).
+  return guardProvider(await mod.create(parsed.data, context), {
+    callTimeoutMs: context.callTimeoutMs,
+  });
 }

@@ -1,0 +1,204 @@
+/**
+ * Deadlines and retries around any provider, applied once by the registry so
+ * that every datastore call — built-in or third-party — has a hard deadline
+ * (SPEC §7), and idempotent reads and blob transfers are retried with capped
+ * exponential backoff and jitter on transient faults.
+ *
+ * Compare-and-swap writes (`commitManifest`, lock changes) are never retried
+ * here: a lost reply may hide a success, and their callers already handle a
+ * conflict (rebase) or a busy lock (the lock manager's wait).
+ *
+ * @example
+ * ```ts
+ * import { guardProvider } from "./guard.ts";
+ * import type { Provider } from "./contract.ts";
+ * declare const inner: Provider;
+ * const p = guardProvider(inner, { callTimeoutMs: 30_000 });
+ * ```
+ * @module
+ */
+import { Backoff, sleep } from "../async.ts";
+import { formatDuration } from "../duration.ts";
+import { DatastoreError, isRetryable } from "../errors.ts";
+import type { Manifest } from "../model/manifest.ts";
+import type { ModelRef } from "../model/ref.ts";
+import type {
+  BlobSource,
+  CallOptions,
+  Capabilities,
+  LockHandle,
+  LockKey,
+  LockRequest,
+  Provider,
+  StoredManifest,
+} from "./contract.ts";
+
+/** Tuning of {@linkcode guardProvider}. */
+export interface GuardOptions {
+  /** Deadline of one call (blob transfers get more per MiB, see below). */
+  callTimeoutMs: number;
+  /** Attempts of an idempotent call on transient faults (default 4). */
+  attempts?: number;
+  /** Extra deadline per MiB of a blob transfer (default 1 s: at least 1 MiB/s). */
+  msPerMiB?: number;
+  /** First and largest retry delay (defaults 200 ms and 5 s). */
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+const MiB = 1024 * 1024;
+
+/** Wraps a provider so every call has a deadline and idempotent calls retry. */
+export function guardProvider(inner: Provider, opts: GuardOptions): Provider {
+  return new GuardedProvider(inner, opts);
+}
+
+class GuardedProvider implements Provider {
+  readonly #inner: Provider;
+  readonly #opts: Required<GuardOptions>;
+  readonly type: string;
+  capabilities?: () => Capabilities;
+  probe?: Provider["probe"];
+
+  constructor(inner: Provider, opts: GuardOptions) {
+    this.#inner = inner;
+    this.type = inner.type;
+    this.#opts = {
+      attempts: 4,
+      msPerMiB: 1_000,
+      backoff: { initialMs: 200, maxMs: 5_000 },
+      ...opts,
+    };
+    // Keep a missing capabilities() missing: readCapabilities warns about it.
+    if (typeof inner.capabilities === "function") this.capabilities = () => inner.capabilities!();
+    if (typeof inner.probe === "function") {
+      this.probe = (o) => this.#call("probe", o, (c) => inner.probe!(c), { scale: 4 });
+    }
+  }
+
+  hasBlobs(hashes: string[], opts?: CallOptions): Promise<Set<string>> {
+    return this.#call("hasBlobs", opts, (c) => this.#inner.hasBlobs(hashes, c), { retry: true });
+  }
+
+  putBlob(hash: string, source: BlobSource, opts?: CallOptions): Promise<void> {
+    const size = source.kind === "file" ? source.size : source.bytes.byteLength;
+    return this.#call("putBlob", opts, (c) => this.#inner.putBlob(hash, source, c), {
+      retry: true,
+      extraMs: Math.ceil(size / MiB) * this.#opts.msPerMiB,
+    });
+  }
+
+  getBlob(hash: string, opts?: CallOptions): Promise<ReadableStream<Uint8Array>> {
+    return this.#call("getBlob", opts, (c) => this.#inner.getBlob(hash, c), { retry: true });
+  }
+
+  listManifests(opts?: CallOptions) {
+    return this.#call("listManifests", opts, (c) => this.#inner.listManifests(c), { retry: true });
+  }
+
+  getManifest(model: ModelRef, opts?: CallOptions): Promise<StoredManifest | null> {
+    return this.#call("getManifest", opts, (c) => this.#inner.getManifest(model, c), {
+      retry: true,
+    });
+  }
+
+  commitManifest(
+    model: ModelRef,
+    expectedGeneration: number,
+    manifest: Manifest,
+    opts?: CallOptions,
+  ) {
+    return this.#call(
+      "commitManifest",
+      opts,
+      (c) => this.#inner.commitManifest(model, expectedGeneration, manifest, c),
+    );
+  }
+
+  lock(key: LockKey): LockHandle {
+    const h = this.#inner.lock(key);
+    return {
+      key: h.key,
+      tryAcquire: (req: LockRequest, o?: CallOptions) =>
+        this.#call("lock acquire", o, (c) => h.tryAcquire(req, c)),
+      renew: (nonce: string, o?: CallOptions) =>
+        this.#call("lock renew", o, (c) => h.renew(nonce, c)),
+      release: (nonce: string, o?: CallOptions) =>
+        this.#call("lock release", o, (c) => h.release(nonce, c)),
+      inspect: (o?: CallOptions) =>
+        this.#call("lock inspect", o, (c) => h.inspect(c), { retry: true }),
+      forceRelease: (nonce: string, o?: CallOptions) =>
+        this.#call("lock force-release", o, (c) => h.forceRelease(nonce, c)),
+    };
+  }
+
+  listLocks(opts?: CallOptions) {
+    return this.#call("listLocks", opts, (c) => this.#inner.listLocks(c), { retry: true });
+  }
+
+  describe() {
+    return this.#inner.describe();
+  }
+
+  open(opts?: CallOptions): Promise<void> {
+    return this.#call("open", opts, (c) => this.#inner.open(c), { retry: true });
+  }
+
+  init(opts?: CallOptions): Promise<void> {
+    return this.#call("init", opts, (c) => this.#inner.init(c));
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+
+  /**
+   * Runs one call under a deadline. The race with the deadline stops the
+   * wait even when the inner call ignores its signal (a hung mount).
+   */
+  async #call<T>(
+    op: string,
+    opts: CallOptions | undefined,
+    fn: (c: CallOptions) => Promise<T>,
+    how: { retry?: boolean; extraMs?: number; scale?: number } = {},
+  ): Promise<T> {
+    const caller = opts?.signal;
+    const deadlineMs = this.#opts.callTimeoutMs * (how.scale ?? 1) + (how.extraMs ?? 0);
+    const attempts = how.retry ? Math.max(1, this.#opts.attempts) : 1;
+    const backoff = new Backoff(this.#opts.backoff);
+    for (let attempt = 1;; attempt++) {
+      caller?.throwIfAborted();
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(this.#timeoutError(op, deadlineMs)), deadlineMs);
+      const signal = caller === undefined
+        ? timeout.signal
+        : AbortSignal.any([caller, timeout.signal]);
+      try {
+        return await Promise.race([fn({ signal }), rejectOnAbort(signal)]);
+      } catch (err) {
+        const error = timeout.signal.aborted && !caller?.aborted ? timeout.signal.reason : err;
+        if (attempt >= attempts || caller?.aborted || !isRetryable(error)) throw error;
+        await sleep(backoff.next(), caller);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+
+  #timeoutError(op: string, ms: number): DatastoreError {
+    const where = this.#inner.describe();
+    return new DatastoreError(
+      `The ${where.type} datastore at ${where.location} did not answer ${op} within ${
+        formatDuration(ms)
+      }: ` +
+        `check that it is reachable, or raise --call-timeout.`,
+      { retryable: true },
+    );
+  }
+}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+}

@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { DatastoreError, NotFoundError } from "../errors.ts";
+import type { CallOptions, Provider } from "./contract.ts";
+import { guardProvider } from "./guard.ts";
+import { readCapabilities } from "./capabilities.ts";
+
+/** A provider whose calls are scripted per test; unscripted calls throw. */
+function fake(overrides: Partial<Provider>): Provider {
+  const no = () => {
+    throw new Error("not scripted");
+  };
+  return {
+    type: "fake",
+    hasBlobs: no,
+    putBlob: no,
+    getBlob: no,
+    listManifests: no,
+    getManifest: no,
+    commitManifest: no,
+    lock: no,
+    listLocks: no,
+    describe: () => ({ type: "fake", location: "mem://x" }),
+    open: no,
+    init: no,
+    close: () => Promise.resolve(),
+    ...overrides,
+  } as Provider;
+}
+
+const fast = { callTimeoutMs: 100, backoff: { initialMs: 1, maxMs: 5 } };
+
+Deno.test("guard: a call that never answers fails at its deadline with a retryable DatastoreError", async () => {
+  let calls = 0;
+  const hung = fake({
+    // Ignores its signal on purpose, like a hung network mount.
+    listManifests: () => {
+      calls++;
+      return new Promise(() => {});
+    },
+  });
+  const p = guardProvider(hung, { ...fast, attempts: 2 });
+  const started = Date.now();
+  await assert.rejects(p.listManifests(), (err) => {
+    assert.ok(err instanceof DatastoreError);
+    assert.equal(err.exitCode, 6);
+    assert.match(err.message, /did not answer listManifests within 100ms.*--call-timeout/);
+    assert.ok(!err.message.includes("\n"));
+    return true;
+  });
+  assert.equal(calls, 2, "a timed-out idempotent read is retried once more");
+  assert.ok(Date.now() - started >= 200);
+});
+
+Deno.test("guard: transient faults of idempotent calls are retried with backoff", async () => {
+  let calls = 0;
+  const flaky = fake({
+    getManifest: () => {
+      calls++;
+      if (calls < 3) return Promise.reject(new DatastoreError("reset", { retryable: true }));
+      return Promise.resolve(null);
+    },
+  });
+  assert.equal(await guardProvider(flaky, fast).getManifest({ type: "a", id: "b" }), null);
+  assert.equal(calls, 3);
+});
+
+Deno.test("guard: permanent errors and compare-and-swap writes are not retried", async () => {
+  let reads = 0;
+  let commits = 0;
+  const p = guardProvider(
+    fake({
+      getBlob: () => {
+        reads++;
+        return Promise.reject(new NotFoundError("no blob"));
+      },
+      commitManifest: () => {
+        commits++;
+        return Promise.reject(new DatastoreError("reset", { retryable: true }));
+      },
+    }),
+    fast,
+  );
+  await assert.rejects(p.getBlob("00"), NotFoundError);
+  assert.equal(reads, 1);
+  await assert.rejects(p.commitManifest({ type: "a", id: "b" }, 0, {} as never), DatastoreError);
+  assert.equal(commits, 1);
+});
+
+Deno.test("guard: the caller's abort wins and is not retried", async () => {
+  let calls = 0;
+  const p = guardProvider(
+    fake({
+      hasBlobs: (_h: string[], o?: CallOptions) => {
+        calls++;
+        return new Promise((_, reject) =>
+          o?.signal?.addEventListener("abort", () => reject(o.signal!.reason))
+        );
+      },
+    }),
+    { callTimeoutMs: 10_000 },
+  );
+  const ctl = new AbortController();
+  const reason = new Error("interrupted");
+  setTimeout(() => ctl.abort(reason), 20);
+  await assert.rejects(p.hasBlobs(["00"], { signal: ctl.signal }), (err) => err === reason);
+  assert.equal(calls, 1);
+});
+
+Deno.test("guard: a provider without capabilities() stays without, so it gets the global path", () => {
+  const reading = readCapabilities(guardProvider(fake({}), fast), []);
+  assert.equal(reading.caps.scopedSync, false);
+  assert.equal(reading.warnings.length, 1);
+  const declared = guardProvider(
+    fake({
+      capabilities: () => ({
+        scopedSync: true,
+        atomicCommit: true,
+        serverTime: false,
+        maxConcurrency: 4,
+      }),
+    }),
+    fast,
+  );
+  assert.equal(readCapabilities(declared, []).caps.scopedSync, true);
+});
