@@ -7,26 +7,18 @@
 import { ExitCode } from "../errors.ts";
 import { logger } from "../log.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
-import type { LockInfo, LockKey } from "../provider/contract.ts";
+import type { LockInfo, LockKey, LockRecord } from "../provider/contract.ts";
 import { describeHolder } from "../provider/stale.ts";
 import { formatDuration } from "../duration.ts";
 import type { Session } from "./session.ts";
 
-/** One lock as `lock status` shows it. */
-export interface LockRow {
-  key: string;
-  holder: string;
-  host: string;
-  pid: number;
-  operation: string;
-  acquiredAt: string;
-  renewedAt: string;
+/** One lock as `lock status` shows it: the record with its judgement. */
+export type LockRow = LockRecord & {
   ageMs: number;
   ttlLeftMs: number;
   state: "live" | "stale";
   staleReason?: string;
-  nonce: string;
-}
+};
 
 /** The `lock status` result. */
 export interface LockStatusResult {
@@ -35,20 +27,12 @@ export interface LockStatusResult {
 }
 
 function row(info: LockInfo): LockRow {
-  const r = info.record;
   return {
-    key: r.key,
-    holder: r.holder,
-    host: r.host,
-    pid: r.pid,
-    operation: r.operation,
-    acquiredAt: r.acquiredAt,
-    renewedAt: r.renewedAt,
+    ...info.record,
     ageMs: info.ageMs,
     ttlLeftMs: info.ttlLeftMs,
     state: info.stale ? "stale" : "live",
     ...(info.staleReason === undefined ? {} : { staleReason: info.staleReason }),
-    nonce: r.nonce,
   };
 }
 

@@ -9,11 +9,10 @@ import { ConflictError } from "../errors.ts";
 import { type BaseState, writeBase } from "../model/base.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { matchesExclude } from "../repo/exclude.ts";
-import { scanModel } from "../repo/scan.ts";
 import type { ModelReport } from "./report.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
-import { baseAfterSync, localStates, statesOf } from "./states.ts";
+import { baseAfterSync, localStates, scanAgainst, statesOf } from "./states.ts";
 import { threeWay } from "./three_way.ts";
 import { landRemote, pruneEmptyModelDir } from "./transfer.ts";
 
@@ -50,13 +49,7 @@ export async function pullModel(
       ms: Date.now() - started,
     };
   }
-  const scan = await scanModel(s.repoDir, model, {
-    dataDir: s.config.dataDir,
-    exclude: s.config.exclude,
-    base,
-    signal,
-    hashConcurrency: s.jobs,
-  });
+  const scan = await scanAgainst(s, model, { base, signal });
   const remoteStates = statesOf(remote.manifest.files);
   const plan = threeWay({
     base: statesOf(base?.files),

@@ -12,13 +12,14 @@ import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
 import { LockManager, type LockPath } from "../lock/mod.ts";
 import { cleanTmp } from "../repo/apply.ts";
 import { acquireRepoLock } from "../repo/repo_lock.ts";
-import { listLocalModels, scanModel, type ScanResult } from "../repo/scan.ts";
+import { listLocalModels, type ScanResult } from "../repo/scan.ts";
 import { Progress } from "./progress.ts";
 import { hasLocalChanges, pushModel } from "./push.ts";
 import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
+import { scanAgainst } from "./states.ts";
 
 /** The result of push, flush or pull. */
 export interface SyncResult {
@@ -97,13 +98,7 @@ export async function runPush(
       const started = Date.now();
       try {
         const base = await readBase(s.repoDir, model);
-        const scan = await scanModel(s.repoDir, model, {
-          dataDir: s.config.dataDir,
-          exclude: s.config.exclude,
-          base,
-          signal: s.signal,
-          hashConcurrency: s.jobs,
-        });
+        const scan = await scanAgainst(s, model, { base });
         for (const skipped of scan.skipped) {
           logger("repo").warn(`Skipped ${formatRef(model)}/${skipped}`);
         }

@@ -8,7 +8,8 @@ import type { BaseFile, BaseState } from "../model/base.ts";
 import type { FileEntry, Manifest } from "../model/manifest.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { matchesExclude } from "../repo/exclude.ts";
-import type { LocalFile } from "../repo/scan.ts";
+import { type LocalFile, scanModel, type ScanResult } from "../repo/scan.ts";
+import type { RepoSession } from "./session.ts";
 import type { FileState } from "./three_way.ts";
 
 /** path → state of a manifest, base or scan. */
@@ -94,4 +95,19 @@ export function localStates(
     }
   }
   return out;
+}
+
+/** Scans one model of the session's repository against its base. */
+export function scanAgainst(
+  s: RepoSession,
+  model: ModelRef,
+  opts: { base: BaseState | null; signal?: AbortSignal },
+): Promise<ScanResult> {
+  return scanModel(s.repoDir, model, {
+    dataDir: s.config.dataDir,
+    exclude: s.config.exclude,
+    base: opts.base,
+    signal: opts.signal ?? s.signal,
+    hashConcurrency: s.jobs,
+  });
 }

@@ -8,9 +8,10 @@ import { NotFoundError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { listBaseModels, readBase } from "../model/base.ts";
 import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
-import { listLocalModels, scanModel } from "../repo/scan.ts";
+import { listLocalModels } from "../repo/scan.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
+import { scanAgainst } from "./states.ts";
 
 /** Remote state of a model relative to its base. */
 export type RemoteState = "same" | "ahead" | "new" | "deleted" | "absent";
@@ -57,13 +58,7 @@ export async function runStatus(
     async (model) => {
       const key = formatRef(model);
       const base = await readBase(s.repoDir, model);
-      const scan = await scanModel(s.repoDir, model, {
-        dataDir: s.config.dataDir,
-        exclude: s.config.exclude,
-        base,
-        signal: s.signal,
-        hashConcurrency: s.jobs,
-      });
+      const scan = await scanAgainst(s, model, { base });
       if (named && !scan.exists && base === null && !listing?.has(key)) {
         throw new NotFoundError(
           `Model ${key} has no directory in ${s.config.dataDir}/ and was never synced: check the name.`,
