@@ -23,8 +23,17 @@ import { pushCommand } from "./commands/push.ts";
 import { statusCommand } from "./commands/status.ts";
 
 const encoder = new TextEncoder();
-const writeErr = (line: string) =>
-  Deno.stderr.writeSync(encoder.encode(line.endsWith("\n") ? line : line + "\n"));
+/** Writes all of `text`; a reader that went away (`| head`) is not an error. */
+function writeAll(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
+  const bytes = encoder.encode(text);
+  try {
+    for (let off = 0; off < bytes.length;) off += stream.writeSync(bytes.subarray(off));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
+}
+const writeOut = (text: string) => writeAll(Deno.stdout, text);
+const writeErr = (line: string) => writeAll(Deno.stderr, line.endsWith("\n") ? line : line + "\n");
 
 function renderMessage(record: LogRecord): string {
   return record.message.map((
@@ -123,8 +132,8 @@ export async function main(args: string[]): Promise<number> {
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
-      writeOut: (s) => Deno.stdout.writeSync(encoder.encode(s)),
-      writeErr: (s) => Deno.stderr.writeSync(encoder.encode(s)),
+      writeOut: (s) => writeOut(s),
+      writeErr: (s) => writeAll(Deno.stderr, s),
       outputError: () => {},
     });
 
@@ -165,9 +174,9 @@ export async function main(args: string[]): Promise<number> {
       }
     },
     emit(result: Printable, human: string[]) {
-      const json = globals().json ?? /^(1|true|yes|on)$/i.test(env.MODELSYNC_JSON ?? "");
+      const json = wantsJson(globals(), env);
       const text = json ? JSON.stringify(result, null, 2) : human.join("\n");
-      if (text.length > 0) Deno.stdout.writeSync(encoder.encode(text + "\n"));
+      if (text.length > 0) writeOut(text + "\n");
     },
     setExit(code: number) {
       if (exitCode === ExitCode.ok) exitCode = code;
@@ -194,8 +203,8 @@ export async function main(args: string[]): Promise<number> {
   const inherit = (cmd: Command<unknown[], Record<string, unknown>, Record<string, unknown>>) => {
     for (const sub of cmd.commands) {
       sub.exitOverride().configureOutput({
-        writeOut: (s) => Deno.stdout.writeSync(encoder.encode(s)),
-        writeErr: (s) => Deno.stderr.writeSync(encoder.encode(s)),
+        writeOut: (s) => writeOut(s),
+        writeErr: (s) => writeAll(Deno.stderr, s),
         outputError: () => {},
       });
       inherit(sub as Command<unknown[], Record<string, unknown>, Record<string, unknown>>);
@@ -209,13 +218,37 @@ export async function main(args: string[]): Promise<number> {
     await program.parseAsync(args, { from: "user" });
     return exitCode;
   } catch (err) {
-    return reportError(err, verbose);
+    const code = reportError(err, verbose);
+    if (code !== ExitCode.ok && wantsJson(program.opts() as GlobalFlags, env)) {
+      // --json promises one document on stdout, also when the command failed.
+      ctx.emit(errorDocument(err, code), []);
+    }
+    return code;
   } finally {
     for (const [sig, h] of Object.entries(handlers)) {
       Deno.removeSignalListener(sig as Deno.Signal, h);
     }
     await reset();
   }
+}
+
+function wantsJson(flags: GlobalFlags, env: Record<string, string | undefined>): boolean {
+  return flags.json ?? /^(1|true|yes|on)$/i.test(env.MODELSYNC_JSON ?? "");
+}
+
+/** The JSON document of a failed command: `modelsync.error/1`. */
+function errorDocument(err: unknown, exitCode: number) {
+  const message = err instanceof CommanderError
+    ? err.message.replace(/^error: /, "").split("\n")[0]
+    : err instanceof Error
+    ? err.message.split("\n")[0]
+    : String(err);
+  const code = err instanceof ModelsyncError
+    ? err.code
+    : err instanceof CommanderError
+    ? "usage"
+    : "unexpected";
+  return { schema: "modelsync.error/1", error: { code, message, exitCode } };
 }
 
 function reportError(err: unknown, verbose: boolean): number {

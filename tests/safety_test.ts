@@ -10,6 +10,7 @@ import {
   describe,
   exists,
   expectCode,
+  expectJson,
   expectOneLineError,
   type Repo,
   Sandbox,
@@ -150,6 +151,15 @@ Deno.test("unknown datastore types are usage errors; a missing datastore or repo
   assert.deepEqual(await snapshot(empty), {}, "nothing created outside a repository");
   const viaFlag = await sb.run(["status", "--repo", join(sb.root, "nope")], { cwd: empty });
   expectOneLineError(viaFlag, 3, "--repo pointing nowhere");
+  // --json promises one JSON document on stdout, also for a failed command.
+  const json = await sb.run(["status", "--json"], { cwd: empty });
+  expectOneLineError(json, 3, "status --json outside a repository");
+  const doc = expectJson(json, "modelsync.error/1") as {
+    error: { code: string; exitCode: number; message: string };
+  };
+  assert.equal(doc.error.code, "not-found");
+  assert.equal(doc.error.exitCode, 3);
+  assert.match(doc.error.message, /modelsync init/);
 });
 
 Deno.test("bad durations and numbers are usage errors", async () => {
