@@ -102,9 +102,16 @@ export function formatStatus(result: StatusResult): string[] {
   const width = Math.max(...result.models.map((m) => m.model.length));
   return result.models.map((m) => {
     const { added, modified, deleted } = m.local;
-    const local = added.length + modified.length + deleted.length === 0
-      ? "clean"
-      : `${added.length} added, ${modified.length} modified, ${deleted.length} deleted`;
+    const changed = added.length + modified.length + deleted.length > 0;
+    if (!changed && m.base === null && m.remote?.state === "new") {
+      return `${
+        m.model.padEnd(width)
+      }  only in the datastore (generation ${m.remote.generation}); ` +
+        `"modelsync pull ${m.model}" brings it here`;
+    }
+    const local = changed
+      ? `${added.length} added, ${modified.length} modified, ${deleted.length} deleted`
+      : "clean";
     let line = `${m.model.padEnd(width)}  ${local}`;
     if (m.remote !== undefined) {
       const r = m.remote;
@@ -113,7 +120,7 @@ export function formatStatus(result: StatusResult): string[] {
         : r.state === "deleted"
         ? `; deleted remotely (generation ${r.generation})`
         : r.state === "new"
-        ? "; remote has it, never pulled here"
+        ? `; the datastore has generation ${r.generation}, never pulled here`
         : r.state === "absent"
         ? "; not in the datastore"
         : "; remote same";

@@ -1,0 +1,33 @@
+import assert from "node:assert/strict";
+import { formatStatus } from "./status.ts";
+
+const none = { added: [], modified: [], deleted: [] };
+
+Deno.test("formatStatus names what a user would do next", () => {
+  const lines = formatStatus({
+    schema: "modelsync.status/1",
+    models: [
+      { model: "a/new", local: none, base: null, remote: { generation: 4, state: "new" } },
+      {
+        model: "a/mine",
+        local: { ...none, added: ["x"] },
+        base: null,
+        remote: { generation: null, state: "absent" },
+      },
+      {
+        model: "a/old",
+        local: { ...none, modified: ["y"] },
+        base: 1,
+        remote: { generation: 3, state: "ahead" },
+      },
+      { model: "a/same", local: none, base: 2 },
+    ],
+  });
+  assert.deepEqual(lines, [
+    `a/new   only in the datastore (generation 4); "modelsync pull a/new" brings it here`,
+    "a/mine  1 added, 0 modified, 0 deleted; not in the datastore",
+    "a/old   0 added, 1 modified, 0 deleted; remote ahead (generation 3, base 1)",
+    "a/same  clean",
+  ]);
+  assert.deepEqual(formatStatus({ schema: "modelsync.status/1", models: [] }), ["No models."]);
+});
