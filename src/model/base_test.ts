@@ -9,6 +9,7 @@ import {
   writeBase,
 } from "./base.ts";
 import type { ModelRef } from "./ref.ts";
+import { withTempDir } from "../_with_temp_dir.ts";
 
 const SHA = "a".repeat(64);
 
@@ -16,17 +17,8 @@ function state(model: string, files: BaseState["files"] = []): BaseState {
   return { format: 1, model, generation: 3, version: "v3", files, syncedAtMs: 1_700_000_000_000 };
 }
 
-async function withRepo(fn: (repo: string) => Promise<void>): Promise<void> {
-  const repo = await Deno.makeTempDir();
-  try {
-    await fn(repo);
-  } finally {
-    await Deno.remove(repo, { recursive: true });
-  }
-}
-
 Deno.test("writeBase then readBase round-trips, files sorted, no temp left", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const m: ModelRef = { type: "@acme/vpc", id: "m1" };
     const files = [
       { path: "z.bin", sha256: SHA, size: 1, executable: true, mtimeMs: 1.5 },
@@ -45,13 +37,13 @@ Deno.test("writeBase then readBase round-trips, files sorted, no temp left", asy
 });
 
 Deno.test("readBase of a model never synced is null", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     assert.equal(await readBase(repo, { type: "vpc", id: "m1" }), null);
   });
 });
 
 Deno.test("a corrupt base is a CorruptError with exit code 2 and the remedy", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const m = { type: "vpc", id: "m1" };
     const path = basePath(repo, m);
     await Deno.mkdir(`${repo}/.modelsync/base/vpc`, { recursive: true });
@@ -85,7 +77,7 @@ Deno.test("a corrupt base is a CorruptError with exit code 2 and the remedy", as
 });
 
 Deno.test("listBaseModels finds plain and scoped types; removeBase prunes", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     assert.deepEqual(await listBaseModels(repo), []);
     const refs: ModelRef[] = [
       { type: "vpc", id: "m2" },

@@ -4,18 +4,10 @@ import { ConflictError, CorruptError, UsageError } from "../errors.ts";
 import { hashBytes } from "../model/hash.ts";
 import type { ModelRef } from "../model/ref.ts";
 import { cleanTmp, downloadToTmp, placeFile, removeFile, tmpDir } from "./apply.ts";
+import { withTempDir } from "../_with_temp_dir.ts";
 
 const M: ModelRef = { type: "@acme/vpc", id: "m1" };
 const OPTS = { dataDir: "models" };
-
-async function withRepo(fn: (repo: string) => Promise<void>): Promise<void> {
-  const repo = await Deno.makeTempDir();
-  try {
-    await fn(repo);
-  } finally {
-    await Deno.remove(repo, { recursive: true });
-  }
-}
 
 function streamOf(...chunks: string[]): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
@@ -39,7 +31,7 @@ async function download(repo: string, text: string): Promise<string> {
 }
 
 Deno.test("downloadToTmp lands verified content in .modelsync/tmp", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const bytes = new TextEncoder().encode("hello world");
     const path = await downloadToTmp(repo, streamOf("hello ", "world"), {
       sha256: hashBytes(bytes),
@@ -51,7 +43,7 @@ Deno.test("downloadToTmp lands verified content in .modelsync/tmp", async () => 
 });
 
 Deno.test("downloadToTmp refuses a blob that does not match, leaving nothing", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const good = new TextEncoder().encode("good");
     const expected = { sha256: hashBytes(good), size: good.length };
     for (const body of [["evil"], ["goo"], ["good", "!"], ["go", "od and more"]]) {
@@ -71,7 +63,7 @@ Deno.test("downloadToTmp refuses a blob that does not match, leaving nothing", a
 });
 
 Deno.test("downloadToTmp removes its file when the stream fails or the signal aborts", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const failing = new ReadableStream<Uint8Array>({
       pull(ctl) {
         ctl.error(new Error("connection reset"));
@@ -90,7 +82,7 @@ Deno.test("downloadToTmp removes its file when the stream fails or the signal ab
 });
 
 Deno.test("placeFile lands by rename with the right mode and reports mtime and size", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const tmp = await download(repo, "#!/bin/sh\n");
     const landed = await placeFile(repo, M, { path: "bin/run.sh", executable: true }, tmp, OPTS);
     const target = join(repo, "models/@acme/vpc/m1/bin/run.sh");
@@ -108,7 +100,7 @@ Deno.test("placeFile lands by rename with the right mode and reports mtime and s
 });
 
 Deno.test("placeFile refuses escaping paths and writes nothing", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     for (const path of ["../evil", "a/../../evil", "/etc/evil", "a//b", "a\\b", "", "./a"]) {
       const tmp = await download(repo, "evil");
       await assert.rejects(
@@ -124,7 +116,7 @@ Deno.test("placeFile refuses escaping paths and writes nothing", async () => {
 });
 
 Deno.test("placeFile never writes through a symlink inside the model dir", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const outside = await Deno.makeTempDir();
     try {
       await Deno.mkdir(join(repo, "models/@acme/vpc/m1"), { recursive: true });
@@ -160,7 +152,7 @@ Deno.test("placeFile never writes through a symlink inside the model dir", async
 });
 
 Deno.test("placeFile reports a file or directory in the way as a conflict", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     await Deno.mkdir(join(repo, "models/@acme/vpc/m1/dir"), { recursive: true });
     await Deno.writeTextFile(join(repo, "models/@acme/vpc/m1/file"), "mine");
     const tmp = await download(repo, "x");
@@ -177,7 +169,7 @@ Deno.test("placeFile reports a file or directory in the way as a conflict", asyn
 });
 
 Deno.test("removeFile deletes the file and empty parents, not the model dir", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const dir = join(repo, "models/@acme/vpc/m1");
     await Deno.mkdir(join(dir, "a/b/c"), { recursive: true });
     await Deno.mkdir(join(dir, "a/keep"), { recursive: true });
@@ -196,7 +188,7 @@ Deno.test("removeFile deletes the file and empty parents, not the model dir", as
 });
 
 Deno.test("removeFile never deletes through a symlinked directory", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const outside = await Deno.makeTempDir();
     try {
       await Deno.writeTextFile(join(outside, "f.txt"), "precious");
@@ -211,7 +203,7 @@ Deno.test("removeFile never deletes through a symlinked directory", async () => 
 });
 
 Deno.test("cleanTmp removes leftovers of killed runs", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     await cleanTmp(repo); // nothing there: fine
     await download(repo, "left over");
     await cleanTmp(repo);

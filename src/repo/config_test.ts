@@ -3,15 +3,7 @@ import { join } from "node:path";
 import { NotFoundError, UsageError } from "../errors.ts";
 import { CONFIG_FILE, findRepo, loadConfig, writeConfig } from "./config.ts";
 import { parseDatastoreSpec } from "./datastore_spec.ts";
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withTempDir } from "../_with_temp_dir.ts";
 
 /** Asserts a one-line UsageError whose message matches `re`. */
 async function usageError(p: Promise<unknown>, re: RegExp): Promise<void> {
@@ -65,7 +57,7 @@ Deno.test("parseDatastoreSpec understands every spec form", () => {
 });
 
 Deno.test("findRepo walks up to the nearest modelsync.yaml, else NotFoundError", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.mkdir(join(dir, "a/b/c"), { recursive: true });
     await Deno.writeTextFile(join(dir, "a", CONFIG_FILE), "datastore: /x\n");
     assert.equal(await findRepo(join(dir, "a/b/c")), join(dir, "a"));
@@ -83,7 +75,7 @@ Deno.test("findRepo walks up to the nearest modelsync.yaml, else NotFoundError",
 });
 
 Deno.test("loadConfig reads every key and applies defaults", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       join(dir, CONFIG_FILE),
       [
@@ -123,7 +115,7 @@ Deno.test("loadConfig reads every key and applies defaults", async () => {
 });
 
 Deno.test("config errors are one-line UsageErrors naming the problem and the remedy", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const file = join(dir, CONFIG_FILE);
     const check = async (text: string, re: RegExp) => {
       await Deno.writeTextFile(file, text);
@@ -162,7 +154,7 @@ Deno.test("config errors are one-line UsageErrors naming the problem and the rem
 });
 
 Deno.test("a datastore override wins and makes the file's datastore optional", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const override = { type: "filesystem", path: "/over" };
     await Deno.writeTextFile(join(dir, CONFIG_FILE), "jobs: 2\n");
     assert.deepEqual((await loadConfig(dir, { datastoreOverride: override })).datastore, override);
@@ -172,13 +164,13 @@ Deno.test("a datastore override wins and makes the file's datastore optional", a
 });
 
 Deno.test("loadConfig without modelsync.yaml is NotFoundError", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await assert.rejects(loadConfig(dir), NotFoundError);
   });
 });
 
 Deno.test("writeConfig creates the layout, is idempotent and never duplicates .gitignore", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, ".gitignore"), "node_modules/");
     const path = await writeConfig(dir, { datastore: "filesystem:/srv/store" });
     assert.equal(path, join(dir, CONFIG_FILE));
@@ -207,7 +199,7 @@ Deno.test("writeConfig creates the layout, is idempotent and never duplicates .g
 });
 
 Deno.test("writeConfig: custom dataDir, long paths on one line, no .gitignore yet", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const long = "/srv/" + "very-long-directory-name/".repeat(6) + "store";
     await writeConfig(dir, { datastore: long, dataDir: "./data/" });
     const yaml = await Deno.readTextFile(join(dir, CONFIG_FILE));
@@ -222,7 +214,7 @@ Deno.test("writeConfig: custom dataDir, long paths on one line, no .gitignore ye
 });
 
 Deno.test("writeConfig fills in a datastore missing from an existing config, keeping the rest", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, CONFIG_FILE), "# mine\njobs: 3\n");
     await Deno.writeTextFile(join(dir, ".gitignore"), "/.modelsync\n");
     await writeConfig(dir, { datastore: "/srv/s" });

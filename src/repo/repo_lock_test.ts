@@ -3,17 +3,9 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { InterruptedError, LockTimeoutError } from "../errors.ts";
 import { acquireRepoLock, inspectRepoLock, repoLockPath } from "./repo_lock.ts";
+import { withTempDir } from "../_with_temp_dir.ts";
 
 const CONFIG = decodeURIComponent(new URL("../../deno.json", import.meta.url).pathname);
-
-async function withRepo(fn: (repo: string) => Promise<void>): Promise<void> {
-  const repo = await Deno.makeTempDir();
-  try {
-    await fn(repo);
-  } finally {
-    await Deno.remove(repo, { recursive: true });
-  }
-}
 
 /** The pid of a process that has exited. */
 async function deadPid(): Promise<number> {
@@ -37,7 +29,7 @@ const record = (pid: number, host = hostname()) => ({
 });
 
 Deno.test("the repo lock is exclusive; the second acquirer waits, then gets it", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const first = await acquireRepoLock(repo, { operation: "push", timeoutMs: 1000 });
     assert.equal((await inspectRepoLock(repo))?.operation, "push");
     await assert.rejects(
@@ -71,7 +63,7 @@ Deno.test("the repo lock is exclusive; the second acquirer waits, then gets it",
 });
 
 Deno.test("a lock left by a dead pid on this host is taken over", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     await plant(repo, record(await deadPid()));
     const lock = await acquireRepoLock(repo, { operation: "flush", timeoutMs: 0 });
     assert.equal((await inspectRepoLock(repo))?.pid, Deno.pid);
@@ -80,7 +72,7 @@ Deno.test("a lock left by a dead pid on this host is taken over", async () => {
 });
 
 Deno.test("a lock left by an earlier process with our own pid is taken over", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     await plant(repo, record(Deno.pid));
     const lock = await acquireRepoLock(repo, { operation: "flush", timeoutMs: 0 });
     await lock.release();
@@ -88,7 +80,7 @@ Deno.test("a lock left by an earlier process with our own pid is taken over", as
 });
 
 Deno.test("a live holder on another host is never taken over", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     await plant(repo, record(await deadPid(), "some-other-host"));
     await assert.rejects(
       acquireRepoLock(repo, { operation: "push", timeoutMs: 50 }),
@@ -98,7 +90,7 @@ Deno.test("a live holder on another host is never taken over", async () => {
 });
 
 Deno.test("a corrupt lock is waited on while fresh and taken over after 60 s", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     await plant(repo, "{garbage");
     await assert.rejects(
       acquireRepoLock(repo, { operation: "push", timeoutMs: 50 }),
@@ -113,7 +105,7 @@ Deno.test("a corrupt lock is waited on while fresh and taken over after 60 s", a
 });
 
 Deno.test("racing takeovers of one stale lock: exactly one wins at a time", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     await plant(repo, record(await deadPid()));
     let holders = 0;
     let maxHolders = 0;
@@ -131,7 +123,7 @@ Deno.test("racing takeovers of one stale lock: exactly one wins at a time", asyn
 });
 
 Deno.test("waiting for the repo lock stops on abort", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const held = await acquireRepoLock(repo, { operation: "push", timeoutMs: 0 });
     const ctl = new AbortController();
     const waiting = acquireRepoLock(repo, {
@@ -146,7 +138,7 @@ Deno.test("waiting for the repo lock stops on abort", async () => {
 });
 
 Deno.test("processes racing for a stale repo lock never hold it together", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     await plant(repo, record(await deadPid()));
     const script = join(repo, "contender.ts");
     const mod = new URL("./repo_lock.ts", import.meta.url).href;

@@ -5,17 +5,9 @@ import type { BaseState } from "../model/base.ts";
 import type { ModelRef } from "../model/ref.ts";
 import { listLocalModels, scanModel, type ScanResult } from "./scan.ts";
 import { matchesExclude } from "./exclude.ts";
+import { withTempDir } from "../_with_temp_dir.ts";
 
 const M: ModelRef = { type: "vpc", id: "m1" };
-
-async function withRepo(fn: (repo: string) => Promise<void>): Promise<void> {
-  const repo = await Deno.makeTempDir();
-  try {
-    await fn(repo);
-  } finally {
-    await Deno.remove(repo, { recursive: true });
-  }
-}
 
 async function put(repo: string, rel: string, text: string): Promise<void> {
   const path = join(repo, rel);
@@ -50,7 +42,7 @@ const scan = (repo: string, base: BaseState | null, exclude: string[] = []) =>
   scanModel(repo, M, { dataDir: "models", exclude, base });
 
 Deno.test("listLocalModels finds TYPE/ID and @scope/name/ID, warns on the rest", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     for (const d of ["vpc/m1", "vpc/m2", "@acme/net/x.1", "Bad/m1", "vpc/.hidden", "@acme/Bad/x"]) {
       await Deno.mkdir(join(repo, "models", d), { recursive: true });
     }
@@ -75,7 +67,7 @@ Deno.test("listLocalModels finds TYPE/ID and @scope/name/ID, warns on the rest",
 });
 
 Deno.test("scanModel: new files are added and hashed; missing model dir deletes base files", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     await put(repo, "models/vpc/m1/a.txt", "a");
     await put(repo, "models/vpc/m1/d/b.txt", "b");
     const r = await scan(repo, null);
@@ -92,7 +84,7 @@ Deno.test("scanModel: new files are added and hashed; missing model dir deletes 
 });
 
 Deno.test("scanModel: unchanged files are not read; changes are detected", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const old = Date.now() - 60_000;
     const rels = ["a.txt", "b.txt", "c.txt", "run.sh", "sub/deep/e.txt"];
     for (const rel of rels) await put(repo, `models/vpc/m1/${rel}`, rel);
@@ -123,7 +115,7 @@ Deno.test("scanModel: unchanged files are not read; changes are detected", async
 });
 
 Deno.test("scanModel: a racily clean file (mtime within 2 s of the base) is re-hashed", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     await put(repo, "models/vpc/m1/a.txt", "aaaa");
     const first = await scan(repo, null);
     const f = first.files.get("a.txt")!;
@@ -142,7 +134,7 @@ Deno.test("scanModel: a racily clean file (mtime within 2 s of the base) is re-h
 });
 
 Deno.test("scanModel skips symlinks (never followed) and unsafe names", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     const outside = await Deno.makeTempDir();
     try {
       await put(repo, "models/vpc/m1/real.txt", "real");
@@ -164,7 +156,7 @@ Deno.test("scanModel skips symlinks (never followed) and unsafe names", async ()
 });
 
 Deno.test("scanModel refuses a model directory that is a symlink", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     await put(repo, "elsewhere/a.txt", "a");
     await Deno.mkdir(join(repo, "models/vpc"), { recursive: true });
     await Deno.symlink(join(repo, "elsewhere"), join(repo, "models/vpc/m1"));
@@ -173,7 +165,7 @@ Deno.test("scanModel refuses a model directory that is a symlink", async () => {
 });
 
 Deno.test("scanModel applies exclude patterns; excluded base files are not deleted", async () => {
-  await withRepo(async (repo) => {
+  await withTempDir(async (repo) => {
     for (
       const rel of ["keep.txt", "x.tmp", "d/y.tmp", "src/__pycache__/m.pyc", "__pycache__/n.pyc"]
     ) {
