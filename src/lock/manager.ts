@@ -247,7 +247,14 @@ export class LockManager {
   /** One try at a lock; a taken-over stale record is logged. */
   async #tryTake(handle: LockHandle): Promise<Attempt<Lease>> {
     const startedAtMs = Date.now();
-    const r: AcquireResult = await handle.tryAcquire(this.#request, { signal: this.#signal });
+    let r: AcquireResult = await handle.tryAcquire(this.#request, { signal: this.#signal });
+    if (!r.acquired && this.#isOrphanOfOurs(handle.key, r.current.record)) {
+      // An earlier attempt of this process created the record but its answer
+      // was lost (the call's deadline fired): nobody holds it, so remove it by
+      // its nonce and try again at once.
+      await handle.forceRelease(r.current.record.nonce, { signal: this.#signal });
+      r = await handle.tryAcquire(this.#request, { signal: this.#signal });
+    }
     if (!r.acquired) return blocked(lockKeyName(handle.key), r.current.record);
     if (r.tookOver !== undefined) this.#logTakeover(handle.key, r.tookOver);
     const lease = new Lease(handle, r.record, { ttlMs: this.#opts.ttlMs, startedAtMs });
@@ -257,6 +264,14 @@ export class LockManager {
       throw this.#signal.reason;
     }
     return { ok: true, value: lease };
+  }
+
+  /** True for a record with our host and pid that none of our leases holds. */
+  #isOrphanOfOurs(key: LockKey, record: LockRecord): boolean {
+    const { host, pid } = this.#opts.holder;
+    if (record.host !== host || record.pid !== pid) return false;
+    const name = lockKeyName(key);
+    return ![...this.#leases].some((l) => lockKeyName(l.key) === name);
   }
 
   /**

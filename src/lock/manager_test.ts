@@ -385,3 +385,30 @@ Deno.test("an aborted run signal ends a wait; waiting models get an interrupted 
   );
   assert.ok(!none[0].ok && none[0].error instanceof Error);
 });
+
+Deno.test("a live record of this very process that no lease holds (a timed-out acquire) is reclaimed at once", async () => {
+  const store = new MemoryLockStore();
+  // As if an earlier tryAcquire of this process created the record but its
+  // answer was lost to the call deadline: same host and pid, unknown nonce.
+  store.put(foreign("vpc/m1", { host: "a", pid: 100 }));
+  const mgr = proc(store, "a", { lockTimeoutMs: 200 });
+  const out = await mgr.run(
+    [m("vpc/m1")],
+    (_model, ctx) => Promise.resolve(ctx.lease.record.nonce),
+    { jobs: 1 },
+  );
+  const [nonce] = values(out);
+  assert.equal(store.get("vpc/m1"), undefined, "released after the work");
+  assert.ok(typeof nonce === "string" && nonce.length > 0);
+  // A record of another process on the same host with a live pid is not touched.
+  store.put(foreign("vpc/m2", { host: "a", pid: Deno.pid === 100 ? 101 : Deno.pid }));
+  const blocked = await proc(store, "a", { lockTimeoutMs: 200 }).run(
+    [m("vpc/m2")],
+    () => Promise.resolve(1),
+    {
+      jobs: 1,
+    },
+  );
+  assert.equal(blocked[0].ok, false);
+  assert.ok(store.get("vpc/m2") !== undefined);
+});

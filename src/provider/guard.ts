@@ -23,6 +23,7 @@ import { DatastoreError, isRetryable } from "../errors.ts";
 import type { Manifest } from "../model/manifest.ts";
 import type { ModelRef } from "../model/ref.ts";
 import type {
+  AcquireResult,
   BlobSource,
   CallOptions,
   Capabilities,
@@ -118,8 +119,15 @@ class GuardedProvider implements Provider {
     const h = this.#inner.lock(key);
     return {
       key: h.key,
-      tryAcquire: (req: LockRequest, o?: CallOptions) =>
-        this.#call("lock acquire", o, (c) => h.tryAcquire(req, c)),
+      tryAcquire: (req: LockRequest, o?: CallOptions) => {
+        // If the deadline fires but the datastore still creates the record
+        // later, nobody would own it: release it as soon as it shows up.
+        let late: Promise<AcquireResult> | undefined;
+        return this.#call("lock acquire", o, (c) => (late = h.tryAcquire(req, c))).catch((err) => {
+          late?.then((r) => (r.acquired ? h.release(r.record.nonce) : undefined)).catch(() => {});
+          throw err;
+        });
+      },
       renew: (nonce: string, o?: CallOptions) =>
         this.#call("lock renew", o, (c) => h.renew(nonce, c)),
       release: (nonce: string, o?: CallOptions) =>

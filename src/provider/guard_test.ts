@@ -123,3 +123,39 @@ Deno.test("guard: a provider without capabilities() stays without, so it gets th
   );
   assert.equal(readCapabilities(declared, []).caps.scopedSync, true);
 });
+
+Deno.test("guard: a lock created after the acquire deadline fired is released, not left behind", async () => {
+  const released: string[] = [];
+  const record = {
+    key: "a/b",
+    holder: "me",
+    host: "h",
+    pid: 1,
+    operation: "push",
+    acquiredAt: new Date().toISOString(),
+    renewedAt: new Date().toISOString(),
+    ttlMs: 30_000,
+    nonce: "n1",
+  };
+  const slow = fake({
+    lock: (key) => ({
+      key,
+      tryAcquire: () =>
+        new Promise((resolve) => setTimeout(() => resolve({ acquired: true, record }), 150)),
+      renew: () => Promise.resolve(record),
+      release: (nonce: string) => {
+        released.push(nonce);
+        return Promise.resolve();
+      },
+      inspect: () => Promise.resolve(null),
+      forceRelease: () => Promise.resolve(true),
+    }),
+  });
+  const handle = guardProvider(slow, fast).lock({ kind: "model", model: { type: "a", id: "b" } });
+  await assert.rejects(
+    handle.tryAcquire({ holder: "me", host: "h", pid: 1, operation: "push", ttlMs: 30_000 }),
+    DatastoreError,
+  );
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(released, ["n1"]);
+});

@@ -129,6 +129,7 @@ export function resolveSettings(
   const callTimeoutMs =
     dur(flags.callTimeout, "callTimeout", undefined, "call-timeout", "callTimeout") ??
       DEFAULTS.callTimeoutMs;
+  if (callTimeoutMs < 100) throw new UsageError(`Invalid --call-timeout: use at least 100ms.`);
   let jobs: number | undefined;
   if (flags.jobs !== undefined) jobs = parseJobs(flags.jobs, "--jobs");
   else if (env[ENV_VARS.jobs]) jobs = parseJobs(env[ENV_VARS.jobs]!, ENV_VARS.jobs);
