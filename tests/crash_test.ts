@@ -136,6 +136,54 @@ Deno.test("a pull killed part-way leaves no half-written file; the rerun complet
   assert.equal(m?.base, 1);
 });
 
+Deno.test("a pull killed while files land, then another push: the rerun completes without false conflicts", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const b = await sb.repo("b");
+  await writeModelFiles(a, "vpc/m1", { count: 10, size: 2048, seed: 31 });
+  expectCode(await a.run(["push"]), 0, "push generation 1");
+  expectCode(await b.run(["pull"]), 0, "b pulls generation 1");
+  const gen2 = await writeModelFiles(a, "vpc/m1", { count: 10, size: 2048, seed: 32 });
+  expectCode(await a.run(["push"]), 0, "push generation 2");
+
+  const slow = b.spawn(["pull", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "150" } });
+  await waitFor("some generation-2 files landed in b", async () => {
+    if (slow.exited) throw new Error(`pull ended before the kill\n${describe(await slow.done)}`);
+    let landed = 0;
+    for (const [rel, want] of gen2) {
+      const got = await b.readBytes(`models/vpc/m1/${rel}`).catch(() => new Uint8Array());
+      if (sha256(got) === sha256(want)) landed++;
+    }
+    return landed >= 3;
+  });
+  await slow.killAndWait();
+  const landedEarly = (await Promise.all(
+    [...gen2].map(async ([rel, want]) =>
+      sha256(await b.readBytes(`models/vpc/m1/${rel}`)) === sha256(want)
+    ),
+  )).filter(Boolean).length;
+  assert.ok(landedEarly >= 3 && landedEarly < 10, `killed part-way (${landedEarly} of 10 landed)`);
+
+  // Another writer moves every file on before b reruns.
+  const gen3 = await writeModelFiles(a, "vpc/m1", { count: 10, size: 2048, seed: 33 });
+  expectCode(await a.run(["push"]), 0, "push generation 3");
+  const rerun = expectCode(await b.run(["pull", "--json"]), 0, "the rerun completes");
+  const r = reportByModel(expectJson(rerun, "modelsync.pull/1")).get("vpc/m1");
+  assert.equal(r?.status, "pulled", describe(rerun));
+  assert.equal(r?.generation, 3);
+  await assertSameFiles(b, "vpc/m1", gen3);
+  const st = expectJson(expectCode(await b.run(["status", "--json"]), 0), "modelsync.status/1");
+  const m = (st.models as { model: string; local: Record<string, string[]> }[]).find((x) =>
+    x.model === "vpc/m1"
+  );
+  assert.deepEqual(m?.local, { added: [], modified: [], deleted: [] });
+  assert.deepEqual(
+    await listFiles(b.path(".modelsync/landing")),
+    [],
+    "the landing journal is gone",
+  );
+});
+
 Deno.test("files changed while a push uploads them never commit a mismatched blob; a rerun sends the new content", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");

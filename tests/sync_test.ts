@@ -10,6 +10,7 @@ import {
   exists,
   expectCode,
   expectJson,
+  expectOneLineError,
   listFiles,
   pseudoRandomBytes,
   type Repo,
@@ -450,4 +451,36 @@ Deno.test("a remote delete against a local edit is a conflict; --ours keeps the 
   expectCode(await a.run(["pull"]), 0, "a pulls the re-created model");
   assert.deepEqual(await a.modelFiles("vpc/m1"), ["x.txt"]);
   assert.equal(await a.read("models/vpc/m1/x.txt"), "x edited in b\n");
+});
+
+Deno.test("a remote swap of a file and a directory lands in a clean repository; a local clash is a conflict", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const b = await sb.repo("b");
+  await a.write("models/vpc/m1/y/z.txt", "z\n");
+  await a.write("models/vpc/m1/x", "x was a file\n");
+  expectCode(await a.run(["push"]), 0, "first push");
+  expectCode(await b.run(["pull"]), 0, "b pulls");
+
+  // Directory y becomes a file y; file x becomes a directory x.
+  await Deno.remove(a.path("models/vpc/m1/y"), { recursive: true });
+  await a.write("models/vpc/m1/y", "y is a file now\n");
+  await Deno.remove(a.path("models/vpc/m1/x"));
+  await a.write("models/vpc/m1/x/inner.txt", "x is a directory now\n");
+  expectCode(await a.run(["push"]), 0, "push the swap");
+  const pull = expectCode(await b.run(["pull", "--json"]), 0, "b pulls the swap");
+  assert.equal(reportByModel(expectJson(pull, "modelsync.pull/1")).get("vpc/m1")?.status, "pulled");
+  assert.equal(await b.read("models/vpc/m1/y"), "y is a file now\n");
+  assert.equal(await b.read("models/vpc/m1/x/inner.txt"), "x is a directory now\n");
+  assert.deepEqual(await b.modelFiles("vpc/m1"), ["x/inner.txt", "y"]);
+
+  // b adds a directory w/ while a adds a file w: b's push is a conflict, not a corrupt manifest.
+  await b.write("models/vpc/m1/w/mine.txt", "b's\n");
+  await a.write("models/vpc/m1/w", "a's\n");
+  expectCode(await a.run(["push"]), 0, "a pushes file w");
+  const clash = await b.run(["push"]);
+  const line = expectOneLineError(clash, 4, "push of a file/directory clash");
+  assert.match(line, /both a file and a directory/);
+  assert.equal(await b.read("models/vpc/m1/w/mine.txt"), "b's\n", "b's file is kept");
+  assert.deepEqual(await sb.datastore.integrityProblems(), []);
 });

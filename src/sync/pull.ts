@@ -7,12 +7,13 @@
  */
 import { ConflictError } from "../errors.ts";
 import { type BaseState, writeBase } from "../model/base.ts";
+import { readLanding, removeLanding } from "../model/landing.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { matchesExclude } from "../repo/exclude.ts";
 import type { ModelReport } from "./report.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
-import { baseAfterSync, localStates, scanAgainst, statesOf } from "./states.ts";
+import { baseAfterSync, effectiveBase, localStates, scanAgainst, statesOf } from "./states.ts";
 import { threeWay } from "./three_way.ts";
 import { landRemote, pruneEmptyModelDir } from "./transfer.ts";
 
@@ -51,9 +52,11 @@ export async function pullModel(
   }
   const scan = await scanAgainst(s, model, { base, signal });
   const remoteStates = statesOf(remote.manifest.files);
+  const local = localStates(scan.files, { base, exclude: s.config.exclude });
+  const landing = await readLanding(s.repoDir, model);
   const plan = threeWay({
-    base: statesOf(base?.files),
-    local: localStates(scan.files, { base, exclude: s.config.exclude }),
+    base: effectiveBase(statesOf(base?.files), { landing, local }),
+    local,
     remote: remoteStates,
   });
   if (plan.conflicts.length > 0 && opts.resolution === "none") {
@@ -91,6 +94,7 @@ export async function pullModel(
       syncedAtMs: Date.now(),
     }),
   );
+  await removeLanding(s.repoDir, model);
   return {
     model: key,
     status: remote.manifest.files.length === 0 ? "deleted" : "pulled",

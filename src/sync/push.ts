@@ -9,6 +9,7 @@ import { ConflictError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { BaseState } from "../model/base.ts";
 import { writeBase } from "../model/base.ts";
+import { readLanding, removeLanding } from "../model/landing.ts";
 import { makeManifest } from "../model/manifest.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import type { ScanResult } from "../repo/scan.ts";
@@ -16,7 +17,15 @@ import type { Lease } from "../lock/mod.ts";
 import type { ModelReport } from "./report.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
-import { baseAfterSync, entriesOf, localStates, sameStates, statesOf } from "./states.ts";
+import {
+  baseAfterSync,
+  effectiveBase,
+  entriesOf,
+  fileDirClashes,
+  localStates,
+  sameStates,
+  statesOf,
+} from "./states.ts";
 import { mergeStates, threeWay } from "./three_way.ts";
 import { landRemote, modelDir, uploadMissing } from "./transfer.ts";
 
@@ -50,7 +59,8 @@ export async function pushModel(
   const key = formatRef(model);
   const { scan, base, signal } = opts;
   const local = localStates(scan.files, { base, exclude: s.config.exclude });
-  const baseStates = statesOf(base?.files);
+  const landing = await readLanding(s.repoDir, model);
+  const baseStates = effectiveBase(statesOf(base?.files), { landing, local });
   let uploaded = { files: 0, bytes: 0 };
   for (let attempt = 1; attempt <= MAX_COMMIT_ATTEMPTS; attempt++) {
     signal.throwIfAborted();
@@ -75,6 +85,16 @@ export async function pushModel(
         );
       }
       target = mergeStates(input, plan, { theirs: false });
+      const clashes = fileDirClashes(target);
+      if (clashes.length > 0) {
+        throw new ConflictError(
+          `Cannot push ${key}: after merging generation ${remoteGen}, ${
+            clashes.join(", ")
+          } would be ` +
+            `both a file and a directory. Run "modelsync pull ${key}", move one aside, then push.`,
+          { current: remoteGen, paths: clashes },
+        );
+      }
       takeRemote = plan.takeRemote;
       rebased = true;
     } else if (remote === null && base !== null && base.generation > 0) {
@@ -135,6 +155,7 @@ export async function pushModel(
           syncedAtMs: Date.now(),
         }),
       );
+      await removeLanding(s.repoDir, model);
     }
     return {
       model: key,

@@ -10,7 +10,8 @@ import { formatRef, type ModelRef } from "../model/ref.ts";
 import { matchesExclude } from "../repo/exclude.ts";
 import { type LocalFile, scanModel, type ScanResult } from "../repo/scan.ts";
 import type { RepoSession } from "./session.ts";
-import type { FileState } from "./three_way.ts";
+import { type FileState, sameState } from "./three_way.ts";
+import type { LandingState } from "../model/landing.ts";
 
 /** path → state of a manifest, base or scan. */
 export function statesOf(
@@ -110,4 +111,39 @@ export function scanAgainst(
     signal: opts.signal ?? s.signal,
     hashConcurrency: s.jobs,
   });
+}
+
+/**
+ * The base as the working tree last saw modelsync write it: where an
+ * interrupted sync's landing journal says it put state X (or removed the
+ * file) and the local file is exactly that, the journal's state is the base
+ * for that path. A file the user changed since stays a local change.
+ */
+export function effectiveBase(
+  base: ReadonlyMap<string, FileState>,
+  opts: {
+    landing: ReadonlyMap<string, LandingState> | null;
+    local: ReadonlyMap<string, FileState>;
+  },
+): Map<string, FileState> {
+  const out = new Map(base);
+  for (const [p, st] of opts.landing ?? []) {
+    if (!sameState(opts.local.get(p), st ?? undefined)) continue;
+    if (st === null) out.delete(p);
+    else out.set(p, st);
+  }
+  return out;
+}
+
+/** Paths that are a file in `states` while other paths lie under them, sorted. */
+export function fileDirClashes(states: ReadonlyMap<string, FileState>): string[] {
+  const out: string[] = [];
+  for (const p of states.keys()) {
+    const segs = p.split("/");
+    for (let i = 1; i < segs.length; i++) {
+      const dir = segs.slice(0, i).join("/");
+      if (states.has(dir)) out.push(dir);
+    }
+  }
+  return [...new Set(out)].sort();
 }

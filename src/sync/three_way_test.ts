@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type FileState, mergeStates, threeWay } from "./three_way.ts";
+import { effectiveBase, fileDirClashes } from "./states.ts";
 
 const f = (sha256: string, executable = false): FileState => ({ sha256, size: 1, executable });
 
@@ -60,4 +61,17 @@ Deno.test("threeWay: a local delete of a file the remote changed is a conflict",
     remote: new Map([["x", f("2")]]),
   });
   assert.deepEqual(plan.conflicts, ["x"]);
+});
+
+Deno.test("effectiveBase trusts the landing journal only where the local file equals it", () => {
+  const base = new Map([["a", f("1")], ["b", f("1")], ["gone", f("1")]]);
+  const landing = new Map<string, FileState | null>([["a", f("2")], ["b", f("2")], ["gone", null]]);
+  const local = new Map([["a", f("2")], ["b", f("9")]]);
+  const eff = effectiveBase(base, { landing, local });
+  assert.equal(eff.get("a")!.sha256, "2", "landed by modelsync: not a local change");
+  assert.equal(eff.get("b")!.sha256, "1", "edited by the user since: stays a local change");
+  assert.equal(eff.has("gone"), false, "removed by modelsync");
+  assert.deepEqual(fileDirClashes(new Map([["w", f("1")], ["w/x", f("2")], ["v/y", f("3")]])), [
+    "w",
+  ]);
 });

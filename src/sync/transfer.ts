@@ -7,6 +7,7 @@
 import path from "node:path";
 import { ConflictError } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
+import { writeLanding } from "../model/landing.ts";
 import { downloadToTmp, placeFile, removeFile } from "../repo/apply.ts";
 import type { FileState } from "./three_way.ts";
 import { runPool, sleep } from "../async.ts";
@@ -102,21 +103,27 @@ export async function landRemote(
     });
     opts.signal.throwIfAborted();
     await assertUntouched(s, model, opts.paths, opts.expectLocal);
+    // Journal first: a kill from here on leaves files that the next sync
+    // recognises as its own writes (src/model/landing.ts).
+    await writeLanding(
+      s.repoDir,
+      model,
+      new Map(opts.paths.map((p) => [p, opts.remote.get(p) ?? null])),
+    );
+    // Removals before writes, so a directory that becomes a file (or a file
+    // that becomes a directory) is out of the way when the new one lands.
+    for (const p of removes) await removeFile(s.repoDir, model, p, { dataDir: s.config.dataDir });
     const mtimes = new Map<string, number>();
     for (let i = 0; i < writes.length; i++) {
       const st = opts.remote.get(writes[i])!;
-      const landed = await placeFile(
-        s.repoDir,
-        model,
-        { path: writes[i], executable: st.executable },
-        fetched[i],
-        {
-          dataDir: s.config.dataDir,
-        },
-      );
+      // Test knob (MODELSYNC_TEST_BLOB_DELAY_MS): lets tests kill a sync mid-landing.
+      if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
+      const entry = { path: writes[i], executable: st.executable };
+      const landed = await placeFile(s.repoDir, model, entry, fetched[i], {
+        dataDir: s.config.dataDir,
+      });
       mtimes.set(writes[i], landed.mtimeMs);
     }
-    for (const p of removes) await removeFile(s.repoDir, model, p, { dataDir: s.config.dataDir });
     return { files: writes.length + removes.length, bytes, mtimes, removed: removes.length };
   } finally {
     await Promise.all(tmpFiles.map((t) => Deno.remove(t).catch(() => {})));
@@ -145,6 +152,9 @@ async function assertUntouched(
         throw err;
       }
     }
+    // An absent path may hold a directory: only its files count (they are
+    // other paths of the plan, or placeFile refuses to replace them).
+    if (want === undefined && st?.isDirectory) continue;
     if (
       want === undefined ? st !== undefined : st === undefined || st.size !== want.size ||
         Math.abs((st.mtime?.getTime() ?? 0) - want.mtimeMs) >= 1
