@@ -4,6 +4,9 @@
  * A commit hard-links a complete temp file to the next generation's name;
  * the link is create-exclusive, so it is a compare-and-swap without a lock.
  * Generation files are never deleted, which keeps the scheme free of ABA.
+ * The version token names the generation *file* (number, inode, mtime,
+ * size), so a generation removed by hand and committed again by another
+ * writer reads as a new version.
  *
  * @module
  */
@@ -14,6 +17,7 @@ import { formatRef, isValidId, isValidName, type ModelRef, refProblem } from "..
 import type { ManifestListing, StoredManifest } from "../../provider/contract.ts";
 import {
   fsFail,
+  isNotFound,
   linkExclusive,
   mapLimit,
   readDirOrEmpty,
@@ -23,6 +27,25 @@ import {
 
 const GENERATION_FILE = /^(\d{12})\.json$/;
 const MAX_GENERATION = 999_999_999_999;
+/** Models whose newest generation is looked up at once by `list`. */
+const LIST_PARALLELISM = 32;
+/** Re-reads of a model directory when its newest file vanished (removed by hand). */
+const VANISHED_RETRIES = 3;
+const READ_CHUNK = 64 * 1024;
+
+/**
+ * The version token of one generation file. It identifies the file, not only
+ * its number: a generation file removed (a restore from backup) and linked
+ * again by another writer has another inode or mtime, so repositories that
+ * synced the old file do not take the new one for the version they have.
+ * `link` and `unlink` change neither field, so the token of a commit's temp
+ * file equals that of the generation file it became. Opaque to callers.
+ */
+export function versionToken(generation: number, info: Deno.FileInfo): string {
+  const ino = info.ino ?? "-";
+  const mtime = info.mtime?.getTime() ?? "-";
+  return `${generation}.${ino}.${mtime}.${info.size}`;
+}
 
 /** The file name of one generation: 12 digits, zero-padded. */
 export function generationFile(generation: number): string {
@@ -60,37 +83,50 @@ export class ManifestStore {
 
   /** The current manifest of a model, or null. */
   async get(model: ModelRef, signal?: AbortSignal): Promise<StoredManifest | null> {
-    const generation = await this.highest(model, signal);
-    if (generation === 0) return null;
-    signal?.throwIfAborted();
-    const path = join(this.modelDir(model), generationFile(generation));
-    let text: string;
-    try {
-      text = await Deno.readTextFile(path, { signal });
-    } catch (err) {
-      throw fsFail(err, "read manifest", path);
+    const dir = this.modelDir(model);
+    for (let attempt = 0;; attempt++) {
+      const generation = highestIn(await readDirOrEmpty(dir, signal));
+      if (generation === 0) return null;
+      signal?.throwIfAborted();
+      const path = join(dir, generationFile(generation));
+      let read: { text: string; info: Deno.FileInfo };
+      try {
+        // The token comes from the open file itself, so it names the bytes parsed
+        // even if the directory changes meanwhile.
+        read = await readWithInfo(path, signal);
+      } catch (err) {
+        if (isNotFound(err) && attempt < VANISHED_RETRIES) continue;
+        throw fsFail(err, "read manifest", path);
+      }
+      return {
+        manifest: parseAt(model, path, generation, read.text),
+        version: versionToken(generation, read.info),
+      };
     }
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch (err) {
-      throw new CorruptError(
-        `Manifest of ${formatRef(model)} (${path}) is not valid JSON; refusing it. ` +
-          `Repair or re-push the model from a good copy.`,
-        { cause: err },
-      );
-    }
-    const manifest = parseManifest(data, model);
-    if (manifest.generation !== generation) {
-      throw new CorruptError(
-        `Manifest file ${path} holds generation ${manifest.generation}, not ${generation}; ` +
-          `refusing it as corrupt. Repair or re-push the model from a good copy.`,
-      );
-    }
-    return { manifest, version: String(generation) };
   }
 
-  /** Every model with at least one generation, with its version, by readdir only. */
+  /** The version token of a model's newest generation file, or null when it has none. */
+  async #current(model: ModelRef, signal?: AbortSignal): Promise<string | null> {
+    const dir = this.modelDir(model);
+    for (let attempt = 0;; attempt++) {
+      const generation = highestIn(await readDirOrEmpty(dir, signal));
+      if (generation === 0) return null;
+      signal?.throwIfAborted();
+      const path = join(dir, generationFile(generation));
+      try {
+        // stat, not lstat: like the read in `get`, it names the file a link leads to.
+        return versionToken(generation, await Deno.stat(path));
+      } catch (err) {
+        if (isNotFound(err) && attempt < VANISHED_RETRIES) continue;
+        throw fsFail(err, "read manifest", path);
+      }
+    }
+  }
+
+  /**
+   * Every model with at least one generation, with its version: one readdir
+   * and one stat of the newest generation file per model, no bodies.
+   */
   async list(signal?: AbortSignal): Promise<ManifestListing[]> {
     const types: string[] = [];
     for (const e of await readDirOrEmpty(this.#dir, signal)) {
@@ -110,10 +146,11 @@ export class ManifestStore {
         if (e.isDirectory && isValidId(e.name)) models.push({ type, id: e.name });
       }
     }
-    const versions = await mapLimit(models, 32, (m) => this.highest(m, signal));
+    const versions = await mapLimit(models, LIST_PARALLELISM, (m) => this.#current(m, signal));
     const out: ManifestListing[] = [];
     models.forEach((model, i) => {
-      if (versions[i] > 0) out.push({ model, version: String(versions[i]) });
+      const version = versions[i];
+      if (version !== null) out.push({ model, version });
     });
     return out;
   }
@@ -155,11 +192,68 @@ export class ManifestStore {
       signal?.throwIfAborted();
       const won = await linkExclusive(tmp, join(dir, generationFile(expected + 1)));
       if (!won) throw conflict(key, expected, await this.highest(model));
+      // The temp file is now the generation file (same inode, mtime and size);
+      // asking it rather than the target names exactly the file we wrote.
+      try {
+        return { version: versionToken(expected + 1, await Deno.lstat(tmp)) };
+      } catch {
+        // The commit happened, so never report it as failed. A token that no
+        // listing produces only costs the next pull its zero-diff shortcut.
+        return { version: `${expected + 1}.unknown` };
+      }
     } finally {
       await removeQuietly(tmp);
     }
-    return { version: String(expected + 1) };
   }
+}
+
+/** Reads a whole file through one handle and returns its text with that handle's stat. */
+async function readWithInfo(
+  path: string,
+  signal?: AbortSignal,
+): Promise<{ text: string; info: Deno.FileInfo }> {
+  using file = await Deno.open(path, { read: true });
+  const info = await file.stat();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    const buf = new Uint8Array(READ_CHUNK);
+    const n = await file.read(buf);
+    if (n === null) break;
+    chunks.push(buf.subarray(0, n));
+    total += n;
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  // Keep a BOM like Deno.readTextFile does: JSON.parse refuses it.
+  return { text: new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes), info };
+}
+
+/** Parses and validates the body of generation file `path`. */
+function parseAt(model: ModelRef, path: string, generation: number, text: string): Manifest {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new CorruptError(
+      `Manifest of ${formatRef(model)} (${path}) is not valid JSON; refusing it. ` +
+        `Repair or re-push the model from a good copy.`,
+      { cause: err },
+    );
+  }
+  const manifest = parseManifest(data, model);
+  if (manifest.generation !== generation) {
+    throw new CorruptError(
+      `Manifest file ${path} holds generation ${manifest.generation}, not ${generation}; ` +
+        `refusing it as corrupt. Repair or re-push the model from a good copy.`,
+    );
+  }
+  return manifest;
 }
 
 function highestIn(entries: Deno.DirEntry[]): number {

@@ -105,7 +105,9 @@ Deno.test("a planted manifest naming ../x is refused as corrupt", async () => {
     assert.ok(err instanceof CorruptError, String(err));
     assert.match(err.message, /"\.\.\/x"/);
     // Listing reads no bodies: the model is still listed.
-    assert.deepEqual(await p.listManifests(), [{ model: M, version: "1" }]);
+    const listed = await p.listManifests();
+    assert.deepEqual(listed.map((l) => l.model), [M]);
+    assert.match(listed[0].version, /^1\./);
     await Deno.writeTextFile(join(mdir, "000000000002.json"), "{garbage");
     await assert.rejects(p.getManifest(M), CorruptError);
     const wrongGen = makeManifest(M, 7, [], BY);
@@ -130,7 +132,9 @@ Deno.test("listManifests skips invalid names and empty model dirs", async () => 
     await Deno.writeTextFile(join(man, "stray.json"), "{}");
     const listed = await p.listManifests();
     listed.sort((a, b) => a.model.type.localeCompare(b.model.type));
-    assert.deepEqual(listed, [{ model: S, version: "1" }, { model: M, version: "1" }]);
+    assert.deepEqual(listed.map((l) => l.model), [S, M]);
+    assert.deepEqual((await p.getManifest(S))?.version, listed[0].version);
+    assert.deepEqual((await p.getManifest(M))?.version, listed[1].version);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -139,7 +143,8 @@ Deno.test("listManifests skips invalid names and empty model dirs", async () => 
 Deno.test("commitManifest: CAS on the generation, programming errors are plain", async () => {
   const { dir, root, p } = await fresh();
   try {
-    assert.deepEqual(await p.commitManifest(M, 0, makeManifest(M, 1, [], BY)), { version: "1" });
+    const first = await p.commitManifest(M, 0, makeManifest(M, 1, [], BY));
+    assert.equal((await p.getManifest(M))?.version, first.version);
     const skip = await p.commitManifest(M, 2, makeManifest(M, 3, [], BY)).catch((e) => e);
     assert.ok(skip instanceof ConflictError && skip.current === 1, String(skip));
     const wrong = await p.commitManifest(M, 1, makeManifest(M, 3, [], BY)).catch((e) => e);
@@ -149,6 +154,31 @@ Deno.test("commitManifest: CAS on the generation, programming errors are plain",
     assert.ok(other instanceof Error && !(other instanceof ModelsyncError));
     assert.deepEqual(await names(join(root, "manifests", "vpc", "m1")), ["000000000001.json"]);
     assert.deepEqual(await names(join(root, "tmp")), [], "temp files left behind");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("version token names the generation file: a re-committed generation is new", async () => {
+  const { dir, root, p } = await fresh();
+  try {
+    const v1 = await p.commitManifest(M, 0, makeManifest(M, 1, [], BY));
+    const v2 = await p.commitManifest(M, 1, makeManifest(M, 2, [], BY));
+    assert.notEqual(v2.version, v1.version);
+    assert.equal((await p.listManifests())[0].version, v2.version);
+    assert.equal((await p.getManifest(M))?.version, v2.version);
+    // Someone removes the newest generation (a restore from backup), and
+    // another writer commits generation 2 again with other content.
+    await Deno.remove(join(root, "manifests", "vpc", "m1", "000000000002.json"));
+    const other = makeManifest(M, 2, [], { holder: "another-writer", host: "h2", pid: 2 });
+    const v2b = await p.commitManifest(M, 1, other);
+    const listed = await p.listManifests();
+    assert.equal(listed.length, 1);
+    assert.notEqual(listed[0].version, v2.version, "a replaced generation file kept its token");
+    assert.equal(listed[0].version, v2b.version, "commit and list disagree on the token");
+    const got = await p.getManifest(M);
+    assert.equal(got?.manifest.committedBy.holder, "another-writer");
+    assert.equal(got?.version, listed[0].version, "get and list disagree on the token");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
