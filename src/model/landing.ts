@@ -51,7 +51,9 @@ export async function readLanding(
   if (!Array.isArray(entries)) return null;
   const out = new Map<string, LandingState>();
   for (const e of entries) {
-    if (!Array.isArray(e) || typeof e[0] !== "string" || pathProblem(e[0]) !== undefined) return null;
+    if (!Array.isArray(e) || typeof e[0] !== "string" || pathProblem(e[0]) !== undefined) {
+      return null;
+    }
     const st = e[1] as Record<string, unknown> | null;
     if (st === null) out.set(e[0], null);
     else if (

@@ -38,7 +38,7 @@ export {
   LeaseLostError,
   NotFoundError,
 } from "../errors.ts";
-export { describeHolder, judgeLock, type JudgeOptions, pidAlive } from "./stale.ts";
+export { describeHolder, judgeLock, type JudgeOptions, pidAlive, printable } from "./stale.ts";
 export {
   capabilityProblems,
   type CapabilityReading,

@@ -67,7 +67,84 @@ export function judgeLock(record: LockRecord, opts: JudgeOptions): LockInfo {
   };
 }
 
-/** Describes the holder of a lock for messages: `ci@host pid 42 (push, since 12:00:01Z)`. */
+/** Longest field, in UTF-16 units, that {@linkcode printable} returns whole. */
+export const PRINTABLE_MAX = 200;
+
+const SHORT_ESCAPES: Record<string, string> = {
+  "\b": "\\b",
+  "\t": "\\t",
+  "\n": "\\n",
+  "\v": "\\v",
+  "\f": "\\f",
+  "\r": "\\r",
+};
+
+/**
+ * True for a code point that must not reach a terminal or a one-line
+ * message as is: C0 controls, DEL, C1 controls, the Unicode line and
+ * paragraph separators, the bidirectional controls (they can reorder what a
+ * terminal shows) and lone surrogates.
+ */
+function unsafe(code: number): boolean {
+  return code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x200e || code === 0x200f ||
+    (code >= 0x2028 && code <= 0x202e) || (code >= 0x2066 && code <= 0x2069) ||
+    (code >= 0xd800 && code <= 0xdfff);
+}
+
+function escapeChar(ch: string): string {
+  const code = ch.codePointAt(0)!;
+  if (!unsafe(code)) return ch;
+  const short = SHORT_ESCAPES[ch];
+  if (short !== undefined) return short;
+  return code <= 0xff
+    ? `\\x${code.toString(16).padStart(2, "0")}`
+    : `\\u${code.toString(16).padStart(4, "0")}`;
+}
+
+/**
+ * Makes untrusted text (a lock record's fields, a file name from the
+ * datastore) safe to put into a one-line message or a terminal: control
+ * characters become escapes such as `\n`, `\t` and `\x1b` (C0, DEL and C1
+ * controls; also `\u2028`-style escapes for the Unicode line separators,
+ * bidirectional controls and lone surrogates), and a result longer than
+ * `max` UTF-16 units is cut to `max` with a trailing `…` (pass `Infinity` to
+ * never cut, e.g. for file paths). Ordinary text, backslashes included,
+ * comes back unchanged and unquoted.
+ *
+ * @example
+ * ```ts
+ * import { printable } from "./stale.ts";
+ * console.log(printable("evil\n\u001b[31mred")); // evil\n\x1b[31mred
+ * ```
+ */
+export function printable(text: string, max: number = PRINTABLE_MAX): string {
+  const limit = max === Infinity
+    ? Infinity
+    : Number.isFinite(max)
+    ? Math.max(1, Math.floor(max))
+    : PRINTABLE_MAX;
+  const pieces: string[] = [];
+  let length = 0;
+  // By code point, so a surrogate pair is never split; stops early on huge input.
+  for (const ch of String(text)) {
+    const piece = escapeChar(ch);
+    pieces.push(piece);
+    length += piece.length;
+    if (length > limit) break;
+  }
+  if (length <= limit) return pieces.join("");
+  while (length > limit - 1) length -= pieces.pop()!.length;
+  return pieces.join("") + "\u2026";
+}
+
+/**
+ * Describes the holder of a lock for messages: `ci@host pid 42 (push, since
+ * 12:00:01Z)`. Records are read from the datastore and untrusted, so every
+ * field goes through {@linkcode printable}: the result is one line without
+ * control characters.
+ */
 export function describeHolder(record: LockRecord): string {
-  return `${record.holder}@${record.host} pid ${record.pid} (${record.operation}, since ${record.acquiredAt})`;
+  const f = (v: unknown) => printable(String(v));
+  return `${f(record.holder)}@${f(record.host)} pid ${f(record.pid)} (${f(record.operation)}, ` +
+    `since ${f(record.acquiredAt)})`;
 }

@@ -8,6 +8,7 @@
  * ```
  * @module
  */
+import { printable } from "../provider/stale.ts";
 
 /** Bytes as B, KiB, MiB, GiB with one decimal. */
 export function formatBytes(n: number): string {
@@ -20,6 +21,14 @@ export function formatBytes(n: number): string {
     i++;
   }
   return `${v.toFixed(1)} ${units[i]}`;
+}
+
+/**
+ * Paths for a one-line message: control characters escaped (a file name may
+ * hold a newline or a terminal escape), joined with ", ".
+ */
+export function listPaths(paths: readonly string[]): string {
+  return paths.map((p) => printable(p, Infinity)).join(", ");
 }
 
 /** Pads to a width for aligned columns. */

@@ -8,7 +8,7 @@ import { ExitCode } from "../errors.ts";
 import { logger } from "../log.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import type { LockInfo, LockKey, LockRecord } from "../provider/contract.ts";
-import { describeHolder } from "../provider/stale.ts";
+import { describeHolder, printable } from "../provider/stale.ts";
 import { formatDuration } from "../duration.ts";
 import type { Session } from "./session.ts";
 
@@ -52,10 +52,12 @@ export function formatLockStatus(r: LockStatusResult): string[] {
     const ttl = l.ttlLeftMs >= 0
       ? `${formatDuration(l.ttlLeftMs)} left`
       : `expired ${formatDuration(-l.ttlLeftMs)} ago`;
-    const state = l.state === "live" ? "live " : `STALE (${l.staleReason ?? "stale"})`;
-    return `${l.key}  ${state}  ${l.holder}@${l.host} pid ${l.pid}  ${l.operation}  age ${
-      formatDuration(l.ageMs)
-    }  ttl ${ttl}`;
+    // Records come from the datastore: never print their control characters.
+    const state = l.state === "live" ? "live " : `STALE (${printable(l.staleReason ?? "stale")})`;
+    return `${printable(l.key)}  ${state}  ${printable(l.holder)}@${
+      printable(l.host)
+    } pid ${l.pid}  ` +
+      `${printable(l.operation)}  age ${formatDuration(l.ageMs)}  ttl ${ttl}`;
   });
 }
 

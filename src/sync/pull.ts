@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { listPaths } from "./format.ts";
 import { ConflictError } from "../errors.ts";
 import { type BaseState, writeBase } from "../model/base.ts";
 import { readLanding, removeLanding } from "../model/landing.ts";
@@ -63,7 +64,7 @@ export async function pullModel(
     throw new ConflictError(
       `Cannot pull ${key}: both this repository and generation ${remote.manifest.generation} changed ` +
         `${
-          plan.conflicts.join(", ")
+          listPaths(plan.conflicts)
         }. Nothing was changed. Keep yours with "modelsync pull --ours ${key}" ` +
         `or take theirs with "modelsync pull --theirs ${key}".`,
       { current: remote.manifest.generation, paths: plan.conflicts },

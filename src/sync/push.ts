@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { listPaths } from "./format.ts";
 import path from "node:path";
 import { ConflictError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -79,7 +80,7 @@ export async function pushModel(
             base?.generation ?? "none"
           }) ` +
             `and both sides changed ${
-              plan.conflicts.join(", ")
+              listPaths(plan.conflicts)
             }. Run "modelsync pull ${key}", resolve, then push.`,
           { current: remoteGen, paths: plan.conflicts },
         );
@@ -89,7 +90,7 @@ export async function pushModel(
       if (clashes.length > 0) {
         throw new ConflictError(
           `Cannot push ${key}: after merging generation ${remoteGen}, ${
-            clashes.join(", ")
+            listPaths(clashes)
           } would be ` +
             `both a file and a directory. Run "modelsync pull ${key}", move one aside, then push.`,
           { current: remoteGen, paths: clashes },

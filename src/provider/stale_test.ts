@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import type { LockRecord } from "./contract.ts";
+import { describeHolder, printable, PRINTABLE_MAX } from "./stale.ts";
+
+function record(fields: Partial<LockRecord> = {}): LockRecord {
+  return {
+    key: "global",
+    holder: "ci",
+    host: "build-01",
+    pid: 42,
+    operation: "push",
+    acquiredAt: "2024-05-01T12:00:01.000Z",
+    renewedAt: "2024-05-01T12:00:01.000Z",
+    ttlMs: 30_000,
+    nonce: "n",
+    ...fields,
+  };
+}
+
+/** Code points a terminal would act on: C0, DEL, C1. */
+function controls(text: string): number[] {
+  return [...text].map((c) => c.codePointAt(0)!).filter((c) =>
+    c < 0x20 || (c >= 0x7f && c <= 0x9f)
+  );
+}
+
+Deno.test("describeHolder: normal text is unchanged", () => {
+  assert.equal(
+    describeHolder(record()),
+    "ci@build-01 pid 42 (push, since 2024-05-01T12:00:01.000Z)",
+  );
+  const unicode = record({ holder: 'Zoë "ops" DOMAIN\\user', host: "hôte-東京" });
+  assert.equal(
+    describeHolder(unicode),
+    'Zoë "ops" DOMAIN\\user@hôte-東京 pid 42 (push, since 2024-05-01T12:00:01.000Z)',
+  );
+});
+
+Deno.test("describeHolder: control characters in a record are escaped, one line", () => {
+  const evil = record({
+    holder: "evil\nSECOND LINE \u001b[31mred",
+    host: "h\r\u0007\u0000\u007f\u009b2J",
+    operation: "push\u2028next\u202egnp.exe\ttab",
+    acquiredAt: "2024\u001b]0;title\u0007",
+  });
+  const text = describeHolder(evil);
+  assert.deepEqual(controls(text), [], JSON.stringify(text));
+  assert.ok(!text.includes("\u2028") && !text.includes("\u202e"), JSON.stringify(text));
+  assert.equal(
+    text,
+    "evil\\nSECOND LINE \\x1b[31mred@h\\r\\x07\\x00\\x7f\\x9b2J pid 42 " +
+      "(push\\u2028next\\u202egnp.exe\\ttab, since 2024\\x1b]0;title\\x07)",
+  );
+});
+
+Deno.test("describeHolder: absurdly long fields are cut with an ellipsis", () => {
+  const text = describeHolder(record({ holder: "x".repeat(100_000), operation: "\n".repeat(500) }));
+  assert.ok(text.length < 3 * PRINTABLE_MAX, `${text.length} chars`);
+  assert.ok(text.startsWith(`${"x".repeat(PRINTABLE_MAX - 1)}…@build-01`), text);
+  assert.deepEqual(controls(text), []);
+});
+
+Deno.test("printable: escapes, limits and surrogates", () => {
+  assert.equal(printable("plain text, 100% ok: a\\b"), "plain text, 100% ok: a\\b");
+  assert.equal(printable("a\tb\u0085c\u0008"), "a\\tb\\x85c\\b");
+  assert.equal(printable("x".repeat(PRINTABLE_MAX)), "x".repeat(PRINTABLE_MAX));
+  assert.equal(printable("x".repeat(PRINTABLE_MAX + 1)), `${"x".repeat(PRINTABLE_MAX - 1)}…`);
+  assert.equal(printable("abcdef", 4), "abc…");
+  // An escape is never cut in half, nor a surrogate pair.
+  assert.equal(printable("ab\u001bcd", 5), "ab…");
+  assert.equal(printable("a😀😀", 4), "a😀…");
+  assert.equal(printable("lone \ud800 surrogate"), "lone \\ud800 surrogate");
+  assert.equal(printable("y".repeat(1000), Infinity), "y".repeat(1000));
+});
