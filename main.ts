@@ -9,7 +9,13 @@
 import { Command, CommanderError, Option } from "@commander-js/extra-typings";
 import { configure, type LogLevel, type LogRecord, reset } from "@logtape/logtape";
 import process from "node:process";
-import { ExitCode, InterruptedError, ModelsyncError, UsageError } from "./src/errors.ts";
+import {
+  classifyError,
+  ExitCode,
+  InterruptedError,
+  ModelsyncError,
+  UsageError,
+} from "./src/errors.ts";
 import { openSession } from "./src/sync/session.ts";
 import { type GlobalFlags, resolveSettings } from "./src/sync/settings.ts";
 import { formatDuration } from "./src/duration.ts";
@@ -221,7 +227,7 @@ export async function main(args: string[]): Promise<number> {
     const code = reportError(err, verbose);
     if (code !== ExitCode.ok && wantsJson(program.opts() as GlobalFlags, env)) {
       // --json promises one document on stdout, also when the command failed.
-      ctx.emit(errorDocument(err, code), []);
+      ctx.emit(errorDocument(classifyError(err), code), []);
     }
     return code;
   } finally {
@@ -251,7 +257,8 @@ function errorDocument(err: unknown, exitCode: number) {
   return { schema: "modelsync.error/1", error: { code, message, exitCode } };
 }
 
-function reportError(err: unknown, verbose: boolean): number {
+function reportError(raw: unknown, verbose: boolean): number {
+  const err = classifyError(raw);
   if (err instanceof CommanderError) {
     if (
       err.code === "commander.helpDisplayed" || err.code === "commander.version" ||

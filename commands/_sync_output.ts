@@ -25,7 +25,8 @@ export function summaryLine(r: SyncResult): string {
 
 /** Logs each failed model's error on stderr (the report on stdout lists it too). */
 export function logFailures(r: SyncResult): void {
-  for (const m of r.models) {
-    if (m.error !== undefined) logger("sync").error(m.error);
+  // One line per distinct error: an interrupt that stops five models is said once.
+  for (const error of new Set(r.models.map((m) => m.error))) {
+    if (error !== undefined) logger("sync").error(error);
   }
 }

@@ -60,8 +60,8 @@ function finite(ms: number): number | undefined {
 
 /**
  * Formats a duration for messages, short and rounded: `300ms`, `1s`,
- * `1.5s`, `60s`, `2m30s`, `10m`. The output parses back with
- * {@linkcode parseDuration} (to the rounding shown).
+ * `1.5s`, `60s`, `2m30s`, `10m`, `3h15m`, `42d7h`. The output parses back
+ * with {@linkcode parseDuration} (to the rounding shown).
  *
  * @example
  * ```ts
@@ -74,7 +74,19 @@ export function formatDuration(ms: number): string {
   if (ms < 1_000) return `${Math.max(0, Math.round(ms))}ms`;
   if (ms < 120_000) return `${Math.round(ms / 100) / 10}s`;
   const total = Math.round(ms / 1_000);
-  const m = Math.floor(total / 60);
-  const s = total % 60;
-  return s === 0 ? `${m}m` : `${m}m${s}s`;
+  if (total < 2 * 3_600) {
+    const m = Math.floor(total / 60);
+    const s = total % 60;
+    return s === 0 ? `${m}m` : `${m}m${s}s`;
+  }
+  const minutes = Math.round(total / 60);
+  if (minutes < 2 * 1_440) {
+    const h = Math.floor(minutes / 60);
+    const m = minutes % 60;
+    return m === 0 ? `${h}h` : `${h}h${m}m`;
+  }
+  const hours = Math.round(minutes / 60);
+  const d = Math.floor(hours / 24);
+  const h = hours % 24;
+  return h === 0 ? `${d}d` : `${d}d${h}h`;
 }

@@ -39,7 +39,23 @@ Deno.test("formatDuration is short, rounded, and parses back", () => {
   assert.equal(formatDuration(120_000), "2m");
   assert.equal(formatDuration(150_000), "2m30s");
   assert.equal(formatDuration(600_000), "10m");
-  for (const ms of [0, 1, 999, 1000, 1500, 60_000, 120_000, 150_000, 3_600_000]) {
+  assert.equal(formatDuration(3 * 3_600_000 + 15 * 60_000), "3h15m");
+  assert.equal(formatDuration(42 * 86_400_000 + 7 * 3_600_000), "42d7h");
+  for (
+    const ms of [
+      0,
+      1,
+      999,
+      1000,
+      1500,
+      60_000,
+      120_000,
+      150_000,
+      3_600_000,
+      3 * 3_600_000,
+      50 * 3_600_000,
+    ]
+  ) {
     assert.equal(parseDuration(formatDuration(ms), "x"), ms, String(ms));
   }
 });

@@ -141,3 +141,46 @@ export class ContentChangedError extends ModelsyncError {
     super(message, { code: "content-changed", exitCode: ExitCode.conflict, cause: opts.cause });
   }
 }
+
+/**
+ * A local file or directory is in a state modelsync cannot use: a lock file
+ * that is a directory, a data folder that is a file, a permission problem
+ * (exit 2: fix the path and rerun).
+ */
+export class LocalFileError extends ModelsyncError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { code: "local-file", exitCode: ExitCode.usage, cause: opts.cause });
+  }
+}
+
+const LOCAL_FS_CODES = new Set([
+  "EACCES",
+  "EPERM",
+  "EISDIR",
+  "ENOTDIR",
+  "EEXIST",
+  "ENOENT",
+  "ELOOP",
+]);
+
+/**
+ * Wraps a raw file-system error from a local path in a
+ * {@linkcode LocalFileError}; everything else passes through. Datastore
+ * errors never reach here raw: providers wrap theirs in `DatastoreError`.
+ */
+export function classifyError(err: unknown): unknown {
+  if (err instanceof ModelsyncError) return err;
+  const local = err instanceof Deno.errors.PermissionDenied ||
+    err instanceof Deno.errors.NotADirectory ||
+    err instanceof Deno.errors.IsADirectory || err instanceof Deno.errors.AlreadyExists ||
+    err instanceof Deno.errors.NotFound || err instanceof Deno.errors.FilesystemLoop ||
+    LOCAL_FS_CODES.has(String((err as { code?: unknown })?.code));
+  if (!local) return err;
+  const detail = String((err as Error).message ?? err).split("\n")[0];
+  return new LocalFileError(
+    `Cannot use a local file: ${detail}. Fix or remove that path and rerun.`,
+    {
+      cause: err,
+    },
+  );
+}

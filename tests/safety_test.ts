@@ -212,6 +212,15 @@ Deno.test("a blob whose content does not match its hash is refused on pull; noth
   assert.match(line, /vpc\/m1|victim\.txt|[0-9a-f]{64}/, describe(res));
   assert.deepEqual(await snapshot(b.path("models")), before, "nothing landed");
   assert.equal(await exists(b.path("models/vpc/m1/victim.txt")), false);
+
+  // The remedy the message gives works: delete the blob, push again from a good copy.
+  assert.match(line, /Delete that blob from the datastore, then push the model again/);
+  await Deno.remove(victim);
+  const repush = await a.run(["push", "--json", "vpc/m1"]);
+  expectCode(repush, 0, "a pushes again");
+  assert.equal(await Deno.readTextFile(victim), "the real content\n", "the blob was stored again");
+  expectCode(await b.run(["pull"]), 0, "b's pull now completes");
+  assert.equal(await b.read("models/vpc/m1/victim.txt"), "the real content\n");
 });
 
 Deno.test("a datastore that fails every write: push exits 6, flush of all models exits 6", async () => {

@@ -35,7 +35,7 @@ export async function loadProviderModule(type: string): Promise<ProviderModule<u
     );
   }
   throw new UsageError(
-    `Unknown datastore type ${JSON.stringify(type)} in modelsync.yaml: use one of ` +
+    `Unknown datastore type ${JSON.stringify(type)}: use one of ` +
       `${KNOWN_PROVIDER_TYPES.join(", ")}.`,
   );
 }

@@ -79,8 +79,9 @@ export async function downloadToTmp(
 
 function mismatch(sha256: string): CorruptError {
   return new CorruptError(
-    `Blob ${sha256} from the datastore does not match its hash; refusing it. ` +
-      `Re-push the model from a good copy.`,
+    `Blob ${sha256} in the datastore is corrupt (its content does not match its hash); ` +
+      `nothing was written. Delete that blob from the datastore, then push the model again ` +
+      `from a repository that has the file.`,
   );
 }
 

@@ -52,8 +52,9 @@ Deno.test("downloadToTmp refuses a blob that does not match, leaving nothing", a
         assert.equal(err.exitCode, 6);
         assert.equal(
           err.message,
-          `Blob ${expected.sha256} from the datastore does not match its hash; refusing it. ` +
-            `Re-push the model from a good copy.`,
+          `Blob ${expected.sha256} in the datastore is corrupt (its content does not match its hash); ` +
+            `nothing was written. Delete that blob from the datastore, then push the model again ` +
+            `from a repository that has the file.`,
         );
         return true;
       });

@@ -89,6 +89,12 @@ export async function listLocalModels(
   dataDir: string,
 ): Promise<{ models: ModelRef[]; warnings: string[] }> {
   const root = join(repoDir, dataDir);
+  const info = await Deno.stat(root).catch(() => undefined);
+  if (info !== undefined && !info.isDirectory) {
+    throw new UsageError(
+      `The data folder ${root} is not a directory: move it aside, or set dataDir in modelsync.yaml.`,
+    );
+  }
   const models: ModelRef[] = [];
   const warnings: string[] = [];
   const expect = (rel: string, e: Deno.DirEntry, what: string): boolean => {

@@ -10,7 +10,7 @@ import process from "node:process";
 import { UsageError } from "../errors.ts";
 import { SKEW_MARGIN_MS } from "../lock/mod.ts";
 import { createProvider } from "../providers/mod.ts";
-import { CONFIG_FILE, loadConfig, writeConfig } from "../repo/config.ts";
+import { CONFIG_FILE, ensureGitignore, loadConfig, writeConfig } from "../repo/config.ts";
 import { type GlobalFlags, resolveSettings } from "./settings.ts";
 
 /** The `init` result. */
@@ -42,6 +42,7 @@ export async function runInit(
       `No datastore given for the new repository in ${repoDir}: pass --datastore filesystem:/path (or set MODELSYNC_DATASTORE).`,
     );
   }
+  await ensureGitignore(repoDir);
   const config = await loadConfig(repoDir);
   const provider = await createProvider(config.datastore, {
     callTimeoutMs: settings.callTimeoutMs,

@@ -8,8 +8,11 @@
  * ```
  * @module
  */
+import { listPaths } from "./format.ts";
 import {
+  classifyError,
   ConflictError,
+  ContentChangedError,
   ExitCode,
   InterruptedError,
   LeaseLostError,
@@ -63,14 +66,15 @@ export interface Summary {
 const OK: ReadonlySet<ModelStatus> = new Set(["pushed", "pulled", "deleted", "unchanged"]);
 
 /** Turns a per-model error into its report line. */
-export function failureReport(model: ModelRef, err: unknown, ms: number): ModelReport {
+export function failureReport(model: ModelRef, raw: unknown, ms: number): ModelReport {
+  const err = classifyError(raw);
   const base = { model: formatRef(model), files: 0, bytes: 0, generation: null, ms };
   const message = err instanceof Error ? err.message : String(err);
-  if (err instanceof ConflictError) {
+  if (err instanceof ConflictError || err instanceof ContentChangedError) {
     return {
       ...base,
       status: "conflict",
-      ...(err.paths.length > 0 ? { conflicts: err.paths } : {}),
+      ...(err instanceof ConflictError && err.paths.length > 0 ? { conflicts: err.paths } : {}),
       error: message,
       exitCode: err.exitCode,
     };
@@ -123,6 +127,7 @@ export function exitCodeFor(reports: readonly ModelReport[]): number {
 
 /** Human lines, one per model. */
 export function formatReports(reports: readonly ModelReport[]): string[] {
+  if (reports.length === 0) return ["No models."];
   const width = Math.max(8, ...reports.map((r) => r.model.length));
   return reports.map((r) => {
     const parts = [pad(r.status, 14) + pad(r.model, width)];
@@ -135,7 +140,7 @@ export function formatReports(reports: readonly ModelReport[]): string[] {
     let line = parts.join("  ");
     if (r.error !== undefined) line += `\n  ${r.error}`;
     if (r.conflicts !== undefined && r.conflicts.length > 0 && r.error === undefined) {
-      line += `\n  conflicts: ${r.conflicts.join(", ")}`;
+      line += `\n  conflicts: ${listPaths(r.conflicts)}`;
     }
     return line;
   });

@@ -13,7 +13,9 @@ import { LockManager, type LockPath } from "../lock/mod.ts";
 import { cleanTmp } from "../repo/apply.ts";
 import { acquireRepoLock } from "../repo/repo_lock.ts";
 import { listLocalModels, type ScanResult } from "../repo/scan.ts";
+import path from "node:path";
 import { Progress } from "./progress.ts";
+import { modelDir, uploadMissing } from "./transfer.ts";
 import { hasLocalChanges, pushModel } from "./push.ts";
 import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
@@ -80,6 +82,20 @@ async function localCandidates(s: RepoSession, named: ModelRef[] | undefined): P
   return sortUniqueRefs([...models, ...await listBaseModels(s.repoDir)]);
 }
 
+/** Uploads the blobs of an unchanged model that the datastore does not have. */
+function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
+  const dir = modelDir(s, scan.model);
+  const items = [...scan.files.values()].map((f) => ({
+    sha256: f.sha256,
+    size: f.size,
+    file: path.join(dir, f.path),
+  }));
+  return uploadMissing(s, items, {
+    signal: s.signal,
+    progress: new Progress("push", { enabled: false }),
+  });
+}
+
 /**
  * Push (or flush) every named model, or every model with local changes.
  * Models without changes are reported unchanged without touching the
@@ -91,6 +107,7 @@ export async function runPush(
 ): Promise<SyncResult> {
   const manager = lockManager(s, opts.operation);
   return await withRepoLock(s, opts.operation, async () => {
+    const named = opts.models !== undefined && opts.models.length > 0;
     const candidates = await localCandidates(s, opts.models);
     const reports: ModelReport[] = [];
     const pending = new Map<string, { scan: ScanResult; base: BaseState | null }>();
@@ -111,11 +128,16 @@ export async function runPush(
         }
         if (hasLocalChanges(scan, base)) pending.set(formatRef(model), { scan, base });
         else {
+          // A model named on the command line is also checked for blobs the
+          // datastore lost (the remedy for a corrupt or deleted blob): they
+          // are stored again from the local files. Content-addressed, so no
+          // lock is needed. Unnamed models cost no datastore call.
+          const moved = named ? await restoreMissingBlobs(s, scan) : { files: 0, bytes: 0 };
           reports.push({
             model: formatRef(model),
-            status: "unchanged",
-            files: 0,
-            bytes: 0,
+            status: moved.files > 0 ? "pushed" : "unchanged",
+            files: moved.files,
+            bytes: moved.bytes,
             generation: base?.generation ?? null,
             ms: Date.now() - started,
           });

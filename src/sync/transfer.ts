@@ -4,8 +4,9 @@
  *
  * @module
  */
+import { listPaths } from "./format.ts";
 import path from "node:path";
-import { ConflictError } from "../errors.ts";
+import { ConflictError, CorruptError, NotFoundError } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { writeLanding } from "../model/landing.ts";
 import { downloadToTmp, placeFile, removeFile } from "../repo/apply.ts";
@@ -94,7 +95,15 @@ export async function landRemote(
     const fetched = await runPool(writes, { jobs: s.jobs, signal: opts.signal }, async (p) => {
       const st = opts.remote.get(p)!;
       if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
-      const stream = await s.provider.getBlob(st.sha256, { signal: opts.signal });
+      const stream = await s.provider.getBlob(st.sha256, { signal: opts.signal }).catch((err) => {
+        if (!(err instanceof NotFoundError)) throw err;
+        throw new CorruptError(
+          `The datastore has no blob ${st.sha256} for ${p} of ${formatRef(model)}, although its ` +
+            `manifest names it; nothing was written. Push ${formatRef(model)} again from a ` +
+            `repository that has the file.`,
+          { cause: err },
+        );
+      });
       const tmp = await downloadToTmp(s.repoDir, stream, st, { signal: opts.signal });
       tmpFiles.push(tmp);
       bytes += st.size;
@@ -165,7 +174,7 @@ async function assertUntouched(
   if (changed.length > 0) {
     throw new ConflictError(
       `Local files of ${formatRef(model)} changed while syncing (${
-        changed.join(", ")
+        listPaths(changed)
       }); nothing was overwritten. Rerun the command.`,
       { paths: changed },
     );

@@ -137,8 +137,8 @@ export class BlobStore {
     } catch (err) {
       if (isNotFound(err)) {
         throw new NotFoundError(
-          `Blob ${hash} is missing from the datastore (${path}). ` +
-            `Run "modelsync verify" and re-push the model that names it.`,
+          `Blob ${hash} is missing from the datastore (${path}): push the model that names it ` +
+            `again from a repository that has the file.`,
         );
       }
       throw fsFail(err, "open blob", path);
