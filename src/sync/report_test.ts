@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConflictError, DatastoreError, LockTimeoutError } from "../errors.ts";
+import { ConflictError, ContentChangedError, DatastoreError, LockTimeoutError } from "../errors.ts";
 import { exitCodeFor, failureReport, type ModelReport } from "./report.ts";
 
 const ok = (model: string): ModelReport => ({
@@ -39,4 +39,23 @@ Deno.test("failureReport carries the conflict paths", () => {
   assert.equal(r.status, "conflict");
   assert.deepEqual(r.conflicts, ["a.bin"]);
   assert.equal(r.model, "vpc/m1");
+});
+
+Deno.test("failureReport: a file changed during push is a conflict; a local file problem is exit 2", () => {
+  const changed = failureReport(m, new ContentChangedError("changed while being pushed"), 1);
+  assert.equal(changed.status, "conflict");
+  assert.equal(exitCodeFor([changed]), 4);
+  const local = failureReport(
+    m,
+    new Deno.errors.IsADirectory("Is a directory (os error 21): open '/r/x'"),
+    1,
+  );
+  assert.equal(local.status, "failed");
+  assert.equal(local.exitCode, 2);
+  assert.match(
+    local.error ?? "",
+    /^Cannot use a local file: Is a directory .*'\/r\/x'\. Fix or remove that path/,
+  );
+  const bug = failureReport(m, new TypeError("x is undefined"), 1);
+  assert.equal(bug.exitCode, 1);
 });
