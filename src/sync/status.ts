@@ -13,8 +13,12 @@ import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
 import { scanAgainst } from "./states.ts";
 
-/** Remote state of a model relative to its base. */
-export type RemoteState = "same" | "ahead" | "new" | "deleted" | "absent";
+/**
+ * Remote state of a model relative to its base: `diverged` is a datastore
+ * whose manifest differs but is not newer than the base (restored from a
+ * backup, or rewritten by hand).
+ */
+export type RemoteState = "same" | "ahead" | "diverged" | "new" | "deleted" | "absent";
 
 /** One model's status. */
 export interface ModelStatusReport {
@@ -86,6 +90,8 @@ export async function runStatus(
               ? "new"
               : remote !== null && remote.manifest.files.length === 0
               ? "deleted"
+              : generation !== null && generation <= base.generation
+              ? "diverged"
               : "ahead",
           };
         }
@@ -117,6 +123,8 @@ export function formatStatus(result: StatusResult): string[] {
       const r = m.remote;
       line += r.state === "ahead"
         ? `; remote ahead (generation ${r.generation}, base ${m.base})`
+        : r.state === "diverged"
+        ? `; the datastore's generation ${r.generation} differs from the one synced here (${m.base}); pull compares them`
         : r.state === "deleted"
         ? `; deleted remotely (generation ${r.generation})`
         : r.state === "new"

@@ -21,6 +21,7 @@ Deno.test("formatStatus names what a user would do next", () => {
         remote: { generation: 3, state: "ahead" },
       },
       { model: "a/same", local: none, base: 2 },
+      { model: "a/back", local: none, base: 5, remote: { generation: 3, state: "diverged" } },
     ],
   });
   assert.deepEqual(lines, [
@@ -28,6 +29,7 @@ Deno.test("formatStatus names what a user would do next", () => {
     "a/mine  1 added, 0 modified, 0 deleted; not in the datastore",
     "a/old   0 added, 1 modified, 0 deleted; remote ahead (generation 3, base 1)",
     "a/same  clean",
+    "a/back  clean; the datastore's generation 3 differs from the one synced here (5); pull compares them",
   ]);
   assert.deepEqual(formatStatus({ schema: "modelsync.status/1", models: [] }), ["No models."]);
 });
