@@ -132,6 +132,23 @@ export class Lease {
   }
 
   /**
+   * Renews now and throws the LeaseLostError if the datastore no longer
+   * carries our record (force-released or taken over): the sync engine calls
+   * it right before a commit, so a holder that lost its lock between two
+   * scheduled renewals does not commit.
+   */
+  async confirm(): Promise<void> {
+    this.assertHeld();
+    if (this.#inflight === undefined) {
+      this.#inflight = this.#renewOnce().finally(() => {
+        this.#inflight = undefined;
+      });
+    }
+    await this.#inflight;
+    this.assertHeld();
+  }
+
+  /**
    * Stops renewal and releases the record if it still carries our nonce.
    * Idempotent; never throws (a failure is logged: the record then expires
    * on its own within its ttl).

@@ -135,3 +135,19 @@ Deno.test("release never throws when the datastore is down; it logs a warning", 
     logs.messages.join("\n"),
   );
 });
+
+Deno.test("confirm() renews now: a force-released lease is caught before the commit, not at the next tick", async () => {
+  const store = new MemoryLockStore();
+  const { handle, record } = await acquire(store);
+  // A long ttl: the scheduled renewal would come only much later.
+  const lease = new Lease(handle, record, { ttlMs: 60_000 });
+  try {
+    await lease.confirm();
+    assert.ok(store.get("vpc/m1") !== undefined);
+    assert.equal(await handle.forceRelease(record.nonce), true);
+    await assert.rejects(lease.confirm(), LeaseLostError);
+    assert.equal(lease.lost, true);
+  } finally {
+    await lease.release();
+  }
+});

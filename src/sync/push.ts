@@ -121,7 +121,7 @@ export async function pushModel(
       const moved = await uploadMissing(s, items, { signal, progress: opts.progress });
       uploaded = { files: uploaded.files + moved.files, bytes: uploaded.bytes + moved.bytes };
       const manifest = makeManifest(model, remoteGen + 1, entriesOf(target), s.identity);
-      opts.lease.assertHeld();
+      await opts.lease.confirm();
       try {
         const res = await s.provider.commitManifest(model, remoteGen, manifest, { signal });
         committed = manifest;
