@@ -484,3 +484,21 @@ Deno.test("a remote swap of a file and a directory lands in a clean repository; 
   assert.equal(await b.read("models/vpc/m1/w/mine.txt"), "b's\n", "b's file is kept");
   assert.deepEqual(await sb.datastore.integrityProblems(), []);
 });
+
+Deno.test("a model this repository synced that the datastore lost is pushed again by flush", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  await a.write("models/vpc/m1/f.txt", "one\n");
+  await a.write("models/vpc/m2/f.txt", "two\n");
+  expectCode(await a.run(["push"]), 0, "first push");
+  // The datastore loses vpc/m1 (restored from an older backup).
+  await Deno.remove(join(sb.datastore.dir, "manifests", "vpc", "m1"), { recursive: true });
+  const flush = expectCode(await a.run(["flush", "--json"]), 0, "flush");
+  const r = reportByModel(expectJson(flush, "modelsync.flush/1"));
+  assert.equal(r.get("vpc/m1")?.status, "pushed", describe(flush));
+  assert.equal(r.get("vpc/m2")?.status, "unchanged", describe(flush));
+  assert.equal((await sb.datastore.current("vpc/m1"))?.files.length, 1);
+  const b = await sb.repo("b");
+  expectCode(await b.run(["pull"]), 0, "another repository pulls it");
+  assert.equal(await b.read("models/vpc/m1/f.txt"), "one\n");
+});

@@ -7,7 +7,7 @@
  */
 import { NotFoundError } from "../errors.ts";
 import { logger } from "../log.ts";
-import { type BaseState, listBaseModels, readBase } from "../model/base.ts";
+import { type BaseState, listBaseModels, readBase, writeBase } from "../model/base.ts";
 import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
 import { LockManager, type LockPath } from "../lock/mod.ts";
 import { cleanTmp } from "../repo/apply.ts";
@@ -21,7 +21,7 @@ import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
-import { scanAgainst } from "./states.ts";
+import { refreshedBase, scanAgainst } from "./states.ts";
 
 /** The result of push, flush or pull. */
 export interface SyncResult {
@@ -109,6 +109,12 @@ export async function runPush(
   return await withRepoLock(s, opts.operation, async () => {
     const named = opts.models !== undefined && opts.models.length > 0;
     const candidates = await localCandidates(s, opts.models);
+    // One listing: a model this repository synced that the datastore no
+    // longer has (restored from an older backup, or a new datastore) is
+    // pushed again even without local changes.
+    const listed = new Set(
+      (await s.provider.listManifests({ signal: s.signal })).map((l) => formatRef(l.model)),
+    );
     const reports: ModelReport[] = [];
     const pending = new Map<string, { scan: ScanResult; base: BaseState | null }>();
     await runPool(candidates, { jobs: Math.max(4, s.jobs), signal: s.signal }, async (model) => {
@@ -126,8 +132,14 @@ export async function runPush(
             } has no directory in ${s.config.dataDir}/ and was never synced: check the name.`,
           );
         }
-        if (hasLocalChanges(scan, base)) pending.set(formatRef(model), { scan, base });
+        const lost = base !== null && base.files.length > 0 && !listed.has(formatRef(model));
+        if (hasLocalChanges(scan, base) || lost) pending.set(formatRef(model), { scan, base });
         else {
+          // Files re-hashed and found unchanged (racily clean, or touched):
+          // record their mtimes so the next scan does not read them again.
+          if (scan.hashed > 0 && base !== null) {
+            await writeBase(s.repoDir, model, refreshedBase(base, scan));
+          }
           // A model named on the command line is also checked for blobs the
           // datastore lost (the remedy for a corrupt or deleted blob): they
           // are stored again from the local files. Content-addressed, so no

@@ -147,3 +147,22 @@ export function fileDirClashes(states: ReadonlyMap<string, FileState>): string[]
   }
   return [...new Set(out)].sort();
 }
+
+/**
+ * The base with fresh mtimes for files a scan hashed and found unchanged,
+ * and a new `syncedAtMs` taken after that scan: git's index refresh, so an
+ * unchanged file is read once, not on every command. A file still within
+ * the racy window of the new time is hashed again next time, as it must be.
+ */
+export function refreshedBase(base: BaseState, scan: ScanResult): BaseState {
+  return {
+    ...base,
+    files: base.files.map((f) => {
+      const l = scan.files.get(f.path);
+      return l !== undefined && l.sha256 === f.sha256 && l.executable === f.executable
+        ? { ...f, size: l.size, mtimeMs: l.mtimeMs }
+        : f;
+    }),
+    syncedAtMs: Date.now(),
+  };
+}
