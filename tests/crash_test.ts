@@ -163,6 +163,14 @@ Deno.test("a pull killed while files land, then another push: the rerun complete
     ),
   )).filter(Boolean).length;
   assert.ok(landedEarly >= 3 && landedEarly < 10, `killed part-way (${landedEarly} of 10 landed)`);
+  // The files modelsync landed are not the user's edits.
+  const afterKill = expectJson(
+    expectCode(await b.run(["status", "--json"]), 0),
+    "modelsync.status/1",
+  );
+  const mk = (afterKill.models as { model: string; local: Record<string, string[]> }[])
+    .find((x) => x.model === "vpc/m1");
+  assert.deepEqual(mk?.local, { added: [], modified: [], deleted: [] }, "status after the kill");
 
   // Another writer moves every file on before b reruns.
   const gen3 = await writeModelFiles(a, "vpc/m1", { count: 10, size: 2048, seed: 33 });

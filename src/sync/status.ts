@@ -1,17 +1,21 @@
 /**
  * `status`: local changes per model, and with --remote whether the datastore
- * is ahead. Takes no lock and never writes.
+ * is ahead. Takes no datastore lock; it writes only fresh mtimes into the
+ * base (when the repository is free), never data.
  *
  * @module
  */
-import { NotFoundError } from "../errors.ts";
+import { LockTimeoutError, NotFoundError } from "../errors.ts";
 import { logger } from "../log.ts";
-import { listBaseModels, readBase } from "../model/base.ts";
+import { type BaseState, listBaseModels, readBase, writeBase } from "../model/base.ts";
+import { type LandingState, readLanding } from "../model/landing.ts";
+import { acquireRepoLock } from "../repo/repo_lock.ts";
+import { sameState } from "./three_way.ts";
 import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
-import { listLocalModels } from "../repo/scan.ts";
+import { listLocalModels, type ScanResult } from "../repo/scan.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
-import { scanAgainst } from "./states.ts";
+import { refreshedBase, scanAgainst } from "./states.ts";
 
 /**
  * Remote state of a model relative to its base: `diverged` is a datastore
@@ -56,6 +60,7 @@ export async function runStatus(
   if (listing !== undefined && !named) {
     models = sortUniqueRefs([...models, ...[...listing.values()].map((l) => l.model)]);
   }
+  const refresh: { model: ModelRef; base: BaseState; scan: ScanResult }[] = [];
   const reports = await runPool(
     models,
     { jobs: Math.max(4, s.jobs), signal: s.signal },
@@ -68,11 +73,13 @@ export async function runStatus(
           `Model ${key} has no directory in ${s.config.dataDir}/ and was never synced: check the name.`,
         );
       }
-      const report: ModelStatusReport = {
-        model: key,
-        local: { ...scan.changes },
-        base: base?.generation ?? null,
-      };
+      const landing = await readLanding(s.repoDir, model);
+      const local = landing === null ? scan.changes : withoutLanded(scan, landing);
+      const report: ModelStatusReport = { model: key, local, base: base?.generation ?? null };
+      const clean = local.added.length + local.modified.length + local.deleted.length === 0;
+      if (clean && landing === null && scan.hashed > 0 && base !== null) {
+        refresh.push({ model, base, scan });
+      }
       if (listing !== undefined) {
         const listed = listing.get(key);
         if (listed === undefined) report.remote = { generation: null, state: "absent" };
@@ -99,7 +106,58 @@ export async function runStatus(
       return report;
     },
   );
+  await refreshBases(s, refresh);
   return { schema: "modelsync.status/1", models: reports };
+}
+
+/**
+ * Records fresh mtimes for files that were hashed and found unchanged, like
+ * git's index refresh — only when no other modelsync process is working in
+ * the repository (status never waits for one).
+ */
+async function refreshBases(
+  s: RepoSession,
+  items: readonly { model: ModelRef; base: BaseState; scan: ScanResult }[],
+): Promise<void> {
+  if (items.length === 0) return;
+  let lock;
+  try {
+    lock = await acquireRepoLock(s.repoDir, {
+      operation: "status",
+      timeoutMs: 0,
+      signal: s.signal,
+    });
+  } catch (err) {
+    if (err instanceof LockTimeoutError) return;
+    throw err;
+  }
+  try {
+    for (const it of items) {
+      // Another process may have synced since the scan: never write an older base.
+      const now = await readBase(s.repoDir, it.model);
+      if (now?.version !== it.base.version || now.syncedAtMs !== it.base.syncedAtMs) continue;
+      await writeBase(s.repoDir, it.model, refreshedBase(it.base, it.scan));
+    }
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Drops changes that an interrupted sync's landing journal explains. */
+function withoutLanded(
+  scan: ScanResult,
+  landing: ReadonlyMap<string, LandingState>,
+): ModelStatusReport["local"] {
+  const ours = (p: string) => {
+    if (!landing.has(p)) return false;
+    const l = scan.files.get(p);
+    return sameState(l === undefined ? undefined : l, landing.get(p) ?? undefined);
+  };
+  return {
+    added: scan.changes.added.filter((p) => !ours(p)),
+    modified: scan.changes.modified.filter((p) => !ours(p)),
+    deleted: scan.changes.deleted.filter((p) => !ours(p)),
+  };
 }
 
 /** Human lines for `status`. */
