@@ -6,9 +6,11 @@ import { type CliContext, parseRefs } from "./_context.ts";
 
 /** Builds the `lock` command group. */
 export function lockCommand(ctx: CliContext) {
-  const lock = new Command("lock").description(
-    "inspect and release datastore locks (never takes a lock)",
-  );
+  const lock = new Command("lock")
+    .description("inspect and release datastore locks (never takes a lock)")
+    .action(() => {
+      throw new UsageError(`"modelsync lock" needs a subcommand: status, or release --force.`);
+    });
   lock.command("status")
     .description("every lock with holder, host, pid, operation, age, ttl left, live or stale")
     .action(async () => {

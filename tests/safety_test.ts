@@ -308,3 +308,27 @@ Deno.test("init is safe to repeat and does not clobber an existing datastore", a
   expectCode(await b.run(["pull"]), 0);
   assert.equal(await b.read("models/vpc/m1/a.txt"), "a\n");
 });
+
+Deno.test("no repository inside another's data folder; nested modelsync state is never synced; lock needs a subcommand", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  await a.write("models/vpc/m1/f.txt", "f\n");
+  const inner = a.path("models/vpc/m1");
+  const init = await sb.run(["--repo", inner, "init", "--datastore", join(sb.root, "other")], {
+    cwd: sb.root,
+  });
+  const line = expectOneLineError(init, 2, "init inside a data folder");
+  assert.match(line, /inside the data folder of the repository/);
+  assert.equal(await exists(join(inner, "modelsync.yaml")), false, "nothing written");
+
+  // State of a repository that got there anyway is skipped, never pushed.
+  await a.write("models/vpc/m1/.modelsync/base/x/y.json", "{}\n");
+  const push = expectCode(await a.run(["push", "--json"]), 0, "push");
+  assert.match(push.stderr, /\.modelsync \(modelsync state, never synced\)/);
+  const m = await sb.datastore.current("vpc/m1");
+  assert.deepEqual(m?.files.map((f) => f.path), ["f.txt"]);
+
+  const lock = await a.run(["--json", "lock"]);
+  expectOneLineError(lock, 2, "lock without a subcommand");
+  expectJson(lock, "modelsync.error/1");
+});

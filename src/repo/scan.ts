@@ -79,6 +79,17 @@ export function modelDir(repoDir: string, dataDir: string, model: ModelRef): str
   return join(repoDir, dataDir, ...model.type.split("/"), model.id);
 }
 
+/** Throws a UsageError (exit 2) when the data folder exists but is not a directory. */
+export async function assertDataDir(repoDir: string, dataDir: string): Promise<void> {
+  const root = join(repoDir, dataDir);
+  const info = await Deno.stat(root).catch(() => undefined);
+  if (info !== undefined && !info.isDirectory) {
+    throw new UsageError(
+      `The data folder ${root} is not a directory: move it aside, or set dataDir in modelsync.yaml.`,
+    );
+  }
+}
+
 /**
  * Lists the model directories under `dataDir`: `TYPE/ID` and
  * `@scope/name/ID`, sorted by ref. Anything else (a file, a symlink, a name
@@ -89,12 +100,7 @@ export async function listLocalModels(
   dataDir: string,
 ): Promise<{ models: ModelRef[]; warnings: string[] }> {
   const root = join(repoDir, dataDir);
-  const info = await Deno.stat(root).catch(() => undefined);
-  if (info !== undefined && !info.isDirectory) {
-    throw new UsageError(
-      `The data folder ${root} is not a directory: move it aside, or set dataDir in modelsync.yaml.`,
-    );
-  }
+  await assertDataDir(repoDir, dataDir);
   const models: ModelRef[] = [];
   const warnings: string[] = [];
   const expect = (rel: string, e: Deno.DirEntry, what: string): boolean => {
@@ -307,6 +313,12 @@ async function walk(root: string, start: string, ctx: WalkContext): Promise<void
     for (const e of Deno.readDirSync(abs)) {
       const path = rel === "" ? e.name : `${rel}/${e.name}`;
       if (ctx.matcher.matchesEntry(path, e.name, e.isDirectory)) continue;
+      // Local state of any repository is never synced (SPEC §3 invariant 6),
+      // also that of a repository nested inside a model.
+      if (e.name === ".modelsync" && e.isDirectory) {
+        ctx.skipped.push(`${path} (modelsync state, never synced)`);
+        continue;
+      }
       if (e.isSymlink) {
         ctx.skipped.push(`${path} (symlink, not followed)`);
         continue;

@@ -10,7 +10,7 @@ import process from "node:process";
 import { UsageError } from "../errors.ts";
 import { SKEW_MARGIN_MS } from "../lock/mod.ts";
 import { createProvider } from "../providers/mod.ts";
-import { CONFIG_FILE, ensureGitignore, loadConfig, writeConfig } from "../repo/config.ts";
+import { CONFIG_FILE, ensureGitignore, findRepo, loadConfig, writeConfig } from "../repo/config.ts";
 import { type GlobalFlags, resolveSettings } from "./settings.ts";
 
 /** The `init` result. */
@@ -34,6 +34,7 @@ export async function runInit(
   const repoDir = path.resolve(opts.cwd, settings.repo ?? ".");
   const configPath = path.join(repoDir, CONFIG_FILE);
   const exists = await Deno.stat(configPath).then(() => true, () => false);
+  if (!exists) await refuseInsideDataFolder(repoDir);
   if (settings.datastore !== undefined) {
     await Deno.mkdir(repoDir, { recursive: true });
     await writeConfig(repoDir, { datastore: settings.datastore });
@@ -61,5 +62,26 @@ export async function runInit(
     };
   } finally {
     await provider.close();
+  }
+}
+
+/**
+ * Refuses a new repository inside another repository's data folder: the
+ * outer one would sync the inner one's files, `modelsync.yaml` included.
+ */
+async function refuseInsideDataFolder(repoDir: string): Promise<void> {
+  let outer: string;
+  try {
+    outer = await findRepo(path.dirname(repoDir));
+  } catch {
+    return; // no repository above: fine
+  }
+  const dataDir = await loadConfig(outer).then((c) => c.dataDir, () => "models");
+  const data = path.join(outer, dataDir);
+  if (repoDir === data || repoDir.startsWith(data + path.sep)) {
+    throw new UsageError(
+      `Cannot create a repository in ${repoDir}: it is inside the data folder of the repository ` +
+        `at ${outer}, which would sync it. Choose a directory outside ${data}.`,
+    );
   }
 }

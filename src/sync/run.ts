@@ -12,7 +12,7 @@ import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
 import { LockManager, type LockPath } from "../lock/mod.ts";
 import { cleanTmp } from "../repo/apply.ts";
 import { acquireRepoLock } from "../repo/repo_lock.ts";
-import { listLocalModels, type ScanResult } from "../repo/scan.ts";
+import { assertDataDir, listLocalModels, type ScanResult } from "../repo/scan.ts";
 import path from "node:path";
 import { Progress } from "./progress.ts";
 import { modelDir, uploadMissing } from "./transfer.ts";
@@ -189,6 +189,7 @@ export async function runPull(
 ): Promise<SyncResult> {
   const manager = lockManager(s, "pull");
   return await withRepoLock(s, "pull", async () => {
+    await assertDataDir(s.repoDir, s.config.dataDir);
     const listing = new Map(
       (await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]),
     );
