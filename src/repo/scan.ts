@@ -56,6 +56,12 @@ export interface ScanResult {
   skipped: string[];
   /** Files actually read to hash them. */
   hashed: number;
+  /**
+   * When the scan began. A base written from this scan must use it as its
+   * `syncedAtMs`: mtimes were read after it, so a file written in the same
+   * clock tick as one of them stays within the racy window.
+   */
+  startedAtMs: number;
 }
 
 /** A file is racily clean when its mtime is this close to (or after) the base's time. */
@@ -177,9 +183,11 @@ export async function scanModel(
   model: ModelRef,
   opts: ScanOptions,
 ): Promise<ScanResult> {
+  const startedAtMs = Date.now();
   const dir = modelDir(repoDir, opts.dataDir, model);
   const matcher = compileExclude(opts.exclude);
   const result: ScanResult = {
+    startedAtMs,
     model,
     dir,
     exists: false,

@@ -92,7 +92,7 @@ export async function pullModel(
       version: remote.version,
       local: scan.files,
       landed: landed.mtimes,
-      syncedAtMs: Date.now(),
+      syncedAtMs: scan.startedAtMs,
     }),
   );
   await removeLanding(s.repoDir, model);

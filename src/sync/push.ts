@@ -153,7 +153,7 @@ export async function pushModel(
           version,
           local: scan.files,
           ...(landed ? { landed: landed.mtimes } : {}),
-          syncedAtMs: Date.now(),
+          syncedAtMs: scan.startedAtMs,
         }),
       );
       await removeLanding(s.repoDir, model);

@@ -150,9 +150,10 @@ export function fileDirClashes(states: ReadonlyMap<string, FileState>): string[]
 
 /**
  * The base with fresh mtimes for files a scan hashed and found unchanged,
- * and a new `syncedAtMs` taken after that scan: git's index refresh, so an
- * unchanged file is read once, not on every command. A file still within
- * the racy window of the new time is hashed again next time, as it must be.
+ * and the scan's start as the new `syncedAtMs`: git's index refresh, so an
+ * unchanged file is read once, not on every command. The start, not the end:
+ * a file written in the same clock tick as an mtime the scan read must stay
+ * within the racy window and be hashed again next time.
  */
 export function refreshedBase(base: BaseState, scan: ScanResult): BaseState {
   return {
@@ -163,6 +164,6 @@ export function refreshedBase(base: BaseState, scan: ScanResult): BaseState {
         ? { ...f, size: l.size, mtimeMs: l.mtimeMs }
         : f;
     }),
-    syncedAtMs: Date.now(),
+    syncedAtMs: scan.startedAtMs,
   };
 }

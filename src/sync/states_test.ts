@@ -32,10 +32,15 @@ Deno.test("refreshedBase: a file hashed once and found unchanged is not read aga
       syncedAtMs: Date.now() - 60_000,
     };
     const opts = { dataDir: "models", exclude: [] };
+    const before = Date.now();
     const first = await scanModel(repo, M, { ...opts, base });
+    assert.ok(first.startedAtMs >= before && first.startedAtMs <= Date.now());
     assert.equal(first.hashed, 1);
     assert.deepEqual(first.changes, { added: [], modified: [], deleted: [] });
     const fresh = refreshedBase(base, first);
+    // The new base time is the scan's start, not the refresh's end: a file
+    // written in the same tick as an mtime the scan read stays racy.
+    assert.equal(fresh.syncedAtMs, first.startedAtMs);
     assert.equal(fresh.files[0].mtimeMs, hourAgo.getTime());
     const second = await scanModel(repo, M, { ...opts, base: fresh });
     assert.equal(second.hashed, 0, "read again after the refresh");
