@@ -8,6 +8,7 @@ import {
   describe,
   expectCode,
   expectJson,
+  expectOneLineError,
   listFiles,
   pseudoRandomBytes,
   type Repo,
@@ -190,6 +191,37 @@ Deno.test("a pull killed while files land, then another push: the rerun complete
     [],
     "the landing journal is gone",
   );
+});
+
+Deno.test("a user edit made while a pull lands files is never overwritten", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const b = await sb.repo("b");
+  await writeModelFiles(a, "vpc/m1", { count: 6, size: 1024, seed: 41 });
+  expectCode(await a.run(["push"]), 0, "push generation 1");
+  expectCode(await b.run(["pull"]), 0, "b pulls generation 1");
+  const gen2 = await writeModelFiles(a, "vpc/m1", { count: 6, size: 1024, seed: 42 });
+  expectCode(await a.run(["push"]), 0, "push generation 2");
+
+  const slow = b.spawn(["pull", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "200" } });
+  await waitFor("the first file landed", async () => {
+    if (slow.exited) throw new Error(`pull ended too early\n${describe(await slow.done)}`);
+    return sha256(await b.readBytes("models/vpc/m1/part-000.bin")) ===
+      sha256(gen2.get("part-000.bin")!);
+  });
+  await b.write("models/vpc/m1/part-005.bin", "the user's edit\n");
+  const res = await slow.done;
+  expectOneLineError(res, 4, "pull that met a user edit");
+  assert.match(res.stderr, /part-005\.bin/);
+  assert.equal(await b.read("models/vpc/m1/part-005.bin"), "the user's edit\n", "the edit is kept");
+
+  // The rerun lands the rest and reports the edited file as the one conflict.
+  const rerun = await b.run(["pull", "--json"]);
+  expectCode(rerun, 4, "rerun");
+  assert.deepEqual(reportByModel(expectJson(rerun, "modelsync.pull/1")).get("vpc/m1")?.conflicts, [
+    "part-005.bin",
+  ]);
+  assert.equal(await b.read("models/vpc/m1/part-005.bin"), "the user's edit\n");
 });
 
 Deno.test("files changed while a push uploads them never commit a mismatched blob; a rerun sends the new content", async () => {

@@ -121,12 +121,19 @@ export async function landRemote(
     );
     // Removals before writes, so a directory that becomes a file (or a file
     // that becomes a directory) is out of the way when the new one lands.
-    for (const p of removes) await removeFile(s.repoDir, model, p, { dataDir: s.config.dataDir });
+    // Each path is checked again right before it is touched: a user edit
+    // made while earlier files landed is never overwritten (the window left
+    // is one lstat to one rename).
+    for (const p of removes) {
+      await assertUntouched(s, model, [p], opts.expectLocal);
+      await removeFile(s.repoDir, model, p, { dataDir: s.config.dataDir });
+    }
     const mtimes = new Map<string, number>();
     for (let i = 0; i < writes.length; i++) {
       const st = opts.remote.get(writes[i])!;
       // Test knob (MODELSYNC_TEST_BLOB_DELAY_MS): lets tests kill a sync mid-landing.
       if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
+      await assertUntouched(s, model, [writes[i]], opts.expectLocal);
       const entry = { path: writes[i], executable: st.executable };
       const landed = await placeFile(s.repoDir, model, entry, fetched[i], {
         dataDir: s.config.dataDir,
@@ -175,7 +182,7 @@ async function assertUntouched(
     throw new ConflictError(
       `Local files of ${formatRef(model)} changed while syncing (${
         listPaths(changed)
-      }); nothing was overwritten. Rerun the command.`,
+      }); they were not overwritten. Rerun the command.`,
       { paths: changed },
     );
   }
