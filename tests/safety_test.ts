@@ -320,6 +320,19 @@ Deno.test("no repository inside another's data folder; nested modelsync state is
   const line = expectOneLineError(init, 2, "init inside a data folder");
   assert.match(line, /inside the data folder of the repository/);
   assert.equal(await exists(join(inner, "modelsync.yaml")), false, "nothing written");
+  // Also when the path reaches the data folder through a symlink.
+  await Deno.symlink(a.path("models/vpc"), join(sb.root, "link"));
+  const viaLink = await sb.run([
+    "--repo",
+    join(sb.root, "link", "m2"),
+    "init",
+    "--datastore",
+    join(sb.root, "other"),
+  ], {
+    cwd: sb.root,
+  });
+  expectOneLineError(viaLink, 2, "init through a symlink into a data folder");
+  assert.equal(await exists(a.path("models/vpc/m2")), false, "nothing created");
 
   // State of a repository that got there anyway is skipped, never pushed.
   await a.write("models/vpc/m1/.modelsync/base/x/y.json", "{}\n");

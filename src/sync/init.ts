@@ -68,20 +68,44 @@ export async function runInit(
 /**
  * Refuses a new repository inside another repository's data folder: the
  * outer one would sync the inner one's files, `modelsync.yaml` included.
+ * Symlinks are resolved first, and every enclosing repository is checked.
  */
 async function refuseInsideDataFolder(repoDir: string): Promise<void> {
-  let outer: string;
-  try {
-    outer = await findRepo(path.dirname(repoDir));
-  } catch {
-    return; // no repository above: fine
+  const real = await realPathOfNearest(repoDir);
+  let from = path.dirname(real);
+  for (;;) {
+    let outer: string;
+    try {
+      outer = await findRepo(from);
+    } catch {
+      return; // no repository above: fine
+    }
+    const dataDir = await loadConfig(outer).then((c) => c.dataDir, () => "models");
+    const data = await realPathOfNearest(path.join(outer, dataDir));
+    if (real === data || real.startsWith(data + path.sep)) {
+      throw new UsageError(
+        `Cannot create a repository in ${repoDir}: it is inside the data folder of the repository ` +
+          `at ${outer}, which would sync it. Choose a directory outside ${data}.`,
+      );
+    }
+    const parent = path.dirname(outer);
+    if (parent === outer) return;
+    from = parent;
   }
-  const dataDir = await loadConfig(outer).then((c) => c.dataDir, () => "models");
-  const data = path.join(outer, dataDir);
-  if (repoDir === data || repoDir.startsWith(data + path.sep)) {
-    throw new UsageError(
-      `Cannot create a repository in ${repoDir}: it is inside the data folder of the repository ` +
-        `at ${outer}, which would sync it. Choose a directory outside ${data}.`,
-    );
+}
+
+/** The real path of `p`, resolving symlinks in its nearest existing ancestor. */
+async function realPathOfNearest(p: string): Promise<string> {
+  const rest: string[] = [];
+  let cur = path.resolve(p);
+  for (;;) {
+    try {
+      return path.join(await Deno.realPath(cur), ...rest.reverse());
+    } catch {
+      const parent = path.dirname(cur);
+      if (parent === cur) return path.resolve(p);
+      rest.push(path.basename(cur));
+      cur = parent;
+    }
   }
 }
