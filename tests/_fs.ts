@@ -45,9 +45,14 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Every file under `dir` (relative, `/`-separated, sorted); [] when it is missing. */
-export async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
+/**
+ * Visits every entry under `dir` depth-first (a missing `dir` has none),
+ * with its absolute path and its path relative to `dir`.
+ */
+async function walkTree(
+  dir: string,
+  visit: (e: Deno.DirEntry, abs: string, rel: string) => Promise<void> | void,
+): Promise<void> {
   async function walk(d: string): Promise<void> {
     let entries: Deno.DirEntry[];
     try {
@@ -57,12 +62,20 @@ export async function listFiles(dir: string): Promise<string[]> {
       throw err;
     }
     for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory) await walk(p);
-      else out.push(relative(dir, p).split("\\").join("/"));
+      const abs = join(d, e.name);
+      await visit(e, abs, relative(dir, abs).split("\\").join("/"));
+      if (e.isDirectory && !e.isSymlink) await walk(abs);
     }
   }
   await walk(dir);
+}
+
+/** Every file under `dir` (relative, `/`-separated, sorted); [] when it is missing. */
+export async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  await walkTree(dir, (e, _abs, rel) => {
+    if (!e.isDirectory) out.push(rel);
+  });
   return out.sort();
 }
 
@@ -72,28 +85,14 @@ export async function listFiles(dir: string): Promise<string[]> {
  */
 export async function snapshot(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  async function walk(d: string): Promise<void> {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(d));
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return;
-      throw err;
+  await walkTree(dir, async (e, abs, rel) => {
+    if (e.isSymlink) out[rel] = `link -> ${await Deno.readLink(abs)}`;
+    else if (e.isDirectory) out[rel] = "dir";
+    else {
+      const st = await Deno.stat(abs);
+      out[rel] = `file ${((st.mode ?? 0) & 0o777).toString(8)} ${sha256(await Deno.readFile(abs))}`;
     }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      const rel = relative(dir, p);
-      if (e.isSymlink) out[rel] = `link -> ${await Deno.readLink(p)}`;
-      else if (e.isDirectory) {
-        out[rel] = "dir";
-        await walk(p);
-      } else {
-        const st = await Deno.stat(p);
-        out[rel] = `file ${((st.mode ?? 0) & 0o777).toString(8)} ${sha256(await Deno.readFile(p))}`;
-      }
-    }
-  }
-  await walk(dir);
+  });
   return out;
 }
 

@@ -307,6 +307,13 @@ Deno.test("init is safe to repeat and does not clobber an existing datastore", a
   assert.deepEqual(await snapshot(sb.datastore.dir), ds, "the datastore is unchanged");
   expectCode(await b.run(["pull"]), 0);
   assert.equal(await b.read("models/vpc/m1/a.txt"), "a\n");
+  // A repeated init puts .modelsync/ back into a .gitignore that lost it.
+  await b.write(".gitignore", "node_modules/\n");
+  expectCode(await b.run(["init"]), 0, "init without --datastore in an existing repository");
+  assert.deepEqual((await b.read(".gitignore")).split("\n").filter((l) => l !== ""), [
+    "node_modules/",
+    ".modelsync/",
+  ]);
 });
 
 Deno.test("no repository inside another's data folder; nested modelsync state is never synced; lock needs a subcommand", async () => {

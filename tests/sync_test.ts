@@ -502,3 +502,30 @@ Deno.test("a model this repository synced that the datastore lost is pushed agai
   expectCode(await b.run(["pull"]), 0, "another repository pulls it");
   assert.equal(await b.read("models/vpc/m1/f.txt"), "one\n");
 });
+
+Deno.test("a touched but unchanged file is hashed once: status records its new mtime in the base", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  await a.write("models/vpc/m1/f.txt", "same\n");
+  expectCode(await a.run(["push"]), 0);
+  const file = a.path("models/vpc/m1/f.txt");
+  const later = new Date(Date.now() + 60_000);
+  await Deno.utime(file, later, later);
+  const st = expectJson(expectCode(await a.run(["status", "--json"]), 0), "modelsync.status/1");
+  assert.deepEqual((st.models as { local: unknown }[])[0].local, {
+    added: [],
+    modified: [],
+    deleted: [],
+  });
+  const base = JSON.parse(await a.read(".modelsync/base/vpc/m1.json"));
+  assert.equal(base.files[0].mtimeMs, later.getTime(), "the base now carries the new mtime");
+  // A real edit after that is still seen.
+  await a.write("models/vpc/m1/f.txt", "SAME\n");
+  await Deno.utime(file, later, later);
+  const st2 = expectJson(expectCode(await a.run(["status", "--json"]), 0), "modelsync.status/1");
+  assert.deepEqual((st2.models as { local: unknown }[])[0].local, {
+    added: [],
+    modified: ["f.txt"],
+    deleted: [],
+  });
+});

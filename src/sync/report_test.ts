@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConflictError, ContentChangedError, DatastoreError, LockTimeoutError } from "../errors.ts";
 import { exitCodeFor, failureReport, type ModelReport } from "./report.ts";
+import { listPaths } from "./format.ts";
 
 const ok = (model: string): ModelReport => ({
   model,
@@ -58,4 +59,11 @@ Deno.test("failureReport: a file changed during push is a conflict; a local file
   );
   const bug = failureReport(m, new TypeError("x is undefined"), 1);
   assert.equal(bug.exitCode, 1);
+});
+
+Deno.test("listPaths keeps a file name with a newline on one line", () => {
+  assert.equal(
+    listPaths(["a.txt", "new\nline", "esc\u001b[31m"]),
+    "a.txt, new\\nline, esc\\x1b[31m",
+  );
 });
