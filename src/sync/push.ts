@@ -34,11 +34,9 @@ import { landRemote, modelDir, uploadMissing } from "./transfer.ts";
 export const MAX_COMMIT_ATTEMPTS = 5;
 
 /** True when the scan differs from the base (something to push). */
-export function hasLocalChanges(scan: ScanResult, base: BaseState | null): boolean {
+export function hasLocalChanges(scan: ScanResult): boolean {
   const c = scan.changes;
-  if (c.added.length + c.modified.length + c.deleted.length > 0) return true;
-  // A model deleted locally whose base is not yet a tombstone.
-  return base === null && scan.files.size > 0;
+  return c.added.length + c.modified.length + c.deleted.length > 0;
 }
 
 /**

@@ -133,7 +133,7 @@ export async function runPush(
           );
         }
         const lost = base !== null && base.files.length > 0 && !listed.has(formatRef(model));
-        if (hasLocalChanges(scan, base) || lost) pending.set(formatRef(model), { scan, base });
+        if (hasLocalChanges(scan) || lost) pending.set(formatRef(model), { scan, base });
         else {
           // Files re-hashed and found unchanged (racily clean, or touched):
           // record their mtimes so the next scan does not read them again.

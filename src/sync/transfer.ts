@@ -65,7 +65,6 @@ export async function uploadMissing(
 export interface Landed extends Moved {
   /** path → landed mtimeMs, for files written. */
   mtimes: Map<string, number>;
-  removed: number;
 }
 
 /**
@@ -140,7 +139,7 @@ export async function landRemote(
       });
       mtimes.set(writes[i], landed.mtimeMs);
     }
-    return { files: writes.length + removes.length, bytes, mtimes, removed: removes.length };
+    return { files: writes.length + removes.length, bytes, mtimes };
   } finally {
     await Promise.all(tmpFiles.map((t) => Deno.remove(t).catch(() => {})));
   }
