@@ -82,31 +82,38 @@ export class ManifestStore {
   }
 
   /** The current manifest of a model, or null. */
-  async get(model: ModelRef, signal?: AbortSignal): Promise<StoredManifest | null> {
-    const dir = this.modelDir(model);
-    for (let attempt = 0;; attempt++) {
-      const generation = highestIn(await readDirOrEmpty(dir, signal));
-      if (generation === 0) return null;
-      signal?.throwIfAborted();
-      const path = join(dir, generationFile(generation));
-      let read: { text: string; info: Deno.FileInfo };
-      try {
-        // The token comes from the open file itself, so it names the bytes parsed
-        // even if the directory changes meanwhile.
-        read = await readWithInfo(path, signal);
-      } catch (err) {
-        if (isNotFound(err) && attempt < VANISHED_RETRIES) continue;
-        throw fsFail(err, "read manifest", path);
-      }
+  get(model: ModelRef, signal?: AbortSignal): Promise<StoredManifest | null> {
+    return this.#atNewest(model, signal, async (path, generation) => {
+      // The token comes from the open file itself, so it names the bytes parsed
+      // even if the directory changes meanwhile.
+      const read = await readWithInfo(path, signal);
       return {
         manifest: parseAt(model, path, generation, read.text),
         version: versionToken(generation, read.info),
       };
-    }
+    });
   }
 
   /** The version token of a model's newest generation file, or null when it has none. */
-  async #current(model: ModelRef, signal?: AbortSignal): Promise<string | null> {
+  #current(model: ModelRef, signal?: AbortSignal): Promise<string | null> {
+    // stat, not lstat: like the read in `get`, it names the file a link leads to.
+    return this.#atNewest(
+      model,
+      signal,
+      async (path, generation) => versionToken(generation, await Deno.stat(path)),
+    );
+  }
+
+  /**
+   * Runs `fn` on the newest generation file of a model (null when it has
+   * none); when that file vanishes under us (a reader racing a rewrite by
+   * hand), the directory is read again, a few times.
+   */
+  async #atNewest<T>(
+    model: ModelRef,
+    signal: AbortSignal | undefined,
+    fn: (path: string, generation: number) => Promise<T>,
+  ): Promise<T | null> {
     const dir = this.modelDir(model);
     for (let attempt = 0;; attempt++) {
       const generation = highestIn(await readDirOrEmpty(dir, signal));
@@ -114,8 +121,7 @@ export class ManifestStore {
       signal?.throwIfAborted();
       const path = join(dir, generationFile(generation));
       try {
-        // stat, not lstat: like the read in `get`, it names the file a link leads to.
-        return versionToken(generation, await Deno.stat(path));
+        return await fn(path, generation);
       } catch (err) {
         if (isNotFound(err) && attempt < VANISHED_RETRIES) continue;
         throw fsFail(err, "read manifest", path);
