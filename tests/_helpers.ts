@@ -170,11 +170,15 @@ function makeResult(
   };
 }
 
-/** The environment for a CLI process: ours without MODELSYNC_*, plus NO_COLOR and `extra`. */
+/**
+ * The environment for a CLI process: ours without MODELSYNC_* and AWS_* (a
+ * test never reaches a real AWS account by accident; S3 tests pass their own),
+ * plus NO_COLOR and `extra`.
+ */
 export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(Deno.env.toObject())) {
-    if (!k.startsWith("MODELSYNC_")) env[k] = v;
+    if (!k.startsWith("MODELSYNC_") && !k.startsWith("AWS_")) env[k] = v;
   }
   env.NO_COLOR = "1";
   env.RUST_BACKTRACE = "0";
@@ -322,24 +326,42 @@ export class Repo {
   }
 }
 
+/** How to build a {@linkcode Sandbox}. */
+export interface SandboxOptions {
+  /**
+   * The datastore every repository is initialised with, e.g.
+   * `s3://bucket/prefix` (default: `filesystem:` a directory in the sandbox,
+   * inspectable through {@linkcode Sandbox.datastore}).
+   */
+  datastoreSpec?: string;
+  /** Environment given to every CLI run in the sandbox (e.g. AWS credentials). */
+  env?: Record<string, string>;
+}
+
 /** Temporary directories for one test: a root holding repositories and a datastore. */
 export class Sandbox {
   readonly #procs: CliProcess[] = [];
+  readonly #spec: string | undefined;
+  /** The filesystem datastore (unused when another `datastoreSpec` was given). */
   readonly datastore: Datastore;
+  /** Environment given to every CLI run in the sandbox. */
+  readonly env: Record<string, string>;
 
-  private constructor(readonly root: string) {
+  private constructor(readonly root: string, opts: SandboxOptions) {
     this.datastore = new Datastore(join(root, "datastore"));
+    this.#spec = opts.datastoreSpec;
+    this.env = { ...opts.env };
   }
 
   /** A fresh sandbox under the system temp directory. */
-  static async create(): Promise<Sandbox> {
+  static async create(opts: SandboxOptions = {}): Promise<Sandbox> {
     const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "modelsync-e2e-" }));
-    return new Sandbox(root);
+    return new Sandbox(root, opts);
   }
 
   /** The datastore spec to pass to the CLI. */
   get datastoreSpec(): string {
-    return `filesystem:${this.datastore.dir}`;
+    return this.#spec ?? `filesystem:${this.datastore.dir}`;
   }
 
   /** A new empty directory in the sandbox. */
@@ -362,7 +384,7 @@ export class Sandbox {
 
   /** Starts the CLI in the background; it is killed when the sandbox is disposed. */
   spawn(args: string[], opts: RunOptions & { cwd: string }): CliProcess {
-    const p = new CliProcess(args, opts);
+    const p = new CliProcess(args, { ...opts, env: { ...this.env, ...opts.env } });
     this.#procs.push(p);
     return p;
   }

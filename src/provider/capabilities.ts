@@ -20,6 +20,7 @@ import {
   type CapabilityName,
   type Provider,
 } from "./contract.ts";
+import { printable } from "./stale.ts";
 
 /** All-false capabilities: the safe global path. */
 export const NO_CAPABILITIES: Readonly<Capabilities> = Object.freeze({
@@ -99,6 +100,9 @@ export function readCapabilities(
         );
       } else {
         const r = raw as Record<string, unknown>;
+        if (typeof r.limitation === "string" && r.limitation !== "") {
+          warnings.push(printable(r.limitation, 400));
+        }
         const mc = r.maxConcurrency;
         declared = {
           scopedSync: r.scopedSync === true,

@@ -22,6 +22,12 @@ export interface Capabilities {
   serverTime: boolean;
   /** Suggested parallel transfers. */
   maxConcurrency: number;
+  /**
+   * Optional: why this datastore declares less than its type usually can
+   * (e.g. "the endpoint ignores conditional writes"), shown as a warning by
+   * every command and in `caps`.
+   */
+  limitation?: string;
 }
 
 /** Names of the boolean capabilities, as accepted by `--disable-cap`. */

@@ -21,13 +21,17 @@ import { guardProvider } from "../provider/guard.ts";
 export const KNOWN_PROVIDER_TYPES: readonly string[] = ["filesystem", "s3", "postgres"];
 
 /** Types named in the spec that a later version provides. */
-const NOT_YET = new Set(["s3", "postgres"]);
+const NOT_YET = new Set(["postgres"]);
 
 /** Loads the provider module of a datastore type; UsageError for an unknown one. */
 export async function loadProviderModule(type: string): Promise<ProviderModule<unknown>> {
   if (type === "filesystem") {
     const { filesystemProvider } = await import("./filesystem/mod.ts");
     return filesystemProvider as ProviderModule<unknown>;
+  }
+  if (type === "s3") {
+    const { s3Provider } = await import("./s3/mod.ts");
+    return s3Provider as ProviderModule<unknown>;
   }
   if (NOT_YET.has(type)) {
     throw new UsageError(

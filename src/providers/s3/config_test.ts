@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { UsageError } from "../../errors.ts";
+import { parseDatastoreSpec } from "../../repo/datastore_spec.ts";
+import { createProvider } from "../mod.ts";
+import { describeLocation, resolveS3Config, s3ConfigSchema } from "./config.ts";
+
+const CTX = { callTimeoutMs: 5_000, host: "h", pid: 1, skewMarginMs: 2_000, baseDir: "/" };
+
+async function usage(config: Record<string, unknown>): Promise<string> {
+  const err = await createProvider({ type: "s3", ...config }, CTX).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof UsageError, `expected UsageError, got ${err}`);
+  assert.equal(err.exitCode, 2);
+  assert.ok(!err.message.includes("\n"), err.message);
+  return err.message;
+}
+
+Deno.test("s3 config: credentials keys are refused with the remedy, never echoed", async () => {
+  for (const key of ["accessKeyId", "secretAccessKey", "sessionToken", "aws_secret_access_key"]) {
+    const msg = await usage({ bucket: "models", [key]: "AKIASECRETVALUE123" });
+    assert.match(msg, new RegExp(`"${key}": credentials are never read from modelsync\\.yaml`));
+    assert.match(msg, /AWS_ACCESS_KEY_ID.*AWS_PROFILE/);
+    assert.ok(!msg.includes("AKIASECRETVALUE123"), msg);
+  }
+  // Also through the spec's query string.
+  const spec = parseDatastoreSpec("s3://models/p?secretAccessKey=AKIASECRETVALUE123", "/");
+  const msg = await usage(spec);
+  assert.ok(!msg.includes("AKIASECRETVALUE123"), msg);
+});
+
+Deno.test("s3 config: strict schema, bucket required and checked", async () => {
+  assert.match(await usage({ bucket: "models", colour: "red" }), /unknown key "colour"; remove it/);
+  assert.match(await usage({}), /"bucket" is required/);
+  assert.match(await usage({ bucket: "Bad_Bucket" }), /"bucket": not a valid S3 bucket name/);
+  assert.match(await usage({ bucket: "models", endpoint: "ftp://x" }), /"endpoint"/);
+});
+
+Deno.test("s3 config: endpoint from config, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL", () => {
+  const c = s3ConfigSchema.parse({ bucket: "models", prefix: "/team/a/" });
+  assert.equal(c.prefix, "team/a");
+  assert.deepEqual(resolveS3Config(c, {}), {
+    bucket: "models",
+    prefix: "team/a",
+    forcePathStyle: false,
+  });
+  assert.deepEqual(resolveS3Config(c, { AWS_REGION: "eu-west-1" }).region, "eu-west-1");
+  const both = { AWS_ENDPOINT_URL_S3: "http://s3.local:9000", AWS_ENDPOINT_URL: "http://x:1" };
+  assert.equal(resolveS3Config(c, both).endpoint, "http://s3.local:9000");
+  assert.equal(resolveS3Config(c, { AWS_ENDPOINT_URL: "http://x:1" }).endpoint, "http://x:1");
+  const r = resolveS3Config(c, both);
+  assert.equal(r.forcePathStyle, true, "path style by default with an endpoint");
+  assert.equal(r.region, "us-east-1", "a custom endpoint gets a default region");
+  const own = s3ConfigSchema.parse({
+    bucket: "models",
+    endpoint: "http://minio:9000",
+    forcePathStyle: "false",
+  });
+  const r2 = resolveS3Config(own, both);
+  assert.equal(r2.endpoint, "http://minio:9000", "the config wins over the environment");
+  assert.equal(r2.forcePathStyle, false);
+});
+
+Deno.test("s3 config: the spec maps to the schema; describe() redacts", async () => {
+  const spec = parseDatastoreSpec(
+    "s3://models/team?endpoint=http://user:pw@127.0.0.1:9000/?token=x&region=eu-west-1",
+    "/",
+  );
+  const c = s3ConfigSchema.parse((({ type: _t, ...rest }) => rest)(spec));
+  assert.equal(c.region, "eu-west-1");
+  const where = describeLocation(resolveS3Config(c, {}));
+  assert.equal(where, "s3://models/team (endpoint http://127.0.0.1:9000)");
+  const p = await createProvider({ ...spec }, CTX);
+  assert.deepEqual(p.describe(), { type: "s3", location: where });
+  assert.ok(!JSON.stringify(p.describe()).includes("pw"));
+  await p.close();
+});
