@@ -88,8 +88,17 @@ class GuardedProvider implements Provider {
     });
   }
 
-  getBlob(hash: string, opts?: CallOptions): Promise<ReadableStream<Uint8Array>> {
-    return this.#call("getBlob", opts, (c) => this.#inner.getBlob(hash, c), { retry: true });
+  async getBlob(hash: string, opts?: CallOptions): Promise<ReadableStream<Uint8Array>> {
+    const body = await this.#call("getBlob", opts, (c) => this.#inner.getBlob(hash, c), {
+      retry: true,
+    });
+    // The call returns once the body starts; a body that then stalls gets a
+    // deadline of its own: no chunk for callTimeoutMs fails the download.
+    return withIdleDeadline(body, {
+      idleMs: this.#opts.callTimeoutMs,
+      error: () =>
+        this.#timeoutError(`the rest of blob ${hash.slice(0, 12)}…`, this.#opts.callTimeoutMs),
+    });
   }
 
   listManifests(opts?: CallOptions) {
@@ -202,6 +211,38 @@ class GuardedProvider implements Provider {
       { retryable: true },
     );
   }
+}
+
+/**
+ * A stream that passes `body` through and fails with `error()` (cancelling
+ * `body`) when no chunk arrives for `idleMs`.
+ */
+export function withIdleDeadline(
+  body: ReadableStream<Uint8Array>,
+  opts: { idleMs: number; error: () => Error },
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(opts.error()), opts.idleMs);
+      });
+      try {
+        const r = await Promise.race([reader.read(), stalled]);
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      } catch (err) {
+        reader.cancel(err).catch(() => {});
+        controller.error(err);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
 }
 
 function rejectOnAbort(signal: AbortSignal): Promise<never> {

@@ -159,3 +159,42 @@ Deno.test("guard: a lock created after the acquire deadline fired is released, n
   await new Promise((r) => setTimeout(r, 200));
   assert.deepEqual(released, ["n1"]);
 });
+
+Deno.test("guard: a blob body that stalls after its first bytes fails at the deadline, and is cancelled", async () => {
+  let cancelled = false;
+  const p = guardProvider(
+    fake({
+      getBlob: () =>
+        Promise.resolve(
+          new ReadableStream<Uint8Array>({
+            start(c) {
+              c.enqueue(new Uint8Array([1, 2, 3]));
+            },
+            cancel() {
+              cancelled = true;
+            },
+          }),
+        ),
+    }),
+    fast,
+  );
+  const body = await p.getBlob("ab".repeat(32));
+  const reader = body.getReader();
+  assert.deepEqual((await reader.read()).value, new Uint8Array([1, 2, 3]));
+  await assert.rejects(reader.read(), (e) => {
+    assert.ok(e instanceof DatastoreError && e.retryable, String(e));
+    assert.match(e.message, /did not answer the rest of blob abababababab/);
+    return true;
+  });
+  assert.ok(cancelled, "the stalled body was cancelled");
+});
+
+Deno.test("guard: a blob body that keeps flowing passes through unchanged", async () => {
+  const chunks = [new Uint8Array([1]), new Uint8Array([2, 3])];
+  const p = guardProvider(
+    fake({ getBlob: () => Promise.resolve(ReadableStream.from(chunks)) }),
+    fast,
+  );
+  const got = await new Response(await p.getBlob("cd".repeat(32))).bytes();
+  assert.deepEqual(got, new Uint8Array([1, 2, 3]));
+});
