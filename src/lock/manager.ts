@@ -87,6 +87,12 @@ export interface WorkContext {
 export type ModelWork<T> = (model: ModelRef, ctx: WorkContext) => Promise<T>;
 
 const GLOBAL: LockKey = { kind: "global" };
+/**
+ * Consecutive transient datastore faults (after the guard's own retries)
+ * that end a lock wait before its deadline: a datastore that is down fails
+ * the command in seconds, not after the whole --lock-timeout.
+ */
+const MAX_FAULTS = 4;
 
 /** One attempt at something a lock may block: done, or blocked by a holder. */
 type Attempt<T> = { ok: true; value: T } | { ok: false; name: string; record: LockRecord };
@@ -280,16 +286,20 @@ export class LockManager {
    */
   async #waitFor<T>(deadline: number, attempt: () => Promise<Attempt<T>>): Promise<T> {
     const backoff = new Backoff({ initialMs: 50, maxMs: 1_000 });
+    let faults = 0;
     for (;;) {
       this.#signal.throwIfAborted();
       let last: Attempt<T> | undefined;
       let failure: unknown;
       try {
         last = await attempt();
+        faults = 0;
         if (last.ok) return last.value;
         this.#noteWait(last.name, last.record);
       } catch (err) {
-        if (this.#signal.aborted || !isRetryable(err)) throw err;
+        // A busy lock is waited for until the deadline; a datastore that
+        // keeps failing is not: it fails the wait after a few attempts.
+        if (this.#signal.aborted || !isRetryable(err) || ++faults >= MAX_FAULTS) throw err;
         failure = err;
       }
       const left = deadline - Date.now();

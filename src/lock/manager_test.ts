@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { InterruptedError, LeaseLostError, LockTimeoutError } from "../errors.ts";
+import { DatastoreError, InterruptedError, LeaseLostError, LockTimeoutError } from "../errors.ts";
 import { formatRef, type ModelRef, parseModelRef } from "../model/ref.ts";
 import { readCapabilities } from "../provider/capabilities.ts";
 import type { Capabilities, LockRecord, Provider } from "../provider/contract.ts";
@@ -274,6 +274,31 @@ Deno.test("lock timeout: the blocked model gets a LockTimeoutError naming the ho
       `is gone run "modelsync lock release --force vpc/m1".`,
   );
   assert.equal(store.get("vpc/m1")?.nonce, held.nonce);
+});
+
+Deno.test("a datastore that keeps failing ends the wait after a few attempts, not at the lock timeout", async () => {
+  const store = new MemoryLockStore();
+  store.down = true;
+  const out = await proc(store, "host-a", { lockTimeoutMs: 3_600_000 }).run(
+    [m("vpc/m1")],
+    () => Promise.resolve("ok"),
+    { jobs: 1 },
+  );
+  const [m1] = out;
+  assert.ok(!m1.ok && m1.error instanceof DatastoreError, String(!m1.ok && m1.error));
+  assert.match(m1.error.message, /Memory datastore is down/);
+  const calls = [...store.calls.values()].reduce((a, b) => a + b, 0);
+  assert.ok(calls >= 4 && calls <= 8, `gave up after ${calls} calls`);
+});
+
+Deno.test("a datastore that recovers within a few attempts does not fail the wait", async () => {
+  const store = new MemoryLockStore();
+  store.down = true;
+  setTimeout(() => (store.down = false), 60);
+  const out = await proc(store, "host-a").run([m("vpc/m1")], () => Promise.resolve("ok"), {
+    jobs: 1,
+  });
+  assert.ok(out[0].ok && out[0].value === "ok");
 });
 
 Deno.test("lock timeout on the global lock: every model gets it, with the --global remedy", async () => {
