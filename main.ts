@@ -16,7 +16,6 @@ import {
   ModelsyncError,
   UsageError,
 } from "./src/errors.ts";
-import { openSession } from "./src/sync/session.ts";
 import { type GlobalFlags, resolveSettings } from "./src/sync/settings.ts";
 import { formatDuration } from "./src/duration.ts";
 import type { CliContext, Printable } from "./commands/_context.ts";
@@ -163,6 +162,9 @@ export async function main(args: string[]): Promise<number> {
           ), s0.timeoutMs);
       }
       try {
+        // Loaded here, not at start-up: `--help` and `--version` need none of
+        // the configuration, provider and sync modules.
+        const { openSession } = await import("./src/sync/session.ts");
         const session = await openSession({
           flags: globals(),
           env,

@@ -1,6 +1,5 @@
 /** `modelsync caps`. @module */
 import { Command } from "@commander-js/extra-typings";
-import { formatCaps, runCaps } from "../src/sync/caps.ts";
 import type { CliContext } from "./_context.ts";
 
 /** Builds the `caps` command. */
@@ -12,6 +11,7 @@ export function capsCommand(ctx: CliContext) {
     .option("--probe", "test the declared capabilities against the live datastore")
     .action(async (opts) => {
       await ctx.withSession({ requireRepo: false }, async (s) => {
+        const { formatCaps, runCaps } = await import("../src/sync/caps.ts");
         const { exitCode, ...r } = await runCaps(s, { probe: opts.probe === true });
         ctx.emit(r, formatCaps({ ...r, exitCode }));
         ctx.setExit(exitCode);

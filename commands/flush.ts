@@ -1,8 +1,6 @@
 /** `modelsync flush`: the CI command. @module */
 import { Command } from "@commander-js/extra-typings";
 import { formatReports } from "../src/sync/report.ts";
-import { runPush } from "../src/sync/run.ts";
-import { requireRepo } from "../src/sync/session.ts";
 import type { CliContext } from "./_context.ts";
 import { logFailures, summaryLine, syncJson } from "./_sync_output.ts";
 
@@ -14,6 +12,8 @@ export function flushCommand(ctx: CliContext) {
     )
     .action(async () => {
       await ctx.withSession({ requireRepo: true }, async (s) => {
+        const { runPush } = await import("../src/sync/run.ts");
+        const { requireRepo } = await import("../src/sync/session.ts");
         const r = await runPush(requireRepo(s), { operation: "flush" });
         ctx.emit(syncJson(r), [...formatReports(r.models), summaryLine(r)]);
         logFailures(r);

@@ -1,7 +1,6 @@
 /** `modelsync lock status` and `modelsync lock release --force`. @module */
 import { Command } from "@commander-js/extra-typings";
 import { UsageError } from "../src/errors.ts";
-import { formatLockStatus, runLockRelease, runLockStatus } from "../src/sync/lock_admin.ts";
 import { type CliContext, parseRefs } from "./_context.ts";
 
 /** Builds the `lock` command group. */
@@ -15,6 +14,7 @@ export function lockCommand(ctx: CliContext) {
     .description("every lock with holder, host, pid, operation, age, ttl left, live or stale")
     .action(async () => {
       await ctx.withSession({ requireRepo: false }, async (s) => {
+        const { formatLockStatus, runLockStatus } = await import("../src/sync/lock_admin.ts");
         const r = await runLockStatus(s);
         ctx.emit(r, formatLockStatus(r));
       });
@@ -39,6 +39,7 @@ export function lockCommand(ctx: CliContext) {
         );
       }
       await ctx.withSession({ requireRepo: false }, async (s) => {
+        const { runLockRelease } = await import("../src/sync/lock_admin.ts");
         const { exitCode, messages, ...r } = await runLockRelease(s, {
           global: opts.global === true,
           models: refs,

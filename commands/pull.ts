@@ -1,8 +1,6 @@
 /** `modelsync pull`. @module */
 import { Command, Option } from "@commander-js/extra-typings";
 import { formatReports } from "../src/sync/report.ts";
-import { runPull } from "../src/sync/run.ts";
-import { requireRepo } from "../src/sync/session.ts";
 import { type CliContext, parseRefs } from "./_context.ts";
 import { logFailures, syncJson } from "./_sync_output.ts";
 
@@ -19,6 +17,8 @@ export function pullCommand(ctx: CliContext) {
     .action(async (models, opts) => {
       const refs = parseRefs(models);
       await ctx.withSession({ requireRepo: true }, async (s) => {
+        const { runPull } = await import("../src/sync/run.ts");
+        const { requireRepo } = await import("../src/sync/session.ts");
         const r = await runPull(requireRepo(s), {
           models: refs,
           resolution: opts.theirs ? "theirs" : opts.ours ? "ours" : "none",

@@ -1,7 +1,5 @@
 /** `modelsync status`. @module */
 import { Command } from "@commander-js/extra-typings";
-import { requireRepo } from "../src/sync/session.ts";
-import { formatStatus, runStatus } from "../src/sync/status.ts";
 import { type CliContext, parseRefs } from "./_context.ts";
 
 /** Builds the `status` command. */
@@ -13,6 +11,8 @@ export function statusCommand(ctx: CliContext) {
     .action(async (models, opts) => {
       const refs = parseRefs(models);
       await ctx.withSession({ requireRepo: true }, async (s) => {
+        const { formatStatus, runStatus } = await import("../src/sync/status.ts");
+        const { requireRepo } = await import("../src/sync/session.ts");
         const r = await runStatus(requireRepo(s), { models: refs, remote: opts.remote === true });
         ctx.emit(r, formatStatus(r));
       });
