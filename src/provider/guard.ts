@@ -184,19 +184,26 @@ class GuardedProvider implements Provider {
     const backoff = new Backoff(this.#opts.backoff);
     for (let attempt = 1;; attempt++) {
       caller?.throwIfAborted();
-      const timeout = new AbortController();
-      const timer = setTimeout(() => timeout.abort(this.#timeoutError(op, deadlineMs)), deadlineMs);
-      const signal = caller === undefined
-        ? timeout.signal
-        : AbortSignal.any([caller, timeout.signal]);
+      // One controller per call, aborted by its deadline or by the caller.
+      // (Not AbortSignal.any: it leaves a weak reference on the long-lived
+      // caller signal per call, tens of thousands in a large push.)
+      const call = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        call.abort(this.#timeoutError(op, deadlineMs));
+      }, deadlineMs);
+      const onCallerAbort = () => call.abort(caller?.reason);
+      caller?.addEventListener("abort", onCallerAbort, { once: true });
       try {
-        return await Promise.race([fn({ signal }), rejectOnAbort(signal)]);
+        return await Promise.race([fn({ signal: call.signal }), rejectOnAbort(call.signal)]);
       } catch (err) {
-        const error = timeout.signal.aborted && !caller?.aborted ? timeout.signal.reason : err;
+        const error = timedOut && !caller?.aborted ? call.signal.reason : err;
         if (attempt >= attempts || caller?.aborted || !isRetryable(error)) throw error;
         await sleep(backoff.next(), caller);
       } finally {
         clearTimeout(timer);
+        caller?.removeEventListener("abort", onCallerAbort);
       }
     }
   }

@@ -50,15 +50,34 @@ export async function uploadMissing(
   const missing = [...unique.values()].filter((it) => !present.has(it.sha256));
   let bytes = 0;
   opts.progress.addTotal(missing.length, missing.reduce((n, it) => n + it.size, 0));
-  await runPool(missing, { jobs: s.jobs, signal: opts.signal }, async (it) => {
-    if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
+  const signal = opts.signal;
+  await runPool(missing, { jobs: s.jobs, signal }, async (it) => {
+    await breathe();
+    if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, signal);
     await s.provider.putBlob(it.sha256, { kind: "file", path: it.file, size: it.size }, {
-      signal: opts.signal,
+      signal,
     });
     bytes += it.size;
     opts.progress.advance(1, it.size);
   });
   return { files: missing.length, bytes };
+}
+
+/** How long uploads that never wait for I/O may hold the event loop. */
+const BREATHE_EVERY_MS = 50;
+let lastBreath = performance.now();
+
+/**
+ * Awaited before each upload: yields to the event loop (timers, such as
+ * lease renewals) when 50 ms passed since the last time. A provider may
+ * complete small calls synchronously (the filesystem one on a local disk),
+ * and a pool of such calls would otherwise run as one long chain of
+ * microtasks in which no timer fires.
+ */
+async function breathe(): Promise<void> {
+  if (performance.now() - lastBreath < BREATHE_EVERY_MS) return;
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  lastBreath = performance.now();
 }
 
 /** What landing remote states did: new mtimes of written files, and counts. */
