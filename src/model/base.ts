@@ -19,7 +19,7 @@
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { CorruptError, ExitCode } from "../errors.ts";
-import { pathProblem } from "./manifest.ts";
+import { pathProblem } from "./path.ts";
 import { compareRefs, formatRef, type ModelRef, refProblem } from "./ref.ts";
 
 /** One file as last synced: content hash plus the stat seen when it landed or was hashed. */
@@ -49,7 +49,15 @@ export interface BaseState {
   syncedAtMs: number;
 }
 
-const SHA256 = /^[0-9a-f]{64}$/;
+/** 64 lowercase hex digits; a loop, as this runs once per file of every base read. */
+function isSha256(s: string): boolean {
+  if (s.length !== 64) return false;
+  for (let i = 0; i < 64; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
 
 /** Directory holding the base files: `.modelsync/base`. */
 export function baseDir(repoDir: string): string {
@@ -66,11 +74,22 @@ export function basePath(repoDir: string, model: ModelRef): string {
  * model's, or naming an escaping path: {@linkcode CorruptError} with exit
  * code 2 and the remedy (delete it and pull).
  */
-export async function readBase(repoDir: string, model: ModelRef): Promise<BaseState | null> {
+export function readBase(repoDir: string, model: ModelRef): Promise<BaseState | null> {
+  try {
+    return Promise.resolve(readBaseSync(repoDir, model));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** {@linkcode readBase}, synchronously. */
+export function readBaseSync(repoDir: string, model: ModelRef): BaseState | null {
   const path = basePath(repoDir, model);
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    // Synchronous: one small read per model, and an async read costs several
+    // times as much in Deno (this is on the path of every no-op sync).
+    text = Deno.readTextFileSync(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;
@@ -125,7 +144,7 @@ function baseProblem(data: unknown, model: ModelRef): string | undefined {
     if (bad !== undefined) return `path ${JSON.stringify(f.path)} ${bad}`;
     if (seen.has(f.path)) return `path ${JSON.stringify(f.path)} is listed twice`;
     seen.add(f.path);
-    if (typeof f.sha256 !== "string" || !SHA256.test(f.sha256)) {
+    if (typeof f.sha256 !== "string" || !isSha256(f.sha256)) {
       return `files[${i}].sha256 is not a SHA-256`;
     }
     if (!isCount(f.size)) return `files[${i}].size is not a whole number`;

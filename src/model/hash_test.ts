@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { hashBytes, hashFile, SMALL_FILE_BYTES } from "./hash.ts";
+import {
+  hashBytes,
+  hashFile,
+  hashSmallFileSync,
+  readSmallFileSync,
+  SMALL_FILE_BYTES,
+} from "./hash.ts";
 
 const ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 const EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -43,5 +49,20 @@ Deno.test("hashFile honours an aborted signal", async () => {
     await assert.rejects(hashFile(`${dir}/abc`, { signal: ctl.signal }));
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readSmallFileSync reads the whole file whatever the size hint says", async () => {
+  const path = await Deno.makeTempFile();
+  try {
+    const bytes = new Uint8Array(5000).map((_, i) => i % 251);
+    await Deno.writeFile(path, bytes);
+    for (const hint of [5000, 0, 1, 4999, 5001, 100_000]) {
+      assert.deepEqual(readSmallFileSync(path, hint), bytes, `hint ${hint}`);
+    }
+    assert.deepEqual(readSmallFileSync(path), bytes);
+    assert.equal(hashSmallFileSync(path, 3).size, 5000);
+  } finally {
+    await Deno.remove(path);
   }
 });

@@ -23,7 +23,7 @@
  */
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { pathProblem } from "./manifest.ts";
+import { pathProblem } from "./path.ts";
 import type { ModelRef } from "./ref.ts";
 
 /** A landed state: content and mode, or null for a file the sync removes. */

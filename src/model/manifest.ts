@@ -19,6 +19,9 @@
 import { z } from "zod";
 import { CorruptError } from "../errors.ts";
 import { formatRef, type ModelRef } from "./ref.ts";
+import { pathProblem } from "./path.ts";
+
+export { pathProblem };
 
 /** One file of a model. */
 export interface FileEntry {
@@ -49,24 +52,6 @@ export interface Manifest {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
-
-/**
- * Explains why a manifest path could escape or is not canonical, or returns
- * undefined when it is safe (SPEC §3 invariant 4).
- */
-export function pathProblem(path: string): string | undefined {
-  if (path.length === 0) return "it is empty";
-  if (new TextEncoder().encode(path).length > 1024) return "it is over 1024 bytes";
-  if (path.includes("\0")) return "it contains NUL";
-  if (path.includes("\\")) return "it contains a backslash";
-  if (path.startsWith("/")) return "it is absolute";
-  if (/^[A-Za-z]:/.test(path)) return "it has a drive letter";
-  for (const seg of path.split("/")) {
-    if (seg === "") return "it has an empty segment";
-    if (seg === "." || seg === "..") return "it has a '.' or '..' segment";
-  }
-  return undefined;
-}
 
 const fileSchema = z.object({
   path: z.string(),

@@ -24,7 +24,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ConflictError, CorruptError, UsageError } from "../errors.ts";
-import { pathProblem } from "../model/manifest.ts";
+import { pathProblem } from "../model/path.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { modelDir } from "./scan.ts";
 

@@ -19,7 +19,7 @@ import { randomBytes } from "node:crypto";
 import { parse as parseYaml, parseDocument, stringify as stringifyYaml } from "yaml";
 import { z } from "zod";
 import { NotFoundError, UsageError } from "../errors.ts";
-import { pathProblem } from "../model/manifest.ts";
+import { pathProblem } from "../model/path.ts";
 import { CAPABILITY_NAMES } from "../provider/contract.ts";
 import { parseDuration } from "../duration.ts";
 import { type DatastoreConfig, localPath, parseDatastoreSpec } from "./datastore_spec.ts";

@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import type { BaseFile, BaseState } from "../model/base.ts";
 import { hashFile, hashSmallFileSync } from "../model/hash.ts";
-import { pathProblem } from "../model/manifest.ts";
+import { pathProblem } from "../model/path.ts";
 import { compareRefs, formatRef, type ModelRef, refProblem } from "../model/ref.ts";
 import { compileExclude, type ExcludeMatcher } from "./exclude.ts";
 
@@ -62,6 +62,11 @@ export interface ScanResult {
    * clock tick as one of them stays within the racy window.
    */
   startedAtMs: number;
+}
+
+/** True when `changes` lists anything added, modified or deleted. */
+export function hasChanges(changes: Changes): boolean {
+  return changes.added.length + changes.modified.length + changes.deleted.length > 0;
 }
 
 /** A file is racily clean when its mtime is this close to (or after) the base's time. */
@@ -201,7 +206,7 @@ export async function scanModel(
 
   let top: Deno.FileInfo | undefined;
   try {
-    top = await Deno.lstat(dir);
+    top = Deno.lstatSync(dir);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) {
       throw err;
@@ -267,7 +272,7 @@ export async function scanModel(
       large.push(f);
       continue;
     }
-    const h = vanishedIsUndefined(() => hashSmallFileSync(f.abs));
+    const h = vanishedIsUndefined(() => hashSmallFileSync(f.abs, f.size));
     if (h !== undefined) record(f, h);
     if (++sinceYield >= YIELD_EVERY / 4) {
       sinceYield = 0;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import cliProgress from "cli-progress";
+import type cliProgress from "cli-progress";
 import process from "node:process";
 import { formatBytes } from "./format.ts";
 
@@ -21,6 +21,8 @@ export class Progress {
   #startedAt = Date.now();
   #timer: ReturnType<typeof setInterval> | undefined;
   #bar: cliProgress.SingleBar | undefined;
+  /** Loaded on first use on a TTY only: most runs (CI, pipes, `-q`) never draw a bar. */
+  #lib: typeof cliProgress | undefined;
 
   constructor(label: string, opts: { enabled: boolean; intervalMs?: number }) {
     this.#label = label;
@@ -33,6 +35,9 @@ export class Progress {
   start(): void {
     if (!this.#enabled || this.#timer !== undefined) return;
     this.#startedAt = Date.now();
+    if (this.#tty) {
+      import("cli-progress").then((m) => this.#lib = m.default, () => {});
+    }
     const timer = setInterval(() => this.#render(), this.#tty ? 200 : this.#intervalMs);
     Deno.unrefTimer(timer);
     this.#timer = timer;
@@ -61,13 +66,15 @@ export class Progress {
   #render(): void {
     if (Date.now() - this.#startedAt < 1000 || this.#totalFiles === 0) return;
     if (this.#tty) {
+      const lib = this.#lib;
+      if (lib === undefined) return; // still loading
       if (this.#bar === undefined) {
-        this.#bar = new cliProgress.SingleBar({
+        this.#bar = new lib.SingleBar({
           stream: process.stderr,
           format: `${this.#label} [{bar}] {percentage}% | {value}/{total} files | {moved}`,
           hideCursor: false,
           clearOnComplete: true,
-        }, cliProgress.Presets.shades_classic);
+        }, lib.Presets.shades_classic);
         this.#bar.start(this.#totalFiles, this.#files, { moved: formatBytes(this.#bytes) });
       }
       this.#bar.setTotal(this.#totalFiles);

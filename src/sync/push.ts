@@ -13,7 +13,7 @@ import { writeBase } from "../model/base.ts";
 import { readLanding, removeLanding } from "../model/landing.ts";
 import { makeManifest } from "../model/manifest.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
-import type { ScanResult } from "../repo/scan.ts";
+import { hasChanges, type ScanResult } from "../repo/scan.ts";
 import type { Lease } from "../lock/mod.ts";
 import type { ModelReport } from "./report.ts";
 import type { Progress } from "./progress.ts";
@@ -35,8 +35,7 @@ export const MAX_COMMIT_ATTEMPTS = 5;
 
 /** True when the scan differs from the base (something to push). */
 export function hasLocalChanges(scan: ScanResult): boolean {
-  const c = scan.changes;
-  return c.added.length + c.modified.length + c.deleted.length > 0;
+  return hasChanges(scan.changes);
 }
 
 /**

@@ -13,6 +13,7 @@ import { LockManager, type LockPath } from "../lock/mod.ts";
 import { cleanTmp } from "../repo/apply.ts";
 import { acquireRepoLock } from "../repo/repo_lock.ts";
 import { assertDataDir, listLocalModels, type ScanResult } from "../repo/scan.ts";
+import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
 import path from "node:path";
 import { Progress } from "./progress.ts";
 import { modelDir, uploadMissing } from "./transfer.ts";
@@ -109,19 +110,51 @@ export async function runPush(
   return await withRepoLock(s, opts.operation, async () => {
     const named = opts.models !== undefined && opts.models.length > 0;
     const candidates = await localCandidates(s, opts.models);
+    // Many models: scanned on worker threads while the datastore is listed.
+    // A named model also needs its file list (restoreMissingBlobs), so named
+    // pushes scan in-process.
+    const workers = named ? 0 : scanWorkerCount(candidates.length);
+    const stopScan = new AbortController();
+    const prescans = workers === 0 ? undefined : scanInWorkers(s.repoDir, candidates, {
+      dataDir: s.config.dataDir,
+      exclude: s.config.exclude,
+      workers,
+      hashConcurrency: s.jobs,
+      signal: AbortSignal.any([s.signal, stopScan.signal]),
+    });
+    prescans?.catch(() => {}); // awaited below; an abort is reported there
     // One listing: a model this repository synced that the datastore no
     // longer has (restored from an older backup, or a new datastore) is
     // pushed again even without local changes.
-    const listed = new Set(
-      (await s.provider.listManifests({ signal: s.signal })).map((l) => formatRef(l.model)),
-    );
+    let listing;
+    try {
+      listing = await s.provider.listManifests({ signal: s.signal });
+    } catch (err) {
+      stopScan.abort(err); // no use scanning on
+      throw err;
+    }
+    const listed = new Set(listing.map((l) => formatRef(l.model)));
+    const scanned = await prescans ?? new Map<string, Prescan>();
     const reports: ModelReport[] = [];
     const pending = new Map<string, { scan: ScanResult; base: BaseState | null }>();
     await runPool(candidates, { jobs: Math.max(4, s.jobs), signal: s.signal }, async (model) => {
       const started = Date.now();
       try {
-        const base = await readBase(s.repoDir, model);
-        const scan = await scanAgainst(s, model, { base });
+        const pre = scanned.get(formatRef(model));
+        scanned.delete(formatRef(model)); // let the scan be collected once handled
+        if (pre?.kind === "unchanged" && (pre.files === 0 || listed.has(formatRef(model)))) {
+          reports.push({
+            model: formatRef(model),
+            status: "unchanged",
+            files: 0,
+            bytes: 0,
+            generation: pre.generation,
+            ms: Date.now() - started,
+          });
+          return;
+        }
+        const base = pre?.kind === "scanned" ? pre.base : await readBase(s.repoDir, model);
+        const scan = pre?.kind === "scanned" ? pre.scan : await scanAgainst(s, model, { base });
         for (const skipped of scan.skipped) {
           logger("repo").warn(`Skipped ${formatRef(model)}/${skipped}`);
         }
@@ -165,6 +198,7 @@ export async function runPush(
         const changed = [...pending.values()].map((p) => p.scan.model);
         const outcomes = await manager.run(changed, (model, ctx) => {
           const p = pending.get(formatRef(model))!;
+          pending.delete(formatRef(model)); // a pushed model's scan can be collected
           return pushModel(s, model, { ...p, lease: ctx.lease, signal: ctx.signal, progress });
         }, { jobs: s.jobs });
         for (const o of outcomes) {

@@ -13,6 +13,8 @@ import { acquireRepoLock } from "../repo/repo_lock.ts";
 import { sameState } from "./three_way.ts";
 import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
 import { listLocalModels, type ScanResult } from "../repo/scan.ts";
+import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
+import type { ManifestListing } from "../provider/contract.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
 import { refreshedBase, scanAgainst } from "./states.ts";
@@ -60,14 +62,40 @@ export async function runStatus(
   if (listing !== undefined && !named) {
     models = sortUniqueRefs([...models, ...[...listing.values()].map((l) => l.model)]);
   }
+  // Many models: scanned on worker threads, as push does (src/repo/scan_pool.ts).
+  const workers = named ? 0 : scanWorkerCount(models.length);
+  const scanned = workers === 0 ? new Map<string, Prescan>() : await scanInWorkers(
+    s.repoDir,
+    models,
+    {
+      dataDir: s.config.dataDir,
+      exclude: s.config.exclude,
+      workers,
+      hashConcurrency: s.jobs,
+      signal: s.signal,
+    },
+  );
   const refresh: { model: ModelRef; base: BaseState; scan: ScanResult }[] = [];
   const reports = await runPool(
     models,
     { jobs: Math.max(4, s.jobs), signal: s.signal },
     async (model) => {
       const key = formatRef(model);
-      const base = await readBase(s.repoDir, model);
-      const scan = await scanAgainst(s, model, { base });
+      const pre = scanned.get(key);
+      scanned.delete(key);
+      if (pre?.kind === "unchanged" && (await readLanding(s.repoDir, model)) === null) {
+        // Matches its base exactly: only the remote side is left to report.
+        const base = { generation: pre.generation, version: pre.version };
+        const report: ModelStatusReport = {
+          model: key,
+          local: { added: [], modified: [], deleted: [] },
+          base: pre.generation,
+        };
+        if (listing !== undefined) report.remote = await remoteState(s, model, base, listing);
+        return report;
+      }
+      const base = pre?.kind === "scanned" ? pre.base : await readBase(s.repoDir, model);
+      const scan = pre?.kind === "scanned" ? pre.scan : await scanAgainst(s, model, { base });
       if (named && !scan.exists && base === null && !listing?.has(key)) {
         throw new NotFoundError(
           `Model ${key} has no directory in ${s.config.dataDir}/ and was never synced: check the name.`,
@@ -80,34 +108,38 @@ export async function runStatus(
       if (clean && landing === null && scan.hashed > 0 && base !== null) {
         refresh.push({ model, base, scan });
       }
-      if (listing !== undefined) {
-        const listed = listing.get(key);
-        if (listed === undefined) report.remote = { generation: null, state: "absent" };
-        else if (base !== null && listed.version === base.version) {
-          report.remote = {
-            generation: base.generation,
-            state: "same",
-          };
-        } else {
-          const remote = await s.provider.getManifest(model, { signal: s.signal });
-          const generation = remote?.manifest.generation ?? null;
-          report.remote = {
-            generation,
-            state: base === null
-              ? "new"
-              : remote !== null && remote.manifest.files.length === 0
-              ? "deleted"
-              : generation !== null && generation <= base.generation
-              ? "diverged"
-              : "ahead",
-          };
-        }
-      }
+      if (listing !== undefined) report.remote = await remoteState(s, model, base, listing);
       return report;
     },
   );
   await refreshBases(s, refresh);
   return { schema: "modelsync.status/1", models: reports };
+}
+
+/** How the datastore's state of a model compares with the base. */
+async function remoteState(
+  s: RepoSession,
+  model: ModelRef,
+  base: { generation: number; version: string } | null,
+  listing: ReadonlyMap<string, ManifestListing>,
+): Promise<NonNullable<ModelStatusReport["remote"]>> {
+  const listed = listing.get(formatRef(model));
+  if (listed === undefined) return { generation: null, state: "absent" };
+  if (base !== null && listed.version === base.version) {
+    return { generation: base.generation, state: "same" };
+  }
+  const remote = await s.provider.getManifest(model, { signal: s.signal });
+  const generation = remote?.manifest.generation ?? null;
+  return {
+    generation,
+    state: base === null
+      ? "new"
+      : remote !== null && remote.manifest.files.length === 0
+      ? "deleted"
+      : generation !== null && generation <= base.generation
+      ? "diverged"
+      : "ahead",
+  };
 }
 
 /**

@@ -135,6 +135,32 @@ export class TempFiles {
     this.#ready = true;
   }
 
+  /** {@linkcode TempFiles.write} with synchronous calls (small files on a local disk). */
+  writeSync(bytes: Uint8Array, tag?: string): string {
+    const path = this.name(tag);
+    for (let attempt = 0;; attempt++) {
+      try {
+        Deno.writeFileSync(path, bytes, { createNew: true });
+        return path;
+      } catch (err) {
+        if (isNotFound(err) && attempt === 0) {
+          try {
+            Deno.mkdirSync(this.dir); // it vanished; not recursive, as ensure()
+          } catch (err) {
+            if (!isExists(err)) throw fsFail(err, "create the temp directory", this.dir);
+          }
+          continue;
+        }
+        try {
+          Deno.removeSync(path);
+        } catch {
+          // Best effort, as removeQuietly.
+        }
+        throw fsFail(err, "write a temporary file", path);
+      }
+    }
+  }
+
   /** Writes `bytes` to a new temp file and returns its path. */
   async write(bytes: Uint8Array, signal?: AbortSignal, tag?: string): Promise<string> {
     const path = this.name(tag);
@@ -152,6 +178,57 @@ export class TempFiles {
         throw fsFail(err, "write a temporary file", path);
       }
     }
+  }
+}
+
+/** File system types of local disks (and memory), per /proc/self/mountinfo. */
+const LOCAL_FS_TYPES = new Set([
+  "ext2",
+  "ext3",
+  "ext4",
+  "xfs",
+  "btrfs",
+  "bcachefs",
+  "f2fs",
+  "jfs",
+  "zfs",
+  "tmpfs",
+  "ramfs",
+  "overlay",
+]);
+
+/**
+ * True when `dir` lies on a local disk file system (Linux only; anything
+ * unknown, such as NFS, SMB or FUSE, is false). On a local disk a small file
+ * is written with synchronous calls, which cost a fraction of async ones in
+ * Deno; on a network mount a hung server would block such a call beyond any
+ * deadline, so there every call stays async.
+ */
+export async function isLocalDisk(dir: string): Promise<boolean> {
+  if (Deno.build.os !== "linux") return false;
+  try {
+    const real = await Deno.realPath(dir);
+    const text = await Deno.readTextFile("/proc/self/mountinfo");
+    let best = "";
+    let type = "";
+    for (const line of text.split("\n")) {
+      // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPEROPTIONS
+      const fields = line.split(" ");
+      const dash = fields.indexOf("-");
+      if (fields.length < 5 || dash < 0) continue;
+      const point = fields[4].replace(
+        /\\([0-7]{3})/g,
+        (_, o) => String.fromCharCode(parseInt(o, 8)),
+      );
+      const inside = point === "/" || real === point || real.startsWith(point + "/");
+      if (inside && point.length >= best.length) {
+        best = point;
+        type = fields[dash + 1] ?? "";
+      }
+    }
+    return LOCAL_FS_TYPES.has(type);
+  } catch {
+    return false;
   }
 }
 

@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { ContentChangedError, NotFoundError } from "../../errors.ts";
+import { readSmallFileSync } from "../../model/hash.ts";
 import type { BlobSource } from "../../provider/contract.ts";
 import {
   fsFail,
@@ -23,9 +24,11 @@ import {
 const SHA256 = /^[0-9a-f]{64}$/;
 /** Files up to this size are read in one call; larger ones are streamed. */
 export const SMALL_BLOB_BYTES = 4 * 1024 * 1024;
+/** Local files up to this size are read with one synchronous call (microseconds). */
+export const SYNC_READ_BYTES = 64 * 1024;
 const CHUNK = 1024 * 1024;
-/** Parallel stats in `has`. */
-const STAT_CONCURRENCY = 64;
+/** Parallel existence checks in `has`. */
+const EXISTS_CONCURRENCY = 64;
 /** A prefix with at least this many queried hashes may be answered by one readdir. */
 const READDIR_MIN_QUERIES = 32;
 
@@ -41,6 +44,13 @@ export class BlobStore {
   readonly #temps: TempFiles;
   /** Prefix directories known to exist (created or seen) in this process. */
   readonly #prefixes = new Set<string>();
+  /**
+   * Small blobs are checked and stored with synchronous calls: set when the
+   * store is on a local disk ({@linkcode isLocalDisk}), never on a network
+   * mount, where a hung server would block a synchronous call past every
+   * deadline.
+   */
+  syncSmallWrites = false;
 
   constructor(dir: string, temps: TempFiles) {
     this.#dir = dir;
@@ -86,15 +96,22 @@ export class BlobStore {
       const names = new Set((await readDirOrEmpty(dir, signal)).map((e) => e.name));
       for (const h of list) if (names.has(h)) found.add(h);
     });
-    await mapLimit(single, STAT_CONCURRENCY, async (h) => {
-      signal?.throwIfAborted();
-      const path = this.path(h);
-      try {
-        await Deno.lstat(path);
-        found.add(h);
-      } catch (err) {
-        if (!isNotFound(err)) throw fsFail(err, "inspect blob", path);
+    if (single.length === 0) return found;
+    const fs = await nodeFs();
+    if (this.syncSmallWrites) {
+      for (let i = 0; i < single.length; i++) {
+        if (i % 1024 === 0) signal?.throwIfAborted();
+        if (fs.existsSync(this.path(single[i]))) found.add(single[i]);
       }
+      return found;
+    }
+    // One existence check per hash: node's `exists` answers without throwing,
+    // where an lstat of a missing blob builds a NotFound error (several times
+    // the cost). An error reads as "absent", which is safe: the blob is stored
+    // again, and a real fault surfaces in that put.
+    await mapLimit(single, EXISTS_CONCURRENCY, async (h) => {
+      signal?.throwIfAborted();
+      if (await new Promise((resolve) => fs.exists(this.path(h), resolve))) found.add(h);
     });
     return found;
   }
@@ -109,6 +126,20 @@ export class BlobStore {
       if (source.kind === "bytes") {
         this.#verify(hash, digest(source.bytes), "the given bytes");
         tmp = await this.#temps.write(source.bytes, signal, "b");
+      } else if (source.size <= SYNC_READ_BYTES) {
+        // A small local file is read synchronously (as the scan hashes it):
+        // an async read costs several times as much in Deno. The datastore
+        // side is synchronous only on a local disk (see syncSmallWrites).
+        const bytes = readSourceSync(source.path, source.size);
+        this.#verify(hash, digest(bytes), source.path);
+        if (this.syncSmallWrites) {
+          tmp = this.#temps.writeSync(bytes, "b");
+          signal?.throwIfAborted();
+          this.#placeSync(hash, tmp);
+          tmp = undefined;
+          return;
+        }
+        tmp = await this.#temps.write(bytes, signal, "b");
       } else if (source.size <= SMALL_BLOB_BYTES) {
         const bytes = await readSource(source.path, signal);
         this.#verify(hash, digest(bytes), source.path);
@@ -155,6 +186,29 @@ export class BlobStore {
     }
   }
 
+  /** {@linkcode BlobStore.#place} with synchronous calls. */
+  #placeSync(hash: string, tmp: string): void {
+    const prefix = hash.slice(0, 2);
+    const target = this.path(hash);
+    for (let attempt = 0;; attempt++) {
+      if (!this.#prefixes.has(prefix)) {
+        try {
+          Deno.mkdirSync(join(this.#dir, prefix), { recursive: true });
+        } catch (err) {
+          throw fsFail(err, "create directory", join(this.#dir, prefix));
+        }
+        this.#prefixes.add(prefix);
+      }
+      try {
+        Deno.renameSync(tmp, target);
+        return;
+      } catch (err) {
+        if (!isNotFound(err) || attempt > 0) throw fsFail(err, "store blob", target);
+        this.#prefixes.delete(prefix); // the prefix directory vanished: recreate it
+      }
+    }
+  }
+
   /**
    * Renames the verified temp file into place. Blobs are content-addressed,
    * so replacing an existing copy replaces it with identical bytes; a rename
@@ -188,6 +242,22 @@ function vanished(path: string, err: unknown): ContentChangedError {
     `File ${path} disappeared while being pushed. Rerun once it settles.`,
     { cause: err },
   );
+}
+
+let fsModule: Promise<typeof import("node:fs")> | undefined;
+
+/** node:fs, loaded on first use: it costs start-up time that a no-op sync never needs. */
+function nodeFs(): Promise<typeof import("node:fs")> {
+  return fsModule ??= import("node:fs");
+}
+
+function readSourceSync(path: string, size: number): Uint8Array {
+  try {
+    return readSmallFileSync(path, size);
+  } catch (err) {
+    if (isNotFound(err)) throw vanished(path, err);
+    throw fsFail(err, "read local file", path);
+  }
 }
 
 async function readSource(path: string, signal?: AbortSignal): Promise<Uint8Array> {

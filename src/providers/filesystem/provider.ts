@@ -39,6 +39,7 @@ import type {
 } from "../../provider/contract.ts";
 import {
   fsFail,
+  isLocalDisk,
   isNotFound,
   linkExclusive,
   mkdirp,
@@ -157,6 +158,9 @@ export class FilesystemProvider implements Provider {
       );
     }
     await this.#checkMarker(signal);
+    const local = await isLocalDisk(this.#root);
+    this.#blobs.syncSmallWrites = local;
+    this.#manifests.syncReads = local;
   }
 
   async init(opts: CallOptions = {}): Promise<void> {

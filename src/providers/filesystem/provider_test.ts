@@ -130,11 +130,15 @@ Deno.test("listManifests skips invalid names and empty model dirs", async () => 
     await Deno.mkdir(join(man, "vpc", "-bad"), { recursive: true });
     await Deno.mkdir(join(man, "vpc", "empty"), { recursive: true });
     await Deno.writeTextFile(join(man, "stray.json"), "{}");
-    const listed = await p.listManifests();
-    listed.sort((a, b) => a.model.type.localeCompare(b.model.type));
-    assert.deepEqual(listed.map((l) => l.model), [S, M]);
-    assert.deepEqual((await p.getManifest(S))?.version, listed[0].version);
-    assert.deepEqual((await p.getManifest(M))?.version, listed[1].version);
+    // Before open(): async calls; after it, on a local disk, synchronous ones.
+    for (const opened of [false, true]) {
+      if (opened) await p.open();
+      const listed = await p.listManifests();
+      listed.sort((a, b) => a.model.type.localeCompare(b.model.type));
+      assert.deepEqual(listed.map((l) => l.model), [S, M]);
+      assert.deepEqual((await p.getManifest(S))?.version, listed[0].version);
+      assert.deepEqual((await p.getManifest(M))?.version, listed[1].version);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

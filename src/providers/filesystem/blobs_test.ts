@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { ContentChangedError } from "../../errors.ts";
+import { withTempDir } from "../../_with_temp_dir.ts";
+import { isLocalDisk, TempFiles } from "./_fs.ts";
+import { BlobStore } from "./blobs.ts";
+
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+async function names(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) out.push(e.name);
+  return out.sort();
+}
+
+for (const syncSmallWrites of [false, true]) {
+  Deno.test(`BlobStore (syncSmallWrites ${syncSmallWrites}): verified puts, nothing half-written`, async () => {
+    await withTempDir(async (dir) => {
+      const store = new BlobStore(join(dir, "blobs"), new TempFiles(join(dir, "tmp"), 1));
+      store.syncSmallWrites = syncSmallWrites;
+      const src = join(dir, "src");
+      const bytes = new TextEncoder().encode("hello");
+      await Deno.writeFile(src, bytes);
+      const h = sha(bytes);
+      assert.deepEqual(await store.has([h]), new Set());
+      await store.put(h, { kind: "file", path: src, size: bytes.length });
+      assert.deepEqual(await Deno.readFile(store.path(h)), bytes);
+      assert.deepEqual(await store.has([h, "0".repeat(64)]), new Set([h]));
+
+      // A file that changed (also to another size) since it was hashed is refused.
+      await Deno.writeTextFile(src, "hello, world");
+      const other = "1".repeat(64);
+      await assert.rejects(
+        store.put(other, { kind: "file", path: src, size: bytes.length }),
+        ContentChangedError,
+      );
+      await assert.rejects(
+        store.put(other, { kind: "file", path: join(dir, "gone"), size: 5 }),
+        ContentChangedError,
+      );
+      assert.deepEqual(await store.has([other]), new Set());
+      assert.deepEqual(await names(join(dir, "tmp")), []);
+
+      // A prefix directory removed behind the store's back is created again.
+      const grown = new TextEncoder().encode("hello, world");
+      const g = sha(grown);
+      await Deno.mkdir(join(dir, "blobs", g.slice(0, 2)), { recursive: true });
+      await store.has([g]);
+      await Deno.remove(join(dir, "blobs", g.slice(0, 2)), { recursive: true });
+      await store.put(g, { kind: "file", path: src, size: 5 }); // size hint off: still read whole
+      assert.deepEqual(await Deno.readFile(store.path(g)), grown);
+      assert.deepEqual(await names(join(dir, "tmp")), []);
+    });
+  });
+}
+
+Deno.test("isLocalDisk: a temp directory is local on Linux; /proc is not a disk", async () => {
+  await withTempDir(async (dir) => {
+    const local = await isLocalDisk(dir);
+    assert.equal(typeof local, "boolean");
+    assert.equal(await isLocalDisk("/proc"), false);
+    assert.equal(await isLocalDisk(join(dir, "missing")), false);
+  });
+});
