@@ -43,8 +43,8 @@ export function xmlEscape(s: string): string {
   );
 }
 
-const WIDTH = 760;
-const LABEL_W = 250;
+const WIDTH = 810;
+const LABEL_W = 300;
 const BAR_MAX = 330;
 const BAR_H = 22;
 const GAP = 8;
