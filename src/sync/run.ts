@@ -135,7 +135,6 @@ export async function runPush(
     }
     const listed = new Set(listing.map((l) => formatRef(l.model)));
     const scanned = await prescans ?? new Map<string, Prescan>();
-    mark("scanned");
     const reports: ModelReport[] = [];
     const pending = new Map<string, { scan: ScanResult; base: BaseState | null }>();
     await runPool(candidates, { jobs: Math.max(4, s.jobs), signal: s.signal }, async (model) => {
@@ -192,7 +191,6 @@ export async function runPush(
         reports.push(failureReport(model, err, Date.now() - started));
       }
     });
-    mark("classified");
     if (pending.size > 0) {
       const progress = new Progress(opts.operation, { enabled: !s.settings.quiet });
       progress.start();
@@ -211,7 +209,6 @@ export async function runPush(
         await manager.releaseAll();
       }
     }
-    mark("done");
     return finish(`modelsync.${opts.operation}/1`, manager.path, reports);
   });
 }
