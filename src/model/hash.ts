@@ -9,6 +9,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
 
 /** Files up to this size are read in one go; larger ones are streamed. */
 export const SMALL_FILE_BYTES = 4 * 1024 * 1024;
@@ -65,8 +67,17 @@ export function readSmallFileSync(path: string, sizeHint?: number): Uint8Array {
   }
 }
 
+/**
+ * Buffers up to this size are hashed in JavaScript (`@noble/hashes`):
+ * each `node:crypto` hash object holds native memory until a major garbage
+ * collection, which over 100,000 small files came to tens of megabytes per
+ * thread. Larger buffers are few per megabyte and hash faster natively.
+ */
+export const JS_HASH_MAX_BYTES = 4 * 1024;
+
 /** SHA-256 of `bytes` as 64 lowercase hex digits. */
 export function hashBytes(bytes: Uint8Array): string {
+  if (bytes.length <= JS_HASH_MAX_BYTES) return bytesToHex(sha256(bytes));
   return createHash("sha256").update(bytes).digest("hex");
 }
 

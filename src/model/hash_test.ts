@@ -4,6 +4,7 @@ import {
   hashBytes,
   hashFile,
   hashSmallFileSync,
+  JS_HASH_MAX_BYTES,
   readSmallFileSync,
   SMALL_FILE_BYTES,
 } from "./hash.ts";
@@ -64,5 +65,14 @@ Deno.test("readSmallFileSync reads the whole file whatever the size hint says", 
     assert.equal(hashSmallFileSync(path, 3).size, 5000);
   } finally {
     await Deno.remove(path);
+  }
+});
+
+Deno.test("hashBytes agrees with node:crypto on both sides of the JavaScript/native switch", () => {
+  const data = new Uint8Array(JS_HASH_MAX_BYTES + 70);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 131 + 7) & 0xff;
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 1024, JS_HASH_MAX_BYTES, JS_HASH_MAX_BYTES + 1]) {
+    const bytes = data.subarray(0, n);
+    assert.equal(hashBytes(bytes), createHash("sha256").update(bytes).digest("hex"), `n=${n}`);
   }
 });
