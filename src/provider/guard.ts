@@ -18,6 +18,7 @@
  * @module
  */
 import { Backoff, sleep } from "../async.ts";
+import { InFlight, type InFlightCall } from "./_in_flight.ts";
 import { formatDuration } from "../duration.ts";
 import { DatastoreError, isRetryable } from "../errors.ts";
 import type { Manifest } from "../model/manifest.ts";
@@ -56,6 +57,7 @@ export function guardProvider(inner: Provider, opts: GuardOptions): Provider {
 class GuardedProvider implements Provider {
   readonly #inner: Provider;
   readonly #opts: Required<GuardOptions>;
+  readonly #inFlight = new InFlight();
   readonly type: string;
   capabilities?: () => Capabilities;
   probe?: Provider["probe"];
@@ -181,29 +183,43 @@ class GuardedProvider implements Provider {
     const caller = opts?.signal;
     const deadlineMs = this.#opts.callTimeoutMs * (how.scale ?? 1) + (how.extraMs ?? 0);
     const attempts = how.retry ? Math.max(1, this.#opts.attempts) : 1;
-    const backoff = new Backoff(this.#opts.backoff);
+    let backoff: Backoff | undefined;
     for (let attempt = 1;; attempt++) {
       caller?.throwIfAborted();
       // One controller per call, aborted by its deadline or by the caller.
       // (Not AbortSignal.any: it leaves a weak reference on the long-lived
-      // caller signal per call, tens of thousands in a large push.)
+      // caller signal per call, tens of thousands in a large push.) The
+      // deadlines and the callers' signals are watched for all calls at once
+      // (src/provider/_in_flight.ts): a timer and a listener per call cost
+      // more than a small upload. The wait ends when the call settles or the
+      // controller aborts, whichever is first.
       const call = new AbortController();
       let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        call.abort(this.#timeoutError(op, deadlineMs));
-      }, deadlineMs);
-      const onCallerAbort = () => call.abort(caller?.reason);
-      caller?.addEventListener("abort", onCallerAbort, { once: true });
+      let entry: InFlightCall | undefined;
       try {
-        return await Promise.race([fn({ signal: call.signal }), rejectOnAbort(call.signal)]);
+        return await new Promise<T>((resolve, reject) => {
+          const stop = (reason: unknown) => {
+            call.abort(reason);
+            reject(reason);
+          };
+          entry = {
+            due: performance.now() + deadlineMs,
+            expire: () => {
+              timedOut = true;
+              stop(this.#timeoutError(op, deadlineMs));
+            },
+            abort: stop,
+          };
+          this.#inFlight.add(entry, caller);
+          fn({ signal: call.signal }).then(resolve, reject);
+        });
       } catch (err) {
         const error = timedOut && !caller?.aborted ? call.signal.reason : err;
         if (attempt >= attempts || caller?.aborted || !isRetryable(error)) throw error;
+        backoff ??= new Backoff(this.#opts.backoff);
         await sleep(backoff.next(), caller);
       } finally {
-        clearTimeout(timer);
-        caller?.removeEventListener("abort", onCallerAbort);
+        if (entry !== undefined) this.#inFlight.delete(entry, caller);
       }
     }
   }
@@ -249,12 +265,5 @@ export function withIdleDeadline(
     cancel(reason) {
       return reader.cancel(reason);
     },
-  });
-}
-
-function rejectOnAbort(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
   });
 }

@@ -198,3 +198,46 @@ Deno.test("guard: a blob body that keeps flowing passes through unchanged", asyn
   const got = await new Response(await p.getBlob("cd".repeat(32))).bytes();
   assert.deepEqual(got, new Uint8Array([1, 2, 3]));
 });
+
+Deno.test("guard: a caller's abort reaches a call that ignores its signal, and a settled call leaves no listener", async () => {
+  const hung = guardProvider(
+    fake({ hasBlobs: () => new Promise<Set<string>>(() => {}) }),
+    { callTimeoutMs: 10_000 },
+  );
+  const ctl = new AbortController();
+  const reason = new Error("interrupted");
+  setTimeout(() => ctl.abort(reason), 10);
+  await assert.rejects(hung.hasBlobs(["00"], { signal: ctl.signal }), (err) => err === reason);
+
+  // A call that answers: aborting the caller afterwards reaches nothing of it.
+  let seen: AbortSignal | undefined;
+  const quick = guardProvider(
+    fake({
+      hasBlobs: (_h: string[], o?: CallOptions) => {
+        seen = o?.signal;
+        return Promise.resolve(new Set(["00"]));
+      },
+    }),
+    fast,
+  );
+  const caller = new AbortController();
+  assert.deepEqual(await quick.hasBlobs(["00"], { signal: caller.signal }), new Set(["00"]));
+  caller.abort(new Error("later"));
+  assert.equal(seen?.aborted, false);
+});
+
+Deno.test("guard: an inner call that throws synchronously rejects with its error", async () => {
+  const boom = new Error("boom");
+  const p = guardProvider(
+    fake({
+      putBlob: () => {
+        throw boom;
+      },
+    }),
+    fast,
+  );
+  await assert.rejects(
+    p.putBlob("00", { kind: "bytes", bytes: new Uint8Array() }),
+    (err) => err === boom,
+  );
+});
