@@ -10,6 +10,7 @@
 import { readBase } from "../model/base.ts";
 import type { ModelRef } from "../model/ref.ts";
 import { hasChanges, scanModel } from "./scan.ts";
+import { packedBuffers, packScan } from "./packed_scan.ts";
 import type { Prescan, WorkerJob, WorkerSetup } from "./scan_pool.ts";
 
 let setup: WorkerSetup | undefined;
@@ -31,7 +32,9 @@ async function prescan(model: ModelRef): Promise<Prescan> {
         return { kind: "unchanged", model, generation, version, files: base.files.length };
       }
     }
-    return { kind: "scanned", model, base, scan };
+    // Packed: a structured clone of every file record would cost the main
+    // thread tens of megabytes on a large first push; typed arrays move.
+    return { kind: "scanned", model, base, scan: packScan(scan) };
   } catch {
     // The main thread scans this model again and reports the error itself.
     return { kind: "failed", model };
@@ -46,5 +49,6 @@ self.onmessage = async (e: MessageEvent<WorkerSetup | WorkerJob>) => {
   }
   const results: Prescan[] = [];
   for (const model of msg.models) results.push(await prescan(model));
-  self.postMessage(results);
+  const transfer = results.flatMap((r) => r.kind === "scanned" ? packedBuffers(r.scan) : []);
+  self.postMessage(results, transfer);
 };

@@ -11,6 +11,7 @@
  * @example
  * ```ts
  * import { scanInWorkers } from "./scan_pool.ts";
+ * import { unpackScan } from "./packed_scan.ts";
  * const repo = await Deno.makeTempDir();
  * await Deno.mkdir(`${repo}/models/vpc/m1`, { recursive: true });
  * await Deno.writeTextFile(`${repo}/models/vpc/m1/a.txt`, "hi");
@@ -18,21 +19,24 @@
  *   dataDir: "models", exclude: [], workers: 1,
  * });
  * const r = out.get("vpc/m1");
- * console.log(r?.kind === "scanned" ? r.scan.changes.added : r?.kind); // ["a.txt"]
+ * console.log(r?.kind === "scanned" ? unpackScan(r.scan).changes.added : r?.kind); // ["a.txt"]
  * await Deno.remove(repo, { recursive: true });
  * ```
  * @module
  */
 import type { BaseState } from "../model/base.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
-import type { ScanResult } from "./scan.ts";
+import type { PackedScan } from "./packed_scan.ts";
 
 /** What a worker found for one model. */
 export type Prescan =
   /** The model exists and matches its base exactly; no file was read, nothing skipped. */
   | { kind: "unchanged"; model: ModelRef; generation: number; version: string; files: number }
-  /** Anything else: the base and the full scan, as `readBase` and `scanModel` return them. */
-  | { kind: "scanned"; model: ModelRef; base: BaseState | null; scan: ScanResult }
+  /**
+   * Anything else: the base and the full scan, as `readBase` and `scanModel`
+   * return them, the scan packed (`unpackScan` restores it).
+   */
+  | { kind: "scanned"; model: ModelRef; base: BaseState | null; scan: PackedScan }
   /** Reading the base or scanning failed: scan it again in-process for the error. */
   | { kind: "failed"; model: ModelRef };
 

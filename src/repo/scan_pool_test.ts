@@ -5,6 +5,7 @@ import { formatRef, type ModelRef } from "../model/ref.ts";
 import { withTempDir } from "../_with_temp_dir.ts";
 import { scanModel, type ScanResult } from "./scan.ts";
 import { scanInWorkers, scanWorkerCount } from "./scan_pool.ts";
+import { unpackScan } from "./packed_scan.ts";
 
 const OPTS = { dataDir: "models", exclude: ["*.tmp"] };
 
@@ -86,7 +87,7 @@ Deno.test("scanInWorkers gives what readBase + scanModel give in-process", async
       } else {
         assert.equal(r.kind, "scanned", key);
         assert.deepEqual(r.base, base, key);
-        assert.deepEqual(comparable(r.scan), comparable(scan), key);
+        assert.deepEqual(comparable(unpackScan(r.scan)), comparable(scan), key);
       }
     }
     const kinds = Object.fromEntries([...got].map(([k, r]) => [k, r.kind]));

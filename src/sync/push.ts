@@ -13,7 +13,7 @@ import { writeBase } from "../model/base.ts";
 import { readLanding, removeLanding } from "../model/landing.ts";
 import { makeManifest } from "../model/manifest.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
-import { hasChanges, type ScanResult } from "../repo/scan.ts";
+import type { ScanResult } from "../repo/scan.ts";
 import type { Lease } from "../lock/mod.ts";
 import type { ModelReport } from "./report.ts";
 import type { Progress } from "./progress.ts";
@@ -28,15 +28,10 @@ import {
   statesOf,
 } from "./states.ts";
 import { mergeStates, threeWay } from "./three_way.ts";
-import { landRemote, modelDir, uploadMissing } from "./transfer.ts";
+import { landRemote, modelDir, type UploadItem, uploadMissing } from "./transfer.ts";
 
 /** Commit attempts before giving up on a model that keeps moving. */
 export const MAX_COMMIT_ATTEMPTS = 5;
-
-/** True when the scan differs from the base (something to push). */
-export function hasLocalChanges(scan: ScanResult): boolean {
-  return hasChanges(scan.changes);
-}
 
 /**
  * Pushes one model whose local state is `scan`, relative to `base`, while
@@ -108,13 +103,13 @@ export async function pushModel(
       ? target.size > 0 || base !== null
       : !sameStates(target, remoteStates);
     if (needsCommit) {
-      const items = [...target.entries()]
-        .filter(([p, st]) => scan.files.get(p)?.sha256 === st.sha256)
-        .map(([p, st]) => ({
-          sha256: st.sha256,
-          size: st.size,
-          file: path.join(modelDir(s, model), p),
-        }));
+      const dir = modelDir(s, model);
+      const items: UploadItem[] = [];
+      for (const [p, st] of target) {
+        if (scan.files.get(p)?.sha256 === st.sha256) {
+          items.push({ sha256: st.sha256, size: st.size, file: path.join(dir, p) });
+        }
+      }
       const moved = await uploadMissing(s, items, { signal, progress: opts.progress });
       uploaded = { files: uploaded.files + moved.files, bytes: uploaded.bytes + moved.bytes };
       const manifest = makeManifest(model, remoteGen + 1, entriesOf(target), s.identity);

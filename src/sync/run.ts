@@ -14,10 +14,11 @@ import { cleanTmp } from "../repo/apply.ts";
 import { acquireRepoLock } from "../repo/repo_lock.ts";
 import { assertDataDir, listLocalModels, type ScanResult } from "../repo/scan.ts";
 import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
+import { hasPackedChanges, type PackedScan, unpackScan } from "../repo/packed_scan.ts";
 import path from "node:path";
 import { Progress } from "./progress.ts";
 import { modelDir, uploadMissing } from "./transfer.ts";
-import { hasLocalChanges, pushModel } from "./push.ts";
+import { pushModel } from "./push.ts";
 import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
 import { runPool } from "../async.ts";
@@ -136,7 +137,9 @@ export async function runPush(
     const listed = new Set(listing.map((l) => formatRef(l.model)));
     const scanned = await prescans ?? new Map<string, Prescan>();
     const reports: ModelReport[] = [];
-    const pending = new Map<string, { scan: ScanResult; base: BaseState | null }>();
+    // A changed model's scan stays packed (as the workers sent it) until its
+    // turn to push: the file records of every model are never all on the heap.
+    const pending = new Map<string, { scan: ScanResult | PackedScan; base: BaseState | null }>();
     await runPool(candidates, { jobs: Math.max(4, s.jobs), signal: s.signal }, async (model) => {
       const started = Date.now();
       try {
@@ -166,18 +169,19 @@ export async function runPush(
           );
         }
         const lost = base !== null && base.files.length > 0 && !listed.has(formatRef(model));
-        if (hasLocalChanges(scan) || lost) pending.set(formatRef(model), { scan, base });
+        if (hasPackedChanges(scan) || lost) pending.set(formatRef(model), { scan, base });
         else {
+          const full = unpackScan(scan);
           // Files re-hashed and found unchanged (racily clean, or touched):
           // record their mtimes so the next scan does not read them again.
-          if (scan.hashed > 0 && base !== null) {
-            await writeBase(s.repoDir, model, refreshedBase(base, scan));
+          if (full.hashed > 0 && base !== null) {
+            await writeBase(s.repoDir, model, refreshedBase(base, full));
           }
           // A model named on the command line is also checked for blobs the
           // datastore lost (the remedy for a corrupt or deleted blob): they
           // are stored again from the local files. Content-addressed, so no
           // lock is needed. Unnamed models cost no datastore call.
-          const moved = named ? await restoreMissingBlobs(s, scan) : { files: 0, bytes: 0 };
+          const moved = named ? await restoreMissingBlobs(s, full) : { files: 0, bytes: 0 };
           reports.push({
             model: formatRef(model),
             status: moved.files > 0 ? "pushed" : "unchanged",
@@ -199,7 +203,14 @@ export async function runPush(
         const outcomes = await manager.run(changed, (model, ctx) => {
           const p = pending.get(formatRef(model))!;
           pending.delete(formatRef(model)); // a pushed model's scan can be collected
-          return pushModel(s, model, { ...p, lease: ctx.lease, signal: ctx.signal, progress });
+          const scan = unpackScan(p.scan);
+          return pushModel(s, model, {
+            scan,
+            base: p.base,
+            lease: ctx.lease,
+            signal: ctx.signal,
+            progress,
+          });
         }, { jobs: s.jobs });
         for (const o of outcomes) {
           reports.push(o.ok ? o.value : failureReport(o.model, o.error, 0));

@@ -14,6 +14,7 @@ import { sameState } from "./three_way.ts";
 import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
 import { listLocalModels, type ScanResult } from "../repo/scan.ts";
 import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
+import { unpackScan } from "../repo/packed_scan.ts";
 import type { ManifestListing } from "../provider/contract.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
@@ -95,7 +96,9 @@ export async function runStatus(
         return report;
       }
       const base = pre?.kind === "scanned" ? pre.base : await readBase(s.repoDir, model);
-      const scan = pre?.kind === "scanned" ? pre.scan : await scanAgainst(s, model, { base });
+      const scan = pre?.kind === "scanned"
+        ? unpackScan(pre.scan)
+        : await scanAgainst(s, model, { base });
       if (named && !scan.exists && base === null && !listing?.has(key)) {
         throw new NotFoundError(
           `Model ${key} has no directory in ${s.config.dataDir}/ and was never synced: check the name.`,

@@ -52,7 +52,7 @@ export async function uploadMissing(
   opts.progress.addTotal(missing.length, missing.reduce((n, it) => n + it.size, 0));
   const signal = opts.signal;
   await runPool(missing, { jobs: s.jobs, signal }, async (it) => {
-    await breathe();
+    if (performance.now() - lastBreath >= BREATHE_EVERY_MS) await breathe();
     if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, signal);
     await s.provider.putBlob(it.sha256, { kind: "file", path: it.file, size: it.size }, {
       signal,
@@ -68,14 +68,13 @@ const BREATHE_EVERY_MS = 50;
 let lastBreath = performance.now();
 
 /**
- * Awaited before each upload: yields to the event loop (timers, such as
- * lease renewals) when 50 ms passed since the last time. A provider may
+ * Awaited before an upload when 50 ms passed since the last time: yields to
+ * the event loop (timers, such as lease renewals). A provider may
  * complete small calls synchronously (the filesystem one on a local disk),
  * and a pool of such calls would otherwise run as one long chain of
  * microtasks in which no timer fires.
  */
 async function breathe(): Promise<void> {
-  if (performance.now() - lastBreath < BREATHE_EVERY_MS) return;
   await new Promise((resolve) => setTimeout(resolve, 0));
   lastBreath = performance.now();
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { randomBytes } from "node:crypto";
 import { DatastoreError, ModelsyncError, NotFoundError } from "../../errors.ts";
 
@@ -118,7 +118,8 @@ export class TempFiles {
   /** A fresh unique path inside the temp directory (nothing is created). */
   name(tag = "t"): string {
     this.#counter++;
-    return join(this.dir, `${this.#prefix}${tag}${this.#counter}`);
+    // `dir` is normalized (made by join) and the name has no separator: no join needed.
+    return `${this.dir}/${this.#prefix}${tag}${this.#counter}`;
   }
 
   /**

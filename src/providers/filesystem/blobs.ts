@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { ContentChangedError, NotFoundError } from "../../errors.ts";
-import { readSmallFileSync } from "../../model/hash.ts";
+import { hashBytes, readSmallFileSync } from "../../model/hash.ts";
 import type { BlobSource } from "../../provider/contract.ts";
 import {
   fsFail,
@@ -57,9 +57,9 @@ export class BlobStore {
     this.#temps = temps;
   }
 
-  /** Path of a blob. */
+  /** Path of a blob (`hash` checked: 64 hex digits, so no join is needed; this runs per blob). */
   path(hash: string): string {
-    return join(this.#dir, hash.slice(0, 2), hash);
+    return `${this.#dir}/${hash.slice(0, 2)}/${hash}`;
   }
 
   /** Which of `hashes` are stored. */
@@ -232,9 +232,9 @@ export class BlobStore {
   }
 }
 
-/** Lowercase hex SHA-256 of bytes. */
+/** Lowercase hex SHA-256 of bytes ({@linkcode hashBytes}: small buffers leave no native garbage). */
 export function digest(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
+  return hashBytes(bytes);
 }
 
 function vanished(path: string, err: unknown): ContentChangedError {

@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import type { ScanResult } from "./scan.ts";
+import { hasPackedChanges, packedBuffers, packScan, unpackScan } from "./packed_scan.ts";
+
+const sha = (c: string) => c.repeat(64);
+
+function scanOf(files: [string, number, boolean, string][], changes: ScanResult["changes"]) {
+  const scan: ScanResult = {
+    model: { type: "@acme/net", id: "m1" },
+    dir: "/repo/models/@acme/net/m1",
+    exists: true,
+    files: new Map(),
+    changes,
+    skipped: ["link (symlink, not followed)"],
+    hashed: 2,
+    startedAtMs: 1_700_000_000_123.5,
+  };
+  for (const [path, size, executable, sha256] of files) {
+    scan.files.set(path, { path, size, mtimeMs: 1_600_000_000_000.25 + size, executable, sha256 });
+  }
+  return scan;
+}
+
+Deno.test("packScan/unpackScan round-trip every field, odd names included", () => {
+  const scan = scanOf([
+    ["a.txt", 3, false, sha("a")],
+    ["dir/new\nline", 0, true, sha("0")],
+    ["dir/ünï cödé", 5_000_000_000, false, sha("f")],
+    ["z", 1, true, "0123456789abcdef".repeat(4)],
+  ], { added: ["dir/new\nline", "z"], modified: ["a.txt"], deleted: ["gone/x"] });
+  const packed = packScan(scan);
+  assert.equal(packed.packed, true);
+  assert.deepEqual(unpackScan(packed), scan);
+  assert.equal(hasPackedChanges(packed), true);
+  assert.equal(packedBuffers(packed).length, 6);
+});
+
+Deno.test("packScan/unpackScan: an empty or missing model, and a plain scan passes through", () => {
+  const empty = scanOf([], { added: [], modified: [], deleted: [] });
+  empty.exists = false;
+  assert.deepEqual(unpackScan(packScan(empty)), empty);
+  assert.equal(hasPackedChanges(packScan(empty)), false);
+  assert.equal(hasPackedChanges(empty), false);
+  assert.equal(unpackScan(empty), empty);
+  const deletedOnly = scanOf([], { added: [], modified: [], deleted: ["x"] });
+  assert.equal(hasPackedChanges(packScan(deletedOnly)), true);
+});
+
+Deno.test("packScan refuses a hash that is not 64 lowercase hex digits", () => {
+  const bad = scanOf([["a", 1, false, sha("A")]], { added: ["a"], modified: [], deleted: [] });
+  assert.throws(() => packScan(bad), /Not a SHA-256/);
+});
