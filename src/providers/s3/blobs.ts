@@ -25,10 +25,12 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { ContentChangedError, NotFoundError } from "../../errors.ts";
+import { hashBytes } from "../../model/hash.ts";
 import type { BlobSource } from "../../provider/contract.ts";
 import { runPool } from "../../async.ts";
 import {
@@ -40,6 +42,8 @@ import {
 } from "./client.ts";
 
 const SHA256 = /^[0-9a-f]{64}$/;
+/** Files up to this size are read with synchronous calls (as the scan reads them). */
+const SYNC_READ_BYTES = 64 * 1024;
 /** Files up to this size are read in one piece and checked before sending. */
 export const SMALL_BLOB_BYTES = 8 * 1024 * 1024;
 /** Files over this size are uploaded in parts. */
@@ -50,6 +54,16 @@ const MAX_PARTS = 10_000;
 const CHUNK = 1024 * 1024;
 /** Parallel requests in `has`. */
 const HAS_CONCURRENCY = 16;
+/** A `has` call asking about this many hashes lists the whole blobs area once. */
+export const SWEEP_MIN_HASHES = 32;
+/** The whole-area listing reads at most one page (1,000 keys) per this many asked hashes. */
+export const SWEEP_HASHES_PER_PAGE = 8;
+/** Most blob names remembered (about 10 MB); beyond, answers are not cached. */
+const MAX_KNOWN = 100_000;
+/** Pages of the whole-area listing at most (its names must fit in MAX_KNOWN). */
+const SWEEP_MAX_PAGES = 50;
+/** How long `has` trusts what it learnt (a command; far below gc's grace period). */
+const CACHE_MS = 30 * 60_000;
 
 /** Where the blobs live and how to reach them. */
 export interface BlobArea {
@@ -80,35 +94,144 @@ function b64(hexHash: string): string {
 /** The blobs area of one S3 datastore. */
 export class S3BlobStore {
   readonly #a: BlobArea;
+  /** Hashes known to be stored: uploaded, found by HEAD, or listed. */
+  readonly #known = new Set<string>();
+  /** Shards listed in full: a hash of one not in #known was not stored then. */
+  readonly #complete = new Set<string>();
+  /** Shard listings in flight, shared by concurrent callers. */
+  readonly #listing = new Map<string, Promise<Set<string>>>();
+  /** The one listing of the whole area (see `has`), once started. */
+  #sweep: Promise<void> | undefined;
+  /** When #known and #complete were started (performance.now()). */
+  #since = performance.now();
 
   constructor(area: BlobArea) {
     this.#a = area;
   }
 
   /**
-   * Which of `hashes` are stored. A shard (`blobs/AB/`) holding two or more
-   * of the asked hashes is listed (one request per 1,000 keys in it); an
-   * isolated hash gets a HEAD.
+   * Which of `hashes` are stored (design/s3.md, "hasBlobs").
+   *
+   * - Hashes already known to be stored (uploaded, found or listed by this
+   *   store in the last 30 minutes) and hashes of shards listed in full then
+   *   are answered without a request. A blob is never deleted while a command runs (gc keeps blobs
+   *   younger than its grace period), so a "stored" answer does not go stale;
+   *   a "missing" one may (another writer stored it since), which costs only
+   *   an upload answered 412 (already stored: success).
+   * - A call asking about {@linkcode SWEEP_MIN_HASHES} or more hashes first
+   *   lists the whole blobs area once per store, with at most one page per
+   *   {@linkcode SWEEP_HASHES_PER_PAGE} asked hashes (50 at most): a first push to an empty
+   *   or small datastore then costs one request for all its models. A longer
+   *   area keeps what was listed (the shards before the last key are complete).
+   * - Otherwise a shard (`blobs/AB/`) holding two or more of the asked hashes
+   *   is listed (one request per 1,000 keys in it; concurrent callers share
+   *   it); an isolated hash gets a HEAD.
    */
   async has(hashes: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
+    const unique = new Set(hashes);
+    for (const h of unique) checkHash(h);
+    if (performance.now() - this.#since > CACHE_MS) {
+      // Forget answers older than that: they are asked again (gc grace is far longer).
+      this.#known.clear();
+      this.#complete.clear();
+      this.#since = performance.now();
+    }
+    if (this.#sweep === undefined && unique.size >= SWEEP_MIN_HASHES) {
+      const pages = Math.min(
+        SWEEP_MAX_PAGES,
+        Math.ceil(unique.size / SWEEP_HASHES_PER_PAGE),
+      );
+      this.#sweep = this.#sweepArea(pages, signal);
+    }
+    // A failed or aborted sweep only means fewer answers come from the cache.
+    if (this.#sweep !== undefined) await this.#sweep.catch(() => {});
+    const found = new Set<string>();
     const byShard = new Map<string, string[]>();
-    for (const h of new Set(hashes)) {
-      checkHash(h);
+    for (const h of unique) {
+      if (this.#known.has(h)) {
+        found.add(h);
+        continue;
+      }
       const shard = h.slice(0, 2);
+      if (this.#complete.has(shard)) continue; // listed in full: not stored then
       const list = byShard.get(shard);
       if (list === undefined) byShard.set(shard, [h]);
       else list.push(h);
     }
-    const found = new Set<string>();
     await runPool([...byShard], { jobs: HAS_CONCURRENCY, signal }, async ([shard, list]) => {
-      if (list.length === 1) {
+      if (list.length === 1 && !this.#listing.has(shard)) {
         if (await this.#head(list[0], signal)) found.add(list[0]);
         return;
       }
-      const names = await this.#listShard(shard, signal);
+      const names = await this.#shardNames(shard, signal);
       for (const h of list) if (names.has(h)) found.add(h);
     });
     return found;
+  }
+
+  /** Remembers that a blob is stored (it is never deleted while a command runs). */
+  #stored(hash: string): void {
+    if (this.#known.size < MAX_KNOWN) this.#known.add(hash);
+  }
+
+  /**
+   * Lists `blobs/` from its start, at most `pages` pages (fewer when the first
+   * ones show the area is longer than that): every shard before the last key
+   * seen is then known in full (the listing is in key order).
+   */
+  async #sweepArea(pages: number, signal?: AbortSignal): Promise<void> {
+    const prefix = this.#a.key("blobs/");
+    let token: string | undefined;
+    let last = "";
+    for (let page = 0; page < pages; page++) {
+      const out = await this.#listPage(prefix, token, "blobs/", signal);
+      for (const o of out.Contents ?? []) {
+        if (o.Key === undefined) continue;
+        last = o.Key.slice(prefix.length);
+        // Only a blob at its own key counts ("AB/ABCD…"), never a stray name.
+        const hash = last.slice(3);
+        if (SHA256.test(hash) && last === blobRel(hash).slice(6)) this.#stored(hash);
+      }
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      if (token === undefined) {
+        for (let i = 0; i < 256; i++) this.#complete.add(i.toString(16).padStart(2, "0"));
+        return;
+      }
+      // Keys are in order and hashes uniform: the share of the key space read
+      // so far tells how many pages the whole area has. Stop at once when
+      // that is over the budget (a large store: the shards answer better).
+      const at = parseInt(last.slice(3, 7), 16);
+      if (Number.isFinite(at) && (page + 1) * 65_536 / (at + 1) > pages) break;
+    }
+    if (this.#known.size >= MAX_KNOWN) return; // names were dropped: nothing is complete
+    // Shards strictly before the one holding the last key were listed in full.
+    const upTo = parseInt(last.slice(0, 2), 16);
+    for (let i = 0; i < (Number.isNaN(upTo) ? 0 : upTo); i++) {
+      this.#complete.add(i.toString(16).padStart(2, "0"));
+    }
+  }
+
+  /** The names in a shard: one listing, shared by concurrent callers. */
+  async #shardNames(shard: string, signal?: AbortSignal): Promise<Set<string>> {
+    const running = this.#listing.get(shard);
+    if (running !== undefined) {
+      try {
+        return await running;
+      } catch { /* the other caller's listing failed (or was aborted): list again */ }
+    }
+    const p = this.#listShard(shard, signal);
+    this.#listing.set(shard, p);
+    try {
+      const names = await p;
+      if (this.#known.size + names.size <= MAX_KNOWN) {
+        // Only blobs of this shard ("AB/ABCD…"): a stray name is never "stored".
+        for (const h of names) if (SHA256.test(h) && h.startsWith(shard)) this.#known.add(h);
+        this.#complete.add(shard);
+      }
+      return names;
+    } finally {
+      if (this.#listing.get(shard) === p) this.#listing.delete(shard);
+    }
   }
 
   async #head(hash: string, signal?: AbortSignal): Promise<boolean> {
@@ -117,6 +240,7 @@ export class S3BlobStore {
         new HeadObjectCommand({ Bucket: this.#a.bucket, Key: this.#a.key(blobRel(hash)) }),
         { abortSignal: signal },
       );
+      this.#stored(hash);
       return true;
     } catch (err) {
       if (isNoSuchKey(err)) return false;
@@ -129,25 +253,33 @@ export class S3BlobStore {
     const names = new Set<string>();
     let token: string | undefined;
     do {
-      let page;
-      try {
-        page = await this.#a.s3.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.#a.bucket,
-            Prefix: prefix,
-            ContinuationToken: token,
-          }),
-          { abortSignal: signal },
-        );
-      } catch (err) {
-        throw s3Fail(err, this.#a.fail(`list blobs ${shard}/`));
-      }
+      const page = await this.#listPage(prefix, token, `blobs/${shard}/`, signal);
       for (const o of page.Contents ?? []) {
         if (o.Key !== undefined) names.add(o.Key.slice(prefix.length));
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
     return names;
+  }
+
+  async #listPage(
+    prefix: string,
+    token: string | undefined,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<ListObjectsV2CommandOutput> {
+    try {
+      return await this.#a.s3.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.#a.bucket,
+          Prefix: prefix,
+          ContinuationToken: token,
+        }),
+        { abortSignal: signal },
+      );
+    } catch (err) {
+      throw s3Fail(err, this.#a.fail(`list ${what}`));
+    }
   }
 
   /** Stores a blob unless it is there, verifying its content hashes to `hash`. */
@@ -159,7 +291,11 @@ export class S3BlobStore {
       return await this.#putSingle(hash, source.bytes, source.bytes.byteLength, signal);
     }
     if (source.size <= SMALL_BLOB_BYTES) {
-      const bytes = await readAtMost(source.path, source.size + 1);
+      // A small file is read with synchronous calls, as the scan reads it:
+      // four system calls where async reads cost thread-pool round trips.
+      const bytes = source.size <= SYNC_READ_BYTES
+        ? readAtMostSync(source.path, source.size + 1)
+        : await readAtMost(source.path, source.size + 1);
       verify(hash, sha256hex(bytes), bytes.byteLength, source.path, source.size);
       return await this.#putSingle(hash, bytes, bytes.byteLength, signal);
     }
@@ -206,8 +342,9 @@ export class S3BlobStore {
         }),
         { abortSignal: signal, requestTimeout: this.#a.timeoutFor(size) },
       );
+      this.#stored(hash);
     } catch (err) {
-      if (isPreconditionFailed(err)) return; // already stored: immutable, nothing to do
+      if (isPreconditionFailed(err)) return this.#stored(hash); // already stored: immutable
       throw changedCause(err) ?? s3Fail(err, this.#a.fail(`store blob ${hash}`));
     }
   }
@@ -283,6 +420,7 @@ export class S3BlobStore {
         if (!isPreconditionFailed(err)) throw err;
         // Stored meanwhile by someone else: fine; our parts are aborted below.
       }
+      this.#stored(hash);
     } catch (err) {
       throw s3Fail(err, fail);
     } finally {
@@ -345,8 +483,22 @@ async function readAtMost(path: string, max: number): Promise<Uint8Array> {
   return buf.subarray(0, got);
 }
 
+/** {@linkcode readAtMost} with synchronous calls (small files only: it blocks). */
+function readAtMostSync(path: string, max: number): Uint8Array {
+  using file = Deno.openSync(path, { read: true });
+  const buf = new Uint8Array(max);
+  let got = 0;
+  while (got < max) {
+    const n = file.readSync(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
+
+/** SHA-256 in hex; small buffers in JavaScript (no native hash object per blob). */
 function sha256hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
+  return hashBytes(bytes);
 }
 
 function verify(hash: string, got: string, size: number, what: string, expectSize?: number): void {

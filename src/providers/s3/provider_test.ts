@@ -188,11 +188,55 @@ Deno.test({ name: "s3 hasBlobs batches by shard", ...opts }, async () => {
   }
   // Two hashes in one shard (one stored), plus the stored ones.
   const twin = stored[0].slice(0, 2) + "0".repeat(62);
-  const before = p.requestCount;
-  const found = await p.hasBlobs([...stored, twin]);
+  // What this instance stored is known without a request.
+  let before = p.requestCount;
+  assert.deepEqual([...await p.hasBlobs(stored)].sort(), [...stored].sort());
+  assert.equal(p.requestCount - before, 0, "own uploads are known");
+  // Another process asks: one request per shard (a HEAD, or a listing for two).
+  const q = await fresh(false, { prefix: prefixOf(p) });
+  before = q.requestCount;
+  const found = await q.hasBlobs([...stored, twin]);
   assert.deepEqual([...found].sort(), [...stored].sort());
   const shards = new Set([...stored, twin].map((h) => h.slice(0, 2))).size;
-  assert.equal(p.requestCount - before, shards, "one request per shard");
+  assert.equal(q.requestCount - before, shards, "one request per shard");
+  // The listed shard is remembered: its hashes cost nothing more.
+  before = q.requestCount;
+  assert.equal((await q.hasBlobs([stored[0], twin])).size, 1);
+  assert.equal(q.requestCount - before, 0, "a listed shard is answered from memory");
+});
+
+Deno.test({ name: "s3 hasBlobs: a large ask lists the blobs area once", ...opts }, async () => {
+  const p = await fresh();
+  const stored: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const bytes = new TextEncoder().encode(`swept ${i}`);
+    stored.push(sha(bytes));
+    await p.putBlob(sha(bytes), { kind: "bytes", bytes });
+  }
+  const missing = Array.from({ length: 40 }, (_, i) => sha(new TextEncoder().encode(`no ${i}`)));
+  // A stray object named like a blob but in the wrong shard is not that blob.
+  const stray = missing[0].startsWith("00") ? missing[1] : missing[0];
+  await testClient().send(
+    new PutObjectCommand({
+      Bucket: await bucket!,
+      Key: `${prefixOf(p)}/blobs/00/${stray}`,
+      Body: "stray",
+    }),
+  );
+  // A new process (another instance on the prefix) asks about 43 hashes, 4 times at once.
+  const q = await fresh(false, { prefix: prefixOf(p) });
+  const before = q.requestCount;
+  const all = [...stored, ...missing];
+  const answers = await Promise.all([1, 2, 3, 4].map(() => q.hasBlobs(all)));
+  for (const found of answers) assert.deepEqual([...found].sort(), [...stored].sort());
+  assert.equal(q.requestCount - before, 1, "one listing of blobs/ for every caller");
+  // A blob stored since by someone else is reported missing (an upload then
+  // gets 412, success), never the other way round.
+  const late = new TextEncoder().encode("late");
+  await p.putBlob(sha(late), { kind: "bytes", bytes: late });
+  assert.equal((await q.hasBlobs([sha(late)])).size, 0);
+  await q.putBlob(sha(late), { kind: "bytes", bytes: late }); // 412: already stored
+  assert.equal((await q.hasBlobs([sha(late)])).size, 1);
 });
 
 Deno.test({ name: "s3 lock expiry is judged by the server clock", ...opts }, async () => {

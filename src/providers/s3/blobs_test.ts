@@ -1,0 +1,95 @@
+/**
+ * `S3BlobStore.has` against a fake client (no server): how many requests the
+ * whole-area listing costs on small and large stores. moto is too slow to
+ * seed a store of more than 1,000 blobs in a unit test.
+ */
+import assert from "node:assert/strict";
+import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { S3BlobStore } from "./blobs.ts";
+import type { S3Handle } from "./client.ts";
+
+/** A sorted store of `n` blob names spread evenly over the key space. */
+function names(n: number): string[] {
+  return Array.from(
+    { length: n },
+    (_, j) =>
+      Math.floor(j * 65_536 / n).toString(16).padStart(4, "0") +
+      j.toString(16).padStart(60, "0"),
+  );
+}
+
+function fakeStore(stored: string[]) {
+  const keys = stored.map((h) => `blobs/${h.slice(0, 2)}/${h}`);
+  const calls: string[] = [];
+  const client = {
+    send(cmd: unknown) {
+      if (cmd instanceof ListObjectsV2Command) {
+        const { Prefix = "", ContinuationToken } = cmd.input;
+        calls.push(`LIST ${Prefix}`);
+        const all = keys.filter((k) => k.startsWith(Prefix));
+        const from = ContinuationToken === undefined ? 0 : Number(ContinuationToken);
+        const page = all.slice(from, from + 1000);
+        const more = from + 1000 < all.length;
+        return Promise.resolve({
+          Contents: page.map((Key) => ({ Key })),
+          IsTruncated: more,
+          NextContinuationToken: more ? String(from + 1000) : undefined,
+        });
+      }
+      if (cmd instanceof HeadObjectCommand) {
+        calls.push(`HEAD ${cmd.input.Key}`);
+        if (keys.includes(cmd.input.Key!)) return Promise.resolve({});
+        const err = Object.assign(new Error("not found"), {
+          name: "NotFound",
+          $metadata: { httpStatusCode: 404 },
+        });
+        return Promise.reject(err);
+      }
+      throw new Error("unexpected command");
+    },
+  } as unknown as S3Client;
+  const s3: S3Handle = { client, requests: { count: 0 }, lastDate: null };
+  const store = new S3BlobStore({
+    s3,
+    bucket: "b",
+    key: (rel) => rel,
+    fail: (what) => ({ where: "s3://b", bucket: "b", what }),
+    timeoutFor: () => 30_000,
+  });
+  return { store, calls };
+}
+
+const missing = (i: number) => "f".repeat(4) + i.toString(16).padStart(60, "0");
+
+Deno.test("has: a small store is listed whole once, then answered from memory", async () => {
+  const stored = names(2_500);
+  const { store, calls } = fakeStore(stored);
+  const ask = [...stored.filter((_, i) => i % 100 === 0), missing(1), missing(2)]; // 27
+  const pad = Array.from({ length: 10 }, (_, i) => missing(10 + i));
+  const found = await store.has([...ask, ...pad]);
+  assert.equal(found.size, 25);
+  assert.deepEqual(calls, ["LIST blobs/", "LIST blobs/", "LIST blobs/"]);
+  // Later calls (any size) cost nothing: every shard is known.
+  assert.equal((await store.has([stored[7], missing(3)])).size, 1);
+  assert.equal(calls.length, 3);
+});
+
+Deno.test("has: a large store stops the whole-area listing after one page", async () => {
+  const stored = names(200_000);
+  const { store, calls } = fakeStore(stored);
+  // 40 hashes in the last shard ("ff"): a budget of 5 pages, 200 needed.
+  const ask = [stored[199_990], ...Array.from({ length: 39 }, (_, i) => missing(i))];
+  const found = await store.has(ask);
+  assert.deepEqual([...found], [stored[199_990]]);
+  assert.equal(calls.filter((c) => c === "LIST blobs/").length, 1, calls.join("\n"));
+  // The rest went to the shard: one listing (its ~780 keys fit one page).
+  assert.deepEqual(calls.slice(1), ["LIST blobs/ff/"]);
+});
+
+Deno.test("has: concurrent callers share one whole-area listing", async () => {
+  const { store, calls } = fakeStore([]);
+  const ask = Array.from({ length: 32 }, (_, i) => missing(i));
+  const all = await Promise.all([store.has(ask), store.has(ask), store.has(ask.slice(0, 2))]);
+  for (const found of all) assert.equal(found.size, 0);
+  assert.deepEqual(calls, ["LIST blobs/"]);
+});
