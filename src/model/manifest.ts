@@ -69,6 +69,32 @@ const manifestSchema = z.object({
   committedAt: z.string(),
 });
 
+/** The largest generation a datastore stores (12 decimal digits). */
+export const MAX_GENERATION = 999_999_999_999;
+
+/**
+ * Checks the arguments of a provider's `commitManifest`: `expected` is a
+ * valid generation, `manifest` is generation `expected + 1` of `model`, and
+ * it is a manifest readers would accept (never store what they would
+ * refuse). Throws a plain Error: these are programming errors, not data.
+ */
+export function assertCommitArgs(model: ModelRef, expected: number, manifest: Manifest): void {
+  const key = formatRef(model);
+  if (!Number.isInteger(expected) || expected < 0 || expected >= MAX_GENERATION) {
+    throw new Error(`commitManifest(${key}): expected generation ${expected} is not valid.`);
+  }
+  if (manifest.generation !== expected + 1) {
+    throw new Error(
+      `commitManifest(${key}): manifest generation ${manifest.generation} must be ` +
+        `expected + 1 = ${expected + 1}.`,
+    );
+  }
+  if (manifest.model !== key) {
+    throw new Error(`commitManifest(${key}): manifest names model ${manifest.model}.`);
+  }
+  parseManifest(manifest, model);
+}
+
 /**
  * Validates untrusted manifest data read from a datastore. Throws
  * {@linkcode CorruptError} (exit 6) when it is malformed, belongs to another

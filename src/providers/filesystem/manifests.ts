@@ -12,7 +12,7 @@
  */
 import { join } from "node:path";
 import { ConflictError, CorruptError } from "../../errors.ts";
-import { type Manifest, parseManifest } from "../../model/manifest.ts";
+import { assertCommitArgs, type Manifest, parseManifest } from "../../model/manifest.ts";
 import { formatRef, isValidId, isValidName, type ModelRef, refProblem } from "../../model/ref.ts";
 import type { ManifestListing, StoredManifest } from "../../provider/contract.ts";
 import {
@@ -26,7 +26,6 @@ import {
 } from "./_fs.ts";
 
 const GENERATION_FILE = /^(\d{12})\.json$/;
-const MAX_GENERATION = 999_999_999_999;
 /** Models whose newest generation is looked up at once by `list`. */
 const LIST_PARALLELISM = 32;
 /** Re-reads of a model directory when its newest file vanished (removed by hand). */
@@ -206,19 +205,7 @@ export class ManifestStore {
     signal?: AbortSignal,
   ): Promise<{ version: string }> {
     const key = formatRef(model);
-    if (!Number.isInteger(expected) || expected < 0 || expected >= MAX_GENERATION) {
-      throw new Error(`commitManifest(${key}): expected generation ${expected} is not valid.`);
-    }
-    if (manifest.generation !== expected + 1) {
-      throw new Error(
-        `commitManifest(${key}): manifest generation ${manifest.generation} must be ` +
-          `expected + 1 = ${expected + 1}.`,
-      );
-    }
-    if (manifest.model !== key) {
-      throw new Error(`commitManifest(${key}): manifest names model ${manifest.model}.`);
-    }
-    parseManifest(manifest, model); // never store what readers would refuse
+    assertCommitArgs(model, expected, manifest);
     const dir = this.modelDir(model);
     // The pre-check makes "expected is current" exact: nobody can create
     // expected+2 before expected+1 exists, and expected+1 is our link target.

@@ -13,13 +13,11 @@
  */
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { ConflictError, CorruptError } from "../../errors.ts";
-import { type Manifest, parseManifest } from "../../model/manifest.ts";
+import { assertCommitArgs, type Manifest, parseManifest } from "../../model/manifest.ts";
 import { formatRef, isValidId, isValidName, type ModelRef, refProblem } from "../../model/ref.ts";
 import type { ManifestListing, StoredManifest } from "../../provider/contract.ts";
 import { isNoSuchKey, isPreconditionFailed, s3Fail } from "./client.ts";
 import type { BlobArea } from "./blobs.ts";
-
-const MAX_GENERATION = 999_999_999_999;
 
 /** The key of a model's manifest below the datastore prefix. */
 export function manifestRel(model: ModelRef): string {
@@ -136,19 +134,7 @@ export class S3ManifestStore {
     signal?: AbortSignal,
   ): Promise<{ version: string }> {
     const key = formatRef(model);
-    if (!Number.isInteger(expected) || expected < 0 || expected >= MAX_GENERATION) {
-      throw new Error(`commitManifest(${key}): expected generation ${expected} is not valid.`);
-    }
-    if (manifest.generation !== expected + 1) {
-      throw new Error(
-        `commitManifest(${key}): manifest generation ${manifest.generation} must be ` +
-          `expected + 1 = ${expected + 1}.`,
-      );
-    }
-    if (manifest.model !== key) {
-      throw new Error(`commitManifest(${key}): manifest names model ${manifest.model}.`);
-    }
-    parseManifest(manifest, model); // never store what readers would refuse
+    assertCommitArgs(model, expected, manifest);
     let condition: { IfNoneMatch: "*" } | { IfMatch: string };
     if (expected === 0) {
       condition = { IfNoneMatch: "*" };
