@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { z } from "zod";
 import type { LockInfo, LockRecord } from "../../provider/contract.ts";
+import { storedLockRecordSchema } from "../../provider/lock_schema.ts";
 import { judgeLock } from "../../provider/stale.ts";
 import { digest } from "./blobs.ts";
 import { fsFail, isNotFound } from "./_fs.ts";
@@ -23,19 +23,6 @@ const SAFE_NONCE = /^[A-Za-z0-9_]{1,128}$/;
 export interface StoredRecord extends LockRecord {
   seq: number;
 }
-
-const storedSchema = z.object({
-  key: z.string(),
-  holder: z.string(),
-  host: z.string(),
-  pid: z.number().int(),
-  operation: z.string(),
-  acquiredAt: z.string(),
-  renewedAt: z.string(),
-  ttlMs: z.number().int().positive(),
-  nonce: z.string().min(1),
-  seq: z.number().int().nonnegative().default(0),
-});
 
 /** What a record file holds right now. */
 export type RecordState =
@@ -84,7 +71,7 @@ export function decodeRecord(key: string, bytes: Uint8Array, mtimeMs: number): R
   const hex = digest(bytes).slice(0, 32);
   let reason: string;
   try {
-    const parsed = storedSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+    const parsed = storedLockRecordSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
     if (parsed.success && parsed.data.key === key) {
       const { seq, ...record } = parsed.data;
       const safe = SAFE_NONCE.test(record.nonce);

@@ -22,7 +22,6 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
 } from "@aws-sdk/client-s3";
-import { z } from "zod";
 import { DatastoreError, LeaseLostError } from "../../errors.ts";
 import { formatRef } from "../../model/ref.ts";
 import type {
@@ -34,6 +33,7 @@ import type {
   LockRecord,
   LockRequest,
 } from "../../provider/contract.ts";
+import { storedLockRecordSchema } from "../../provider/lock_schema.ts";
 import { describeHolder, judgeLock } from "../../provider/stale.ts";
 import { runPool } from "../../async.ts";
 import { isNoSuchKey, isPreconditionFailed, s3Fail, serverDateOf } from "./client.ts";
@@ -45,19 +45,6 @@ export const CORRUPT_TTL_MS = 30_000;
 /** Last-Modified and Date are truncated to the second. */
 const RESOLUTION_MS = 1_000;
 const ATTEMPTS = 4;
-
-const recordSchema = z.object({
-  key: z.string(),
-  holder: z.string(),
-  host: z.string(),
-  pid: z.number().int(),
-  operation: z.string(),
-  acquiredAt: z.string(),
-  renewedAt: z.string(),
-  ttlMs: z.number().int().positive(),
-  nonce: z.string().min(1),
-  seq: z.number().int().nonnegative().default(0),
-});
 
 type Stored = LockRecord & { seq: number };
 
@@ -391,7 +378,7 @@ function decode(
 ): { stored: Stored; reason?: string } {
   let reason: string;
   try {
-    const parsed = recordSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+    const parsed = storedLockRecordSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
     if (parsed.success && parsed.data.key === name) return { stored: parsed.data };
     reason = parsed.success
       ? `it names key ${JSON.stringify(parsed.data.key)}`
