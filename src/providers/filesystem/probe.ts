@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { ConflictError } from "../../errors.ts";
 import { makeManifest } from "../../model/manifest.ts";
 import type { ProbeCheck } from "../../provider/contract.ts";
+import { type ProbeStep, runProbeChecks } from "../../provider/probe_checks.ts";
 import { fsFail, isExists, Signals, TempFiles } from "./_fs.ts";
 import { LockStore } from "./locks.ts";
 import { ManifestStore } from "./manifests.ts";
@@ -36,7 +37,7 @@ export async function runProbe(tmpDir: string, opts: ProbeOptions): Promise<Prob
   const dir = join(tmpDir, `probe-${opts.pid}-${randomBytes(6).toString("hex")}`);
   await Deno.mkdir(dir);
   const temps = new TempFiles(join(dir, "tmp"), opts.pid);
-  const checks: Array<[Omit<ProbeCheck, "ok" | "detail">, () => Promise<string>]> = [
+  const checks: ProbeStep[] = [
     [{ name: "concurrent create-if-absent", capability: "atomicCommit" }, () => race(dir)],
     [{ name: "compare-and-swap", capability: "atomicCommit" }, () => cas(dir, temps, opts)],
     [{ name: "atomic replace", capability: "scopedSync" }, () => replace(dir)],
@@ -44,21 +45,10 @@ export async function runProbe(tmpDir: string, opts: ProbeOptions): Promise<Prob
     [{ name: "list-after-write" }, () => listAfterWrite(dir)],
     [{ name: "clock skew" }, () => clock(dir)],
   ];
-  const out: ProbeCheck[] = [];
-  try {
-    for (const [head, run] of checks) {
-      opts.signal?.throwIfAborted();
-      try {
-        out.push({ ...head, ok: true, detail: await run() });
-      } catch (err) {
-        if (err instanceof DOMException && err.name === "AbortError") throw err;
-        out.push({ ...head, ok: false, detail: (err as Error)?.message ?? String(err) });
-      }
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-  return out;
+  return await runProbeChecks(checks, {
+    signal: opts.signal,
+    cleanUp: () => Deno.remove(dir, { recursive: true }),
+  });
 }
 
 async function race(dir: string): Promise<string> {

@@ -15,6 +15,7 @@ import {
 import { ConflictError } from "../../errors.ts";
 import { makeManifest } from "../../model/manifest.ts";
 import type { ProbeCheck } from "../../provider/contract.ts";
+import { type ProbeStep, runProbeChecks } from "../../provider/probe_checks.ts";
 import type { BlobArea } from "./blobs.ts";
 import { isNoSuchKey, isPreconditionFailed, serverDateOf } from "./client.ts";
 import { S3ManifestStore } from "./manifests.ts";
@@ -33,7 +34,7 @@ export interface ProbeOptions {
 /** Runs every check under `area` (a fresh prefix), then deletes everything under it. */
 export async function runProbe(area: BlobArea, opts: ProbeOptions): Promise<ProbeCheck[]> {
   opts.signal?.throwIfAborted();
-  const checks: Array<[Omit<ProbeCheck, "ok" | "detail">, () => Promise<string>]> = [
+  const checks: ProbeStep[] = [
     // No capability: a store that ignores conditional writes cannot be written
     // safely at all, whatever it declares, so this fails the probe outright.
     [{ name: "conditional writes" }, () => honoured(area, opts)],
@@ -43,21 +44,7 @@ export async function runProbe(area: BlobArea, opts: ProbeOptions): Promise<Prob
     [{ name: "list-after-write" }, () => listAfterWrite(area, opts)],
     [{ name: "server clock", capability: "serverTime" }, () => clock(area, opts)],
   ];
-  const out: ProbeCheck[] = [];
-  try {
-    for (const [head, run] of checks) {
-      opts.signal?.throwIfAborted();
-      try {
-        out.push({ ...head, ok: true, detail: await run() });
-      } catch (err) {
-        if (err instanceof DOMException && err.name === "AbortError") throw err;
-        out.push({ ...head, ok: false, detail: (err as Error)?.message ?? String(err) });
-      }
-    }
-  } finally {
-    await cleanUp(area).catch(() => {});
-  }
-  return out;
+  return await runProbeChecks(checks, { signal: opts.signal, cleanUp: () => cleanUp(area) });
 }
 
 function put(area: BlobArea, rel: string, body: string, cond: object, signal?: AbortSignal) {
