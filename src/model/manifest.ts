@@ -69,6 +69,24 @@ const manifestSchema = z.object({
   committedAt: z.string(),
 });
 
+/**
+ * Parses the text of a stored manifest: JSON, then {@linkcode parseManifest}.
+ * `where` names the object in the datastore for the error (e.g. its path).
+ */
+export function parseManifestText(text: string, model: ModelRef, where: string): Manifest {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new CorruptError(
+      `Manifest of ${formatRef(model)} (${where}) is not valid JSON; refusing it. ` +
+        `Repair or re-push the model from a good copy.`,
+      { cause: err },
+    );
+  }
+  return parseManifest(data, model);
+}
+
 /** The largest generation a datastore stores (12 decimal digits). */
 export const MAX_GENERATION = 999_999_999_999;
 

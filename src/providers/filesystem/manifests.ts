@@ -12,7 +12,7 @@
  */
 import { join } from "node:path";
 import { ConflictError, CorruptError } from "../../errors.ts";
-import { assertCommitArgs, type Manifest, parseManifest } from "../../model/manifest.ts";
+import { assertCommitArgs, type Manifest, parseManifestText } from "../../model/manifest.ts";
 import { formatRef, isValidId, isValidName, type ModelRef, refProblem } from "../../model/ref.ts";
 import type { ManifestListing, StoredManifest } from "../../provider/contract.ts";
 import {
@@ -266,17 +266,7 @@ async function readWithInfo(
 
 /** Parses and validates the body of generation file `path`. */
 function parseAt(model: ModelRef, path: string, generation: number, text: string): Manifest {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (err) {
-    throw new CorruptError(
-      `Manifest of ${formatRef(model)} (${path}) is not valid JSON; refusing it. ` +
-        `Repair or re-push the model from a good copy.`,
-      { cause: err },
-    );
-  }
-  const manifest = parseManifest(data, model);
+  const manifest = parseManifestText(text, model, path);
   if (manifest.generation !== generation) {
     throw new CorruptError(
       `Manifest file ${path} holds generation ${manifest.generation}, not ${generation}; ` +

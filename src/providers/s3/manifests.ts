@@ -12,8 +12,8 @@
  * @module
  */
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
-import { ConflictError, CorruptError } from "../../errors.ts";
-import { assertCommitArgs, type Manifest, parseManifest } from "../../model/manifest.ts";
+import { ConflictError } from "../../errors.ts";
+import { assertCommitArgs, type Manifest, parseManifestText } from "../../model/manifest.ts";
 import { formatRef, isValidId, isValidName, type ModelRef, refProblem } from "../../model/ref.ts";
 import type { ManifestListing, StoredManifest } from "../../provider/contract.ts";
 import { isNoSuchKey, isPreconditionFailed, s3Fail } from "./client.ts";
@@ -110,17 +110,7 @@ export class S3ManifestStore {
       }
       throw s3Fail(err, this.#a.fail(`read manifest ${formatRef(model)}`));
     }
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch (err) {
-      throw new CorruptError(
-        `Manifest of ${formatRef(model)} (${rel}) is not valid JSON; refusing it. ` +
-          `Repair or re-push the model from a good copy.`,
-        { cause: err },
-      );
-    }
-    const manifest = parseManifest(data, model);
+    const manifest = parseManifestText(text, model, rel);
     const version = token(out.ETag);
     this.#seen.set(formatRef(model), { etag: version, generation: manifest.generation });
     return { manifest, version };
