@@ -31,3 +31,18 @@ export const storedLockRecordSchema: z.ZodType<LockRecord & { seq: number }, unk
   nonce: z.string().min(1),
   seq: z.number().int().nonnegative().default(0),
 });
+
+/** The record without the stored-only `seq`, as the contract returns it. */
+export function publicRecord(r: LockRecord): LockRecord {
+  return {
+    key: r.key,
+    holder: r.holder,
+    host: r.host,
+    pid: r.pid,
+    operation: r.operation,
+    acquiredAt: r.acquiredAt,
+    renewedAt: r.renewedAt,
+    ttlMs: r.ttlMs,
+    nonce: r.nonce,
+  };
+}

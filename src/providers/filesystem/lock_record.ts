@@ -7,7 +7,7 @@
  * @module
  */
 import type { LockInfo, LockRecord } from "../../provider/contract.ts";
-import { storedLockRecordSchema } from "../../provider/lock_schema.ts";
+import { publicRecord, storedLockRecordSchema } from "../../provider/lock_schema.ts";
 import { judgeLock } from "../../provider/stale.ts";
 import { digest } from "./blobs.ts";
 import { fsFail, isNotFound } from "./_fs.ts";
@@ -45,21 +45,6 @@ export type RecordState =
     mtimeMs: number;
     reason: string;
   };
-
-/** Drops the internal `seq`. */
-export function publicRecord(r: LockRecord): LockRecord {
-  return {
-    key: r.key,
-    holder: r.holder,
-    host: r.host,
-    pid: r.pid,
-    operation: r.operation,
-    acquiredAt: r.acquiredAt,
-    renewedAt: r.renewedAt,
-    ttlMs: r.ttlMs,
-    nonce: r.nonce,
-  };
-}
 
 /** Serialises a record for writing. */
 export function encodeRecord(r: StoredRecord): Uint8Array {

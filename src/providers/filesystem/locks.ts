@@ -37,11 +37,11 @@ import {
   encodeRecord,
   type JudgeContext,
   judgeState,
-  publicRecord,
   readRecord,
   type RecordState,
   type StoredRecord,
 } from "./lock_record.ts";
+import { publicRecord } from "../../provider/lock_schema.ts";
 import { checkRef } from "./manifests.ts";
 
 /** Highest claim slot tried before giving up on a version. */

@@ -33,7 +33,7 @@ import type {
   LockRecord,
   LockRequest,
 } from "../../provider/contract.ts";
-import { storedLockRecordSchema } from "../../provider/lock_schema.ts";
+import { publicRecord, storedLockRecordSchema } from "../../provider/lock_schema.ts";
 import { describeHolder, judgeLock } from "../../provider/stale.ts";
 import { runPool } from "../../async.ts";
 import { isNoSuchKey, isPreconditionFailed, s3Fail, serverDateOf } from "./client.ts";
@@ -354,20 +354,6 @@ export class S3LockStore {
       : info.ageMs;
     return { ...info, ageMs };
   }
-}
-
-function publicRecord(r: Stored): LockRecord {
-  return {
-    key: r.key,
-    holder: r.holder,
-    host: r.host,
-    pid: r.pid,
-    operation: r.operation,
-    acquiredAt: r.acquiredAt,
-    renewedAt: r.renewedAt,
-    ttlMs: r.ttlMs,
-    nonce: r.nonce,
-  };
 }
 
 function decode(
