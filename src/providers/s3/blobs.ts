@@ -87,6 +87,32 @@ export function blobRel(hash: string): string {
   return `blobs/${hash.slice(0, 2)}/${hash}`;
 }
 
+/**
+ * The objects under `rel` (below the datastore prefix), one ListObjectsV2
+ * page (up to 1,000 keys) at a time; S3 errors mapped as every call's are.
+ */
+export async function* listPages(
+  area: BlobArea,
+  rel: string,
+  opts: { what: string; signal?: AbortSignal },
+): AsyncGenerator<ListObjectsV2CommandOutput, void> {
+  const prefix = area.key(rel);
+  let token: string | undefined;
+  do {
+    let page: ListObjectsV2CommandOutput;
+    try {
+      page = await area.s3.client.send(
+        new ListObjectsV2Command({ Bucket: area.bucket, Prefix: prefix, ContinuationToken: token }),
+        { abortSignal: opts.signal },
+      );
+    } catch (err) {
+      throw s3Fail(err, area.fail(`list ${opts.what}`));
+    }
+    yield page;
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token !== undefined);
+}
+
 function b64(hexHash: string): string {
   return Buffer.from(hexHash, "hex").toString("base64");
 }
@@ -181,10 +207,9 @@ export class S3BlobStore {
    */
   async #sweepArea(pages: number, signal?: AbortSignal): Promise<void> {
     const prefix = this.#a.key("blobs/");
-    let token: string | undefined;
     let last = "";
-    for (let page = 0; page < pages; page++) {
-      const out = await this.#listPage(prefix, token, "blobs/", signal);
+    let page = 0;
+    for await (const out of listPages(this.#a, "blobs/", { what: "blobs/", signal })) {
       for (const o of out.Contents ?? []) {
         if (o.Key === undefined) continue;
         last = o.Key.slice(prefix.length);
@@ -192,8 +217,7 @@ export class S3BlobStore {
         const hash = last.slice(3);
         if (SHA256.test(hash) && last === blobRel(hash).slice(6)) this.#stored(hash);
       }
-      token = out.IsTruncated ? out.NextContinuationToken : undefined;
-      if (token === undefined) {
+      if (!out.IsTruncated || out.NextContinuationToken === undefined) {
         for (let i = 0; i < 256; i++) this.#complete.add(i.toString(16).padStart(2, "0"));
         return;
       }
@@ -201,7 +225,7 @@ export class S3BlobStore {
       // so far tells how many pages the whole area has. Stop at once when
       // that is over the budget (a large store: the shards answer better).
       const at = parseInt(last.slice(3, 7), 16);
-      if (Number.isFinite(at) && (page + 1) * 65_536 / (at + 1) > pages) break;
+      if (++page >= pages || (Number.isFinite(at) && page * 65_536 / (at + 1) > pages)) break;
     }
     if (this.#known.size >= MAX_KNOWN) return; // names were dropped: nothing is complete
     // Shards strictly before the one holding the last key were listed in full.
@@ -249,37 +273,15 @@ export class S3BlobStore {
   }
 
   async #listShard(shard: string, signal?: AbortSignal): Promise<Set<string>> {
-    const prefix = this.#a.key(`blobs/${shard}/`);
+    const rel = `blobs/${shard}/`;
+    const prefix = this.#a.key(rel);
     const names = new Set<string>();
-    let token: string | undefined;
-    do {
-      const page = await this.#listPage(prefix, token, `blobs/${shard}/`, signal);
+    for await (const page of listPages(this.#a, rel, { what: rel, signal })) {
       for (const o of page.Contents ?? []) {
         if (o.Key !== undefined) names.add(o.Key.slice(prefix.length));
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
-    return names;
-  }
-
-  async #listPage(
-    prefix: string,
-    token: string | undefined,
-    what: string,
-    signal?: AbortSignal,
-  ): Promise<ListObjectsV2CommandOutput> {
-    try {
-      return await this.#a.s3.client.send(
-        new ListObjectsV2Command({
-          Bucket: this.#a.bucket,
-          Prefix: prefix,
-          ContinuationToken: token,
-        }),
-        { abortSignal: signal },
-      );
-    } catch (err) {
-      throw s3Fail(err, this.#a.fail(`list ${what}`));
     }
+    return names;
   }
 
   /** Stores a blob unless it is there, verifying its content hashes to `hash`. */

@@ -16,12 +16,7 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-} from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { DatastoreError, LeaseLostError } from "../../errors.ts";
 import { formatRef } from "../../model/ref.ts";
 import type {
@@ -37,7 +32,7 @@ import { publicRecord, storedLockRecordSchema } from "../../provider/lock_schema
 import { describeHolder, judgeLock } from "../../provider/stale.ts";
 import { runPool } from "../../async.ts";
 import { isNoSuchKey, isPreconditionFailed, s3Fail, serverDateOf } from "./client.ts";
-import type { BlobArea } from "./blobs.ts";
+import { type BlobArea, listPages } from "./blobs.ts";
 import { manifestRel, modelOfRel } from "./manifests.ts";
 
 /** A corrupt record is stale once unchanged this long (by the server clock). */
@@ -107,21 +102,8 @@ export class S3LockStore {
   async list(opts: CallOptions = {}): Promise<LockInfo[]> {
     const prefix = this.#a.key("locks/");
     const rels: Array<{ rel: string; name: string }> = [];
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.#a.s3.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.#a.bucket,
-            Prefix: prefix,
-            ContinuationToken: token,
-          }),
-          { abortSignal: opts.signal },
-        );
-      } catch (err) {
-        throw s3Fail(err, this.#a.fail("list locks"));
-      }
+    const pages = listPages(this.#a, "locks/", { what: "locks", signal: opts.signal });
+    for await (const page of pages) {
       for (const o of page.Contents ?? []) {
         const rel = o.Key?.slice(prefix.length) ?? "";
         if (rel === "global.json") rels.push({ rel: "locks/global.json", name: "global" });
@@ -130,8 +112,7 @@ export class S3LockStore {
           if (model !== null) rels.push({ rel: `locks/${rel}`, name: formatRef(model) });
         }
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
+    }
     const infos = await runPool(
       rels,
       { jobs: 16, signal: opts.signal },

@@ -11,13 +11,13 @@
  *
  * @module
  */
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { ConflictError } from "../../errors.ts";
 import { assertCommitArgs, type Manifest, parseManifestText } from "../../model/manifest.ts";
 import { formatRef, isValidId, isValidName, type ModelRef, refProblem } from "../../model/ref.ts";
 import type { ManifestListing, StoredManifest } from "../../provider/contract.ts";
 import { isNoSuchKey, isPreconditionFailed, s3Fail } from "./client.ts";
-import type { BlobArea } from "./blobs.ts";
+import { type BlobArea, listPages } from "./blobs.ts";
 
 /** The key of a model's manifest below the datastore prefix. */
 export function manifestRel(model: ModelRef): string {
@@ -63,21 +63,7 @@ export class S3ManifestStore {
   async list(signal?: AbortSignal): Promise<ManifestListing[]> {
     const prefix = this.#a.key("manifests/");
     const out: ManifestListing[] = [];
-    let token_: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.#a.s3.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.#a.bucket,
-            Prefix: prefix,
-            ContinuationToken: token_,
-          }),
-          { abortSignal: signal },
-        );
-      } catch (err) {
-        throw s3Fail(err, this.#a.fail("list manifests"));
-      }
+    for await (const page of listPages(this.#a, "manifests/", { what: "manifests", signal })) {
       for (const o of page.Contents ?? []) {
         const model = o.Key === undefined ? null : modelOfRel(o.Key.slice(prefix.length));
         if (model === null || o.ETag === undefined) continue;
@@ -87,8 +73,7 @@ export class S3ManifestStore {
         if (known?.etag !== version) this.#seen.set(key, { etag: version });
         out.push({ model, version });
       }
-      token_ = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token_ !== undefined);
+    }
     return out;
   }
 

@@ -16,7 +16,7 @@ import { ConflictError } from "../../errors.ts";
 import { makeManifest } from "../../model/manifest.ts";
 import type { ProbeCheck } from "../../provider/contract.ts";
 import { type ProbeStep, runProbeChecks } from "../../provider/probe_checks.ts";
-import type { BlobArea } from "./blobs.ts";
+import { type BlobArea, listPages } from "./blobs.ts";
 import { isNoSuchKey, isPreconditionFailed, serverDateOf } from "./client.ts";
 import { S3ManifestStore } from "./manifests.ts";
 
@@ -222,12 +222,7 @@ async function clock(area: BlobArea, opts: ProbeOptions): Promise<string> {
 }
 
 async function cleanUp(area: BlobArea): Promise<void> {
-  const prefix = area.key("");
-  let token: string | undefined;
-  do {
-    const page = await area.s3.client.send(
-      new ListObjectsV2Command({ Bucket: area.bucket, Prefix: prefix, ContinuationToken: token }),
-    );
+  for await (const page of listPages(area, "", { what: "the probe area" })) {
     const keys = (page.Contents ?? []).flatMap((
       o,
     ) => (o.Key === undefined ? [] : [{ Key: o.Key }]));
@@ -240,6 +235,5 @@ async function cleanUp(area: BlobArea): Promise<void> {
         }
       });
     }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token !== undefined);
+  }
 }
