@@ -44,6 +44,32 @@ async function setUp(hint: string): Promise<{ s3: S3Sandbox; repo: Repo }> {
 
 Deno.test({
   name:
+    "S3 endpoint honouring conditional writes: caps --probe passes every check and leaves nothing",
+  ...s3TestOptions(),
+  async fn() {
+    await using s3 = await S3Sandbox.create("e2e-probe-ok");
+    const repo = await s3.sb.repo("a");
+    const before = [...(await s3.store.objects()).keys()];
+    const res = expectCode(await repo.run(["caps", "--probe", "--json"]), 0, "caps --probe");
+    const checks = expectJson(res, "modelsync.caps/1").probe as ProbeCheck[];
+    const names = checks.map((c) => c.name);
+    for (
+      const name of [
+        "conditional writes",
+        "concurrent create-if-absent",
+        "compare-and-swap",
+        "conditional delete",
+        "list-after-write",
+        "server clock",
+      ]
+    ) assert.ok(names.includes(name), `${name} is probed\n${describe(res)}`);
+    assert.ok(checks.every((c) => c.ok), describe(res));
+    assert.deepEqual([...(await s3.store.objects()).keys()], before, "the probe cleaned up");
+  },
+});
+
+Deno.test({
+  name:
     "S3 endpoint ignoring conditional writes: caps --probe names the failing checks and exits non-zero",
   ...s3TestOptions(),
   async fn() {
