@@ -10,7 +10,7 @@ import {
   describe,
   expectCode,
   expectJson,
-  type Repo,
+  Repo,
   reportByModel,
   type RunResult,
   snapshot,
@@ -48,7 +48,14 @@ Deno.test({
   ...s3TestOptions(),
   async fn() {
     await using s3 = await S3Sandbox.create("e2e-probe-ok");
-    const repo = await s3.sb.repo("a");
+    // init names an s3:// location as it is, not as "s3:s3://…".
+    const repo = new Repo(s3.sb, await s3.sb.dir("a"), {});
+    const init = expectCode(await repo.run(["init", "--datastore", s3.spec]), 0, "init");
+    assert.match(
+      init.stdout,
+      /with datastore s3:\/\/[^ ]+ \(endpoint http:\/\/127\.0\.0\.1:\d+\)\n/,
+    );
+    assert.doesNotMatch(init.stdout, /s3:s3:/);
     const before = [...(await s3.store.objects()).keys()];
     const res = expectCode(await repo.run(["caps", "--probe", "--json"]), 0, "caps --probe");
     const checks = expectJson(res, "modelsync.caps/1").probe as ProbeCheck[];
