@@ -27,7 +27,8 @@
 import { LeaseLostError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { formatRef } from "../model/ref.ts";
-import type { CallOptions, LockHandle, LockKey, LockRecord } from "../provider/contract.ts";
+import type { CallOptions } from "../provider/contract.ts";
+import type { LockHandle, LockKey, LockRecord } from "./records.ts";
 import { formatDuration } from "../duration.ts";
 
 /** The name of a lock key: `"global"` or the model's `type/id`. */

@@ -29,15 +29,15 @@
 import { InterruptedError, isRetryable, LockTimeoutError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
+import type { CallOptions, Capabilities } from "../provider/contract.ts";
 import type {
   AcquireResult,
-  Capabilities,
   LockHandle,
+  LockInfo,
   LockKey,
   LockRecord,
   LockRequest,
-  Provider,
-} from "../provider/contract.ts";
+} from "./records.ts";
 import { describeHolder, judgeLock } from "../provider/stale.ts";
 import { Backoff, runPool, sleep } from "../async.ts";
 import { formatDuration } from "../duration.ts";
@@ -53,9 +53,15 @@ export const SKEW_MARGIN_MS = 5_000;
 /** Which locks a run takes: per model, or one global lock. */
 export type LockPath = "scoped" | "global";
 
+/** Where the lock manager takes locks: a datastore's lock records. */
+export interface LockSource {
+  lock(key: LockKey): LockHandle;
+  listLocks(opts?: CallOptions): Promise<LockInfo[]>;
+}
+
 /** Everything a lock manager needs. */
 export interface LockManagerOptions {
-  provider: Provider;
+  provider: LockSource;
   /** Already read once by the caller (`readCapabilities`). */
   caps: Capabilities;
   /** Who we are, as written into lock records. */

@@ -17,11 +17,22 @@
  */
 export { describeLock, Lease, type LeaseOptions, lockKeyName } from "./lease.ts";
 export {
+  type AcquireResult,
+  type LockHandle,
+  type LockInfo,
+  type LockKey,
+  type LockRecord,
+  lockRecordKey,
+  type LockRequest,
+  RecordLocks,
+} from "./records.ts";
+export {
   DEFAULT_LOCK_TIMEOUT_MS,
   DEFAULT_TTL_MS,
   LockManager,
   type LockManagerOptions,
   type LockPath,
+  type LockSource,
   type ModelOutcome,
   type ModelWork,
   SKEW_MARGIN_MS,

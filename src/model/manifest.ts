@@ -39,12 +39,26 @@ export interface Committer {
   pid: number;
 }
 
-/** The committed state of one model. */
+/** The commit a manifest was made on. */
+export interface ParentRef {
+  generation: number;
+  commit: string;
+}
+
+/**
+ * The committed state of one model (datastore format 2): one commit. Its
+ * history record and, while it is current, the model's head hold it.
+ */
 export interface Manifest {
-  format: 1;
+  format: 2;
   /** `type/id` of the model, checked against the key it was stored under. */
   model: string;
+  /** Grows with every commit (not always by one: see design/sync.md). */
   generation: number;
+  /** Random id of this commit (hex), unique within the model. */
+  commit: string;
+  /** The commit this one replaced as the head, or null for the model's first. */
+  parent: ParentRef | null;
   /** Sorted by path, unique paths. Empty = tombstone. */
   files: FileEntry[];
   committedBy: Committer;
@@ -60,20 +74,45 @@ const fileSchema = z.object({
   executable: z.boolean(),
 }).strict();
 
+const COMMIT = /^[0-9a-f]{16,64}$/;
+const committerSchema = z.object({ holder: z.string(), host: z.string(), pid: z.number().int() });
+
 const manifestSchema = z.object({
+  format: z.literal(2),
+  model: z.string(),
+  generation: z.number().int().positive().max(999_999_999_999),
+  commit: z.string().regex(COMMIT),
+  parent: z.object({
+    generation: z.number().int().positive(),
+    commit: z.string().regex(COMMIT),
+  }).strict().nullable(),
+  files: z.array(fileSchema),
+  committedBy: committerSchema,
+  committedAt: z.string(),
+});
+
+/** A manifest of datastore format 1 (one object per model, no history), for `migrate`. */
+const format1Schema = z.object({
   format: z.literal(1),
   model: z.string(),
   generation: z.number().int().positive(),
   files: z.array(fileSchema),
-  committedBy: z.object({ holder: z.string(), host: z.string(), pid: z.number().int() }),
+  committedBy: committerSchema,
   committedAt: z.string(),
 });
 
 /**
  * Parses the text of a stored manifest: JSON, then {@linkcode parseManifest}.
- * `where` names the object in the datastore for the error (e.g. its path).
+ * `where` names the object in the datastore for the error (e.g. its key).
+ * With `format1`, a format-1 manifest is read instead (for `migrate`); it
+ * comes back as a first commit with a fresh id.
  */
-export function parseManifestText(text: string, model: ModelRef, where: string): Manifest {
+export function parseManifestText(
+  text: string,
+  model: ModelRef,
+  where: string,
+  opts: { format1?: boolean } = {},
+): Manifest {
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -84,11 +123,29 @@ export function parseManifestText(text: string, model: ModelRef, where: string):
       { cause: err },
     );
   }
+  if (opts.format1) {
+    const v1 = format1Schema.safeParse(data);
+    if (!v1.success) throw corruptShape(model, v1.error.issues[0]);
+    return parseManifest({ ...v1.data, format: 2, commit: newCommitId(), parent: null }, model);
+  }
   return parseManifest(data, model);
 }
 
 /** The largest generation a datastore stores (12 decimal digits). */
 export const MAX_GENERATION = 999_999_999_999;
+
+/** A fresh random commit id: 16 hex digits. */
+export function newCommitId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(8));
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+function corruptShape(model: ModelRef, issue: z.core.$ZodIssue): CorruptError {
+  return new CorruptError(
+    `Manifest of ${formatRef(model)} is corrupt (${issue.path.join(".") || "root"}: ` +
+      `${issue.message}); refusing it. Repair or re-push the model from a good copy.`,
+  );
+}
 
 /**
  * Checks the arguments of a provider's `commitManifest`: `expected` is a
@@ -101,10 +158,10 @@ export function assertCommitArgs(model: ModelRef, expected: number, manifest: Ma
   if (!Number.isInteger(expected) || expected < 0 || expected >= MAX_GENERATION) {
     throw new Error(`commitManifest(${key}): expected generation ${expected} is not valid.`);
   }
-  if (manifest.generation !== expected + 1) {
+  if (manifest.generation <= expected) {
     throw new Error(
-      `commitManifest(${key}): manifest generation ${manifest.generation} must be ` +
-        `expected + 1 = ${expected + 1}.`,
+      `commitManifest(${key}): manifest generation ${manifest.generation} must be above ` +
+        `the current ${expected}.`,
     );
   }
   if (manifest.model !== key) {
@@ -121,13 +178,7 @@ export function assertCommitArgs(model: ModelRef, expected: number, manifest: Ma
 export function parseManifest(data: unknown, model: ModelRef): Manifest {
   const key = formatRef(model);
   const parsed = manifestSchema.safeParse(data);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new CorruptError(
-      `Manifest of ${key} is corrupt (${issue.path.join(".") || "root"}: ${issue.message}); ` +
-        `refusing it. Repair or re-push the model from a good copy.`,
-    );
-  }
+  if (!parsed.success) throw corruptShape(model, parsed.error.issues[0]);
   const m = parsed.data as Manifest;
   if (m.model !== key) {
     throw new CorruptError(
@@ -174,7 +225,10 @@ export function parseManifest(data: unknown, model: ModelRef): Manifest {
   };
 }
 
-/** Builds a manifest with files sorted by path. */
+/**
+ * Builds a manifest with files sorted by path and a fresh commit id; the
+ * commit sets `parent` to the head it replaces.
+ */
 export function makeManifest(
   model: ModelRef,
   generation: number,
@@ -182,9 +236,11 @@ export function makeManifest(
   committedBy: Committer,
 ): Manifest {
   return {
-    format: 1,
+    format: 2,
     model: formatRef(model),
     generation,
+    commit: newCommitId(),
+    parent: null,
     files: [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
     committedBy,
     committedAt: new Date().toISOString(),

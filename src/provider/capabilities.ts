@@ -27,14 +27,16 @@ export const NO_CAPABILITIES: Readonly<Capabilities> = Object.freeze({
   scopedSync: false,
   atomicCommit: false,
   serverTime: false,
+  rangedReads: false,
   maxConcurrency: 4,
 });
 
 /** One-line meaning of each capability, for `caps`. */
 export const CAPABILITY_MEANINGS: Record<CapabilityName | "maxConcurrency", string> = {
   scopedSync: "per-model locks and commits are safe; writers of different models never wait",
-  atomicCommit: "manifest commits are a true compare-and-swap on the generation",
+  atomicCommit: "records are a true compare-and-swap, so commits and locks are safe",
   serverTime: "lock expiry is judged by the datastore's clock, not this machine's",
+  rangedReads: "blobs can be read by byte range",
   maxConcurrency: "suggested parallel transfers",
 };
 
@@ -104,10 +106,15 @@ export function readCapabilities(
           warnings.push(printable(r.limitation, 400));
         }
         const mc = r.maxConcurrency;
+        const res = r.clockResolutionMs;
         declared = {
           scopedSync: r.scopedSync === true,
           atomicCommit: r.atomicCommit === true,
           serverTime: r.serverTime === true,
+          rangedReads: r.rangedReads === true,
+          ...(typeof res === "number" && Number.isFinite(res) && res > 0
+            ? { clockResolutionMs: Math.min(res, 60_000) }
+            : {}),
           maxConcurrency: typeof mc === "number" && Number.isInteger(mc) && mc > 0
             ? Math.min(mc, 256)
             : NO_CAPABILITIES.maxConcurrency,
@@ -137,6 +144,12 @@ export function capabilityProblems(raw: unknown): string[] {
   const problems: string[] = [];
   for (const k of CAPABILITY_NAMES) {
     if (typeof r[k] !== "boolean") problems.push(`${k} must be a boolean`);
+  }
+  if (
+    r.clockResolutionMs !== undefined &&
+    (typeof r.clockResolutionMs !== "number" || !(r.clockResolutionMs >= 0))
+  ) {
+    problems.push("clockResolutionMs must be a non-negative number");
   }
   if (
     typeof r.maxConcurrency !== "number" || !Number.isInteger(r.maxConcurrency) ||

@@ -1,27 +1,44 @@
 /**
- * The provider contract (SPEC §4): what a datastore implementation offers.
+ * The provider contract, version 2 (SPEC §4, design/provider.md): what a
+ * datastore implementation offers. Two primitives and its capabilities:
  *
- * A provider module exports `{ type, configSchema, create(config, context) }`.
- * `create` returns a {@linkcode Provider}. Everything here is plain data and
- * interfaces, so third-party modules can implement it without importing any
- * built-in provider.
+ * - **blobs**: immutable, content-addressed (SHA-256) byte strings;
+ * - **records**: small documents under keys, changed only by
+ *   compare-and-swap on an opaque version token.
+ *
+ * Everything else (leases, manifest commits and history, the datastore
+ * marker, corrupt-record handling, the live probe) is written once above
+ * these, in `src/lock/`, `src/model/` and `src/provider/datastore.ts`.
+ *
+ * A provider module exports `{ type, configSchema, create(config, context) }`
+ * and optionally `parseSpec`. Everything here is plain data and interfaces,
+ * so third-party modules can implement it without importing any built-in
+ * provider.
  *
  * @module
  */
 import type { z } from "zod";
-import type { Manifest } from "../model/manifest.ts";
-import type { ModelRef } from "../model/ref.ts";
 
-/** What a datastore can do; plain data, read once per command by the lock manager. */
+/** What a datastore can do; plain data, read once per command. */
 export interface Capabilities {
-  /** Per-model locks and per-model atomic commits are safe; the global lock is skipped. */
+  /** Per-model locks and per-model commits are safe; the global lock is skipped. */
   scopedSync: boolean;
-  /** `commitManifest` is a true compare-and-swap. */
+  /**
+   * Records are a true compare-and-swap: of any number of concurrent
+   * conditional writers of one record, exactly one wins.
+   */
   atomicCommit: boolean;
-  /** Lock expiry is judged by the datastore's clock. */
+  /** `getRecord` returns the store's clock, and lock expiry is judged by it. */
   serverTime: boolean;
+  /** `getBlob` honours a byte range. */
+  rangedReads: boolean;
   /** Suggested parallel transfers. */
   maxConcurrency: number;
+  /**
+   * Resolution of the store's clock (e.g. 1000 for HTTP dates), counted
+   * against whoever judges a lease expired. 0 when absent.
+   */
+  clockResolutionMs?: number;
   /**
    * Optional: why this datastore declares less than its type usually can
    * (e.g. "the endpoint ignores conditional writes"), shown as a warning by
@@ -31,10 +48,15 @@ export interface Capabilities {
 }
 
 /** Names of the boolean capabilities, as accepted by `--disable-cap`. */
-export const CAPABILITY_NAMES = ["scopedSync", "atomicCommit", "serverTime"] as const;
+export const CAPABILITY_NAMES = [
+  "scopedSync",
+  "atomicCommit",
+  "serverTime",
+  "rangedReads",
+] as const;
 export type CapabilityName = typeof CAPABILITY_NAMES[number];
 
-/** Per-call options: every datastore call honours the signal and its own deadline. */
+/** Per-call options: every datastore call honours the signal. */
 export interface CallOptions {
   signal?: AbortSignal;
 }
@@ -44,142 +66,120 @@ export type BlobSource =
   | { kind: "file"; path: string; size: number }
   | { kind: "bytes"; bytes: Uint8Array };
 
-/** One model in a manifest listing: its ref and an opaque version token. */
-export interface ManifestListing {
-  model: ModelRef;
-  /**
-   * Opaque token that changes whenever a new manifest is committed for the
-   * model. Compared with the token kept in the base for the zero-diff fast path.
-   */
+/** A byte range of a blob: `length` bytes from `offset`. */
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+/** Options of `getBlob`. */
+export interface GetBlobOptions extends CallOptions {
+  /** Only with the `rangedReads` capability. */
+  range?: ByteRange;
+}
+
+/** One stored blob, as listed (for `gc` and `verify`). */
+export interface BlobListing {
+  hash: string;
+  size: number;
+  /** When it was stored (the store's clock where it has one); for gc's grace period. */
+  modifiedMs: number;
+}
+
+/** One page of a listing; `cursor` continues it (absent: the last page). */
+export interface Page<T> {
+  items: T[];
+  cursor?: string;
+}
+
+/** Options of a paged listing. */
+export interface ListOptions extends CallOptions {
+  /** The `cursor` of the previous page. */
+  cursor?: string;
+}
+
+/**
+ * A record as read: its bytes, its version token and, where the store has a
+ * clock, the store's view of time.
+ */
+export interface StoredRecord {
+  bytes: Uint8Array;
+  /** Opaque; changes on every write of the record, never repeats for one key. */
   version: string;
+  /** When the store wrote this version, by the store's clock (or the file system's). */
+  modifiedMs?: number;
+  /** The store's clock when it answered (only with the `serverTime` capability). */
+  storeNowMs?: number;
 }
 
-/** A manifest with its version token. */
-export interface StoredManifest {
-  manifest: Manifest;
-  version: string;
-}
-
-/** The lock keys: the global key, or one model. */
-export type LockKey = { kind: "global" } | { kind: "model"; model: ModelRef };
-
-/** Who asks for a lock. */
-export interface LockRequest {
-  holder: string;
-  host: string;
-  pid: number;
-  operation: string;
-  ttlMs: number;
-}
-
-/** A lock record as stored in the datastore. */
-export interface LockRecord {
-  /** `"global"` or the model's `type/id`. */
+/** One record in a listing: key and version, no body. */
+export interface RecordListing {
   key: string;
-  holder: string;
-  host: string;
-  pid: number;
-  operation: string;
-  /** ISO timestamps. */
-  acquiredAt: string;
-  renewedAt: string;
-  ttlMs: number;
-  /** Random per acquisition; release and force-release check it. */
-  nonce: string;
+  version: string;
+  /** When the store wrote this version, where known. */
+  modifiedMs?: number;
 }
 
-/** A lock record with the provider's judgement of it. */
-export interface LockInfo {
-  record: LockRecord;
-  /** Expired (by server clock, or local clock plus skew margin) or same host and pid gone. */
-  stale: boolean;
-  /** Why it is stale, e.g. "expired 12s ago" or "pid 4242 on this host is gone". */
-  staleReason?: string;
-  /** Milliseconds since acquiredAt. */
-  ageMs: number;
-  /** Milliseconds until expiry; negative when expired. */
-  ttlLeftMs: number;
-}
-
-/** Outcome of one attempt to take a lock. */
-export type AcquireResult =
-  | { acquired: true; record: LockRecord; tookOver?: LockRecord }
-  | { acquired: false; current: LockInfo };
-
-/** One lock key in one datastore. Obtained from `Provider.lock(key)`. */
-export interface LockHandle {
-  readonly key: LockKey;
-  /**
-   * Tries once, without waiting. A free key is created exclusively; a stale
-   * record is taken over by compare-and-swap (never a blind delete) and
-   * reported in `tookOver`; a live record is returned in `current`.
-   */
-  tryAcquire(req: LockRequest, opts?: CallOptions): Promise<AcquireResult>;
-  /**
-   * Extends the lease by compare-and-swap on the record. Throws
-   * `LeaseLostError` when the record is gone or carries another nonce.
-   */
-  renew(nonce: string, opts?: CallOptions): Promise<LockRecord>;
-  /** Releases the lock when it still carries `nonce`; otherwise does nothing. */
-  release(nonce: string, opts?: CallOptions): Promise<void>;
-  /** The current record with its judgement, or null when free. */
-  inspect(opts?: CallOptions): Promise<LockInfo | null>;
-  /**
-   * Deletes the record only when it still carries `nonce` (operator's force
-   * release). Returns false when the holder changed or the lock is free.
-   */
-  forceRelease(nonce: string, opts?: CallOptions): Promise<boolean>;
-}
-
-/** A datastore. */
+/**
+ * A datastore: the two primitives.
+ *
+ * Keys are `/`-separated segments of `[A-Za-z0-9._@-]` (never empty, `.` or
+ * `..`); no key is a prefix-directory of another (`a/b` and `a/b/c` never
+ * both exist). Record bodies are never empty.
+ */
 export interface Provider {
   readonly type: string;
 
   /** Which of `hashes` are stored. Implementations batch the checks. */
   hasBlobs(hashes: string[], opts?: CallOptions): Promise<Set<string>>;
   /**
-   * Stores a blob under its SHA-256 unless it is already there. The provider
-   * verifies the content hashes to `hash` before it becomes visible, and
-   * throws `ContentChangedError` when it does not.
+   * Stores a blob under its SHA-256 unless it is already there. Verifies
+   * the content hashes to `hash` before it becomes visible, and throws
+   * `ContentChangedError` when it does not. A stored blob never changes.
    */
   putBlob(hash: string, source: BlobSource, opts?: CallOptions): Promise<void>;
-  /** Streams a blob. Throws `NotFoundError` when it is missing. */
-  getBlob(hash: string, opts?: CallOptions): Promise<ReadableStream<Uint8Array>>;
+  /** Streams a blob (or a range of it). Throws `NotFoundError` when it is missing. */
+  getBlob(hash: string, opts?: GetBlobOptions): Promise<ReadableStream<Uint8Array>>;
+  /** Lists stored blobs, a page at a time, in no particular order. */
+  listBlobs(opts?: ListOptions): Promise<Page<BlobListing>>;
+  /** Deletes a blob (for `gc`); a missing blob is fine. */
+  deleteBlob(hash: string, opts?: CallOptions): Promise<void>;
 
-  /** Every model with a manifest and its version token, without reading bodies. */
-  listManifests(opts?: CallOptions): Promise<ManifestListing[]>;
-  /** The current manifest of a model, or null when it has none. Throws `CorruptError`. */
-  getManifest(model: ModelRef, opts?: CallOptions): Promise<StoredManifest | null>;
+  /** The record under `key`, or null when there is none. */
+  getRecord(key: string, opts?: CallOptions): Promise<StoredRecord | null>;
+  /** Creates `key` if absent: its new version, or null when the key exists. */
+  createRecord(key: string, bytes: Uint8Array, opts?: CallOptions): Promise<string | null>;
   /**
-   * Commits `manifest` (whose generation must be `expectedGeneration + 1`)
-   * only if `expectedGeneration` is still current (0 = the model has no
-   * manifest yet). Throws `ConflictError` with `current` on a lost race.
+   * Replaces `key` only if its version is still `version`: the new version,
+   * or null when the record changed or is gone.
    */
-  commitManifest(
-    model: ModelRef,
-    expectedGeneration: number,
-    manifest: Manifest,
+  replaceRecord(
+    key: string,
+    bytes: Uint8Array,
+    version: string,
     opts?: CallOptions,
-  ): Promise<{ version: string }>;
-
-  /** A handle on one lock key. Cheap; does no I/O. */
-  lock(key: LockKey): LockHandle;
-  /** Every lock record (global and per model) with its judgement. */
-  listLocks(opts?: CallOptions): Promise<LockInfo[]>;
+  ): Promise<string | null>;
+  /** Deletes `key` only if its version is still `version`: false when it changed or is gone. */
+  deleteRecord(key: string, version: string, opts?: CallOptions): Promise<boolean>;
+  /**
+   * Lists the records whose keys start with `prefix` (keys and versions, no
+   * bodies), a page at a time, sorted by key. A record written before the
+   * call started is listed (list-after-write).
+   */
+  listRecords(prefix: string, opts?: ListOptions): Promise<Page<RecordListing>>;
 
   /** Type and location, secrets redacted. */
   describe(): { type: string; location: string };
   /** What the datastore can do. Optional: missing means all false. */
   capabilities?(): Capabilities;
-  /** Checks the datastore exists and is initialised (`modelsync.json`). Throws `NotFoundError`. */
-  open(opts?: CallOptions): Promise<void>;
-  /** Creates the datastore marker `modelsync.json` with create-if-absent. */
-  init(opts?: CallOptions): Promise<void>;
   /**
-   * Live checks of the declared capabilities for `caps --probe`. Each check
-   * says what it tested and whether it held.
+   * Checks the store is reachable and exists (a directory, a bucket).
+   * Throws `NotFoundError` (exit 3) when it does not. The datastore marker
+   * is read above the provider.
    */
-  probe?(opts?: CallOptions): Promise<ProbeCheck[]>;
+  open(opts?: CallOptions): Promise<void>;
+  /** Creates what the store needs before its first record (a directory); idempotent. */
+  init(opts?: CallOptions): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -198,11 +198,9 @@ export interface ProviderContext {
   callTimeoutMs: number;
   /** Aborted when the command is interrupted. */
   signal?: AbortSignal;
-  /** This host's name and this process's pid, for lock records and stale checks. */
+  /** This host's name and this process's pid. */
   host: string;
   pid: number;
-  /** Clock-skew margin added before a lock judged by the local clock is stale. */
-  skewMarginMs: number;
   /** Directory of the repository (for resolving relative paths in config). */
   baseDir: string;
 }
@@ -212,5 +210,12 @@ export interface ProviderModule<C = unknown> {
   type: string;
   /** Validates the `datastore:` block of `modelsync.yaml` (without `type`). */
   configSchema: z.ZodType<C>;
+  /**
+   * Turns this type's datastore spec (what follows `TYPE:`, or the whole
+   * URL for URL-like specs such as `s3://bucket/prefix`) into config keys.
+   * Throws `UsageError` naming the problem. Optional: without it only the
+   * mapping form of `modelsync.yaml` works.
+   */
+  parseSpec?(spec: string, ctx: { baseDir: string }): Record<string, unknown>;
   create(config: C, context: ProviderContext): Provider | Promise<Provider>;
 }

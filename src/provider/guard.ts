@@ -4,9 +4,9 @@
  * (SPEC §7), and idempotent reads and blob transfers are retried with capped
  * exponential backoff and jitter on transient faults.
  *
- * Compare-and-swap writes (`commitManifest`, lock changes) are never retried
- * here: a lost reply may hide a success, and their callers already handle a
- * conflict (rebase) or a busy lock (the lock manager's wait).
+ * Compare-and-swap writes of records (create, replace, delete) are never
+ * retried here: a lost reply may hide a success, and their callers already
+ * handle a conflict (rebase) or a busy lock (the lock manager's wait).
  *
  * @example
  * ```ts
@@ -21,19 +21,22 @@ import { Backoff, sleep } from "../async.ts";
 import { InFlight, type InFlightCall } from "./_in_flight.ts";
 import { formatDuration } from "../duration.ts";
 import { DatastoreError, isRetryable } from "../errors.ts";
-import type { Manifest } from "../model/manifest.ts";
-import type { ModelRef } from "../model/ref.ts";
 import type {
-  AcquireResult,
+  BlobListing,
   BlobSource,
   CallOptions,
   Capabilities,
-  LockHandle,
-  LockKey,
-  LockRequest,
+  GetBlobOptions,
+  ListOptions,
+  Page,
   Provider,
-  StoredManifest,
+  RecordListing,
+  StoredRecord,
 } from "./contract.ts";
+
+function withCursor(c: CallOptions, opts: ListOptions | undefined): ListOptions {
+  return opts?.cursor === undefined ? c : { ...c, cursor: opts.cursor };
+}
 
 /** Tuning of {@linkcode guardProvider}. */
 export interface GuardOptions {
@@ -60,7 +63,6 @@ class GuardedProvider implements Provider {
   readonly #inFlight = new InFlight();
   readonly type: string;
   capabilities?: () => Capabilities;
-  probe?: Provider["probe"];
 
   constructor(inner: Provider, opts: GuardOptions) {
     this.#inner = inner;
@@ -73,9 +75,6 @@ class GuardedProvider implements Provider {
     };
     // Keep a missing capabilities() missing: readCapabilities warns about it.
     if (typeof inner.capabilities === "function") this.capabilities = () => inner.capabilities!();
-    if (typeof inner.probe === "function") {
-      this.probe = (o) => this.#call("probe", o, (c) => inner.probe!(c), { scale: 4 });
-    }
   }
 
   hasBlobs(hashes: string[], opts?: CallOptions): Promise<Set<string>> {
@@ -90,10 +89,14 @@ class GuardedProvider implements Provider {
     });
   }
 
-  async getBlob(hash: string, opts?: CallOptions): Promise<ReadableStream<Uint8Array>> {
-    const body = await this.#call("getBlob", opts, (c) => this.#inner.getBlob(hash, c), {
-      retry: true,
-    });
+  async getBlob(hash: string, opts?: GetBlobOptions): Promise<ReadableStream<Uint8Array>> {
+    const range = opts?.range;
+    const body = await this.#call(
+      "getBlob",
+      opts,
+      (c) => this.#inner.getBlob(hash, range === undefined ? c : { ...c, range }),
+      { retry: true },
+    );
     // The call returns once the body starts; a body that then stalls gets a
     // deadline of its own: no chunk for callTimeoutMs fails the download.
     return withIdleDeadline(body, {
@@ -103,55 +106,62 @@ class GuardedProvider implements Provider {
     });
   }
 
-  listManifests(opts?: CallOptions) {
-    return this.#call("listManifests", opts, (c) => this.#inner.listManifests(c), { retry: true });
-  }
-
-  getManifest(model: ModelRef, opts?: CallOptions): Promise<StoredManifest | null> {
-    return this.#call("getManifest", opts, (c) => this.#inner.getManifest(model, c), {
+  listBlobs(opts?: ListOptions): Promise<Page<BlobListing>> {
+    return this.#call("listBlobs", opts, (c) => this.#inner.listBlobs(withCursor(c, opts)), {
       retry: true,
     });
   }
 
-  commitManifest(
-    model: ModelRef,
-    expectedGeneration: number,
-    manifest: Manifest,
+  deleteBlob(hash: string, opts?: CallOptions): Promise<void> {
+    // Deleting twice is harmless: retried.
+    return this.#call("deleteBlob", opts, (c) => this.#inner.deleteBlob(hash, c), { retry: true });
+  }
+
+  getRecord(key: string, opts?: CallOptions): Promise<StoredRecord | null> {
+    return this.#call("getRecord", opts, (c) => this.#inner.getRecord(key, c), { retry: true });
+  }
+
+  createRecord(key: string, bytes: Uint8Array, opts?: CallOptions): Promise<string | null> {
+    // Never retried (a lost answer may hide a success). If the deadline fires
+    // but the store still creates the record later, the create is undone, so
+    // that what the caller was told (it failed) stays true: nobody else has
+    // seen a record that was never reported as made unless they built on it,
+    // and then the delete on its version is refused.
+    let late: Promise<string | null> | undefined;
+    return this.#call("createRecord", opts, (c) => (late = this.#inner.createRecord(key, bytes, c)))
+      .catch((err) => {
+        late?.then((v) => (v === null ? undefined : this.#inner.deleteRecord(key, v)))
+          .catch(() => {});
+        throw err;
+      });
+  }
+
+  replaceRecord(
+    key: string,
+    bytes: Uint8Array,
+    version: string,
     opts?: CallOptions,
-  ) {
+  ): Promise<string | null> {
     return this.#call(
-      "commitManifest",
+      "replaceRecord",
       opts,
-      (c) => this.#inner.commitManifest(model, expectedGeneration, manifest, c),
+      (c) => this.#inner.replaceRecord(key, bytes, version, c),
     );
   }
 
-  lock(key: LockKey): LockHandle {
-    const h = this.#inner.lock(key);
-    return {
-      key: h.key,
-      tryAcquire: (req: LockRequest, o?: CallOptions) => {
-        // If the deadline fires but the datastore still creates the record
-        // later, nobody would own it: release it as soon as it shows up.
-        let late: Promise<AcquireResult> | undefined;
-        return this.#call("lock acquire", o, (c) => (late = h.tryAcquire(req, c))).catch((err) => {
-          late?.then((r) => (r.acquired ? h.release(r.record.nonce) : undefined)).catch(() => {});
-          throw err;
-        });
-      },
-      renew: (nonce: string, o?: CallOptions) =>
-        this.#call("lock renew", o, (c) => h.renew(nonce, c)),
-      release: (nonce: string, o?: CallOptions) =>
-        this.#call("lock release", o, (c) => h.release(nonce, c)),
-      inspect: (o?: CallOptions) =>
-        this.#call("lock inspect", o, (c) => h.inspect(c), { retry: true }),
-      forceRelease: (nonce: string, o?: CallOptions) =>
-        this.#call("lock force-release", o, (c) => h.forceRelease(nonce, c)),
-    };
+  deleteRecord(key: string, version: string, opts?: CallOptions): Promise<boolean> {
+    return this.#call("deleteRecord", opts, (c) => this.#inner.deleteRecord(key, version, c));
   }
 
-  listLocks(opts?: CallOptions) {
-    return this.#call("listLocks", opts, (c) => this.#inner.listLocks(c), { retry: true });
+  listRecords(prefix: string, opts?: ListOptions): Promise<Page<RecordListing>> {
+    return this.#call(
+      "listRecords",
+      opts,
+      (c) => this.#inner.listRecords(prefix, withCursor(c, opts)),
+      {
+        retry: true,
+      },
+    );
   }
 
   describe() {
@@ -163,7 +173,7 @@ class GuardedProvider implements Provider {
   }
 
   init(opts?: CallOptions): Promise<void> {
-    return this.#call("init", opts, (c) => this.#inner.init(c));
+    return this.#call("init", opts, (c) => this.#inner.init(c), { retry: true });
   }
 
   close(): Promise<void> {

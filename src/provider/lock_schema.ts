@@ -1,7 +1,6 @@
 /**
- * The stored form of a lock record, shared by the built-in providers that
- * keep lock records as JSON documents (filesystem, S3): the
- * {@linkcode LockRecord} fields plus `seq`, a write counter (0 when absent).
+ * The stored form of a lock record (a JSON document in the lock's record),
+ * shared by everything that reads lock records.
  *
  * @example
  * ```ts
@@ -11,15 +10,15 @@
  *   acquiredAt: "2026-01-01T00:00:00.000Z", renewedAt: "2026-01-01T00:00:00.000Z",
  *   ttlMs: 30000, nonce: "n1",
  * });
- * console.log(r.seq); // 0
+ * console.log(r.holder); // ci
  * ```
  * @module
  */
 import { z } from "zod";
-import type { LockRecord } from "./contract.ts";
+import type { LockRecord } from "../lock/records.ts";
 
-/** A lock record as stored: {@linkcode LockRecord} plus a write counter `seq`. */
-export const storedLockRecordSchema: z.ZodType<LockRecord & { seq: number }, unknown> = z.object({
+/** A lock record as stored. Unknown keys are ignored (a newer version may add some). */
+export const storedLockRecordSchema: z.ZodType<LockRecord, unknown> = z.object({
   key: z.string(),
   holder: z.string(),
   host: z.string(),
@@ -29,10 +28,10 @@ export const storedLockRecordSchema: z.ZodType<LockRecord & { seq: number }, unk
   renewedAt: z.string(),
   ttlMs: z.number().int().positive(),
   nonce: z.string().min(1),
-  seq: z.number().int().nonnegative().default(0),
+  repo: z.string().optional(),
 });
 
-/** The record without the stored-only `seq`, as the contract returns it. */
+/** The record with exactly the contract's fields. */
 export function publicRecord(r: LockRecord): LockRecord {
   return {
     key: r.key,
@@ -44,5 +43,6 @@ export function publicRecord(r: LockRecord): LockRecord {
     renewedAt: r.renewedAt,
     ttlMs: r.ttlMs,
     nonce: r.nonce,
+    ...(r.repo === undefined ? {} : { repo: r.repo }),
   };
 }

@@ -1,7 +1,8 @@
 /**
- * What a provider author needs (the package's `testing` export): the
- * provider contract, the errors a provider throws, lock judgement,
- * capability reading, manifest validation, and the conformance kit.
+ * What a provider author needs (the package's `./testing` and `./provider`
+ * exports): the provider contract (two primitives: blobs and records), the
+ * errors a provider throws, capability reading, the datastore protocol built
+ * on top (to run it against a provider), and the conformance kit.
  *
  * @example
  * ```ts ignore
@@ -12,22 +13,21 @@
  * @module
  */
 export type {
-  AcquireResult,
+  BlobListing,
   BlobSource,
+  ByteRange,
   CallOptions,
   Capabilities,
   CapabilityName,
-  LockHandle,
-  LockInfo,
-  LockKey,
-  LockRecord,
-  LockRequest,
-  ManifestListing,
+  GetBlobOptions,
+  ListOptions,
+  Page,
   ProbeCheck,
   Provider,
   ProviderContext,
   ProviderModule,
-  StoredManifest,
+  RecordListing,
+  StoredRecord,
 } from "./contract.ts";
 export { CAPABILITY_NAMES } from "./contract.ts";
 export {
@@ -37,22 +37,17 @@ export {
   DatastoreError,
   LeaseLostError,
   NotFoundError,
+  UsageError,
 } from "../errors.ts";
-export { describeHolder, judgeLock, type JudgeOptions, pidAlive, printable } from "./stale.ts";
+export { hashBytes } from "../model/hash.ts";
 export {
   capabilityProblems,
   type CapabilityReading,
   NO_CAPABILITIES,
   readCapabilities,
 } from "./capabilities.ts";
-export {
-  type Committer,
-  type FileEntry,
-  makeManifest,
-  type Manifest,
-  parseManifest,
-} from "../model/manifest.ts";
-export type { ModelRef } from "../model/ref.ts";
+export { Datastore, type DatastoreContext } from "./datastore.ts";
+export { runProbe } from "./probe.ts";
 export {
   type ConformanceCheck,
   conformanceChecks,

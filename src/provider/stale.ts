@@ -16,7 +16,7 @@
  * @module
  */
 import process from "node:process";
-import type { LockInfo, LockRecord } from "./contract.ts";
+import type { LockInfo, LockRecord } from "../lock/records.ts";
 
 /** How to judge: whose clock, and which host we are on. */
 export interface JudgeOptions {

@@ -1,12 +1,13 @@
 /**
- * The provider registry: maps a datastore type to its provider module,
- * loaded with `import()` so only the provider in use is loaded.
+ * The provider registry: a table of datastore types and lazy imports of
+ * their modules, so only the provider in use is loaded. Each module parses
+ * its own spec form and describes its own location.
  *
  * @example
  * ```ts
  * import { createProvider } from "./mod.ts";
  * const p = await createProvider({ type: "filesystem", path: "/tmp/store" }, {
- *   callTimeoutMs: 30_000, host: "h", pid: 1, skewMarginMs: 2_000, baseDir: "/",
+ *   callTimeoutMs: 30_000, host: "h", pid: 1, baseDir: "/",
  * });
  * console.log(p.describe()); // { type: "filesystem", location: "/tmp/store" }
  * ```
@@ -16,31 +17,35 @@ import type { z } from "zod";
 import { UsageError } from "../errors.ts";
 import type { Provider, ProviderContext, ProviderModule } from "../provider/contract.ts";
 import { guardProvider } from "../provider/guard.ts";
+import { redactSpec } from "../repo/datastore_spec.ts";
 
-/** Every datastore type this version knows of (some may not be available yet). */
-export const KNOWN_PROVIDER_TYPES: readonly string[] = ["filesystem", "s3", "postgres"];
+type Load = () => Promise<ProviderModule<unknown>>;
+
+/** Every datastore type this version can open, and how to load it. */
+const REGISTRY: Record<string, Load> = {
+  filesystem: async () => (await import("./filesystem/mod.ts")).filesystemProvider as never,
+  s3: async () => (await import("./s3/mod.ts")).s3Provider as never,
+  module: async () => (await import("./module/mod.ts")).moduleProvider as never,
+};
+
+/** Every datastore type this version can open. */
+export const PROVIDER_TYPES: readonly string[] = Object.keys(REGISTRY);
 
 /** Types named in the spec that a later version provides. */
-const NOT_YET = new Set(["postgres"]);
+const NOT_YET = new Set(["postgres", "azure"]);
 
 /** Loads the provider module of a datastore type; UsageError for an unknown one. */
-export async function loadProviderModule(type: string): Promise<ProviderModule<unknown>> {
-  if (type === "filesystem") {
-    const { filesystemProvider } = await import("./filesystem/mod.ts");
-    return filesystemProvider as ProviderModule<unknown>;
-  }
-  if (type === "s3") {
-    const { s3Provider } = await import("./s3/mod.ts");
-    return s3Provider as ProviderModule<unknown>;
-  }
+export function loadProviderModule(type: string): Promise<ProviderModule<unknown>> {
+  const load = REGISTRY[type];
+  if (load !== undefined) return load();
   if (NOT_YET.has(type)) {
     throw new UsageError(
-      `Datastore type ${type} is not available in this version of modelsync; use filesystem:/path.`,
+      `Datastore type ${type} is not available in this version of modelsync; use one of ` +
+        `${PROVIDER_TYPES.filter((t) => t !== "module").join(", ")}.`,
     );
   }
   throw new UsageError(
-    `Unknown datastore type ${JSON.stringify(type)}: use one of ` +
-      `${KNOWN_PROVIDER_TYPES.join(", ")}.`,
+    `Unknown datastore type ${JSON.stringify(type)}: use one of ${PROVIDER_TYPES.join(", ")}.`,
   );
 }
 
@@ -64,31 +69,51 @@ export function configProblem(error: z.ZodError, config: Record<string, unknown>
 }
 
 /**
- * Loads the module for `config.type`, validates the rest of the config with
- * its schema, and creates the provider, wrapped so that every call has a
- * deadline (`context.callTimeoutMs`). Config errors are UsageErrors (exit 2).
+ * The provider config of a datastore: a spec string is parsed by its
+ * module's `parseSpec`; a mapping is taken as is. Config errors are
+ * UsageErrors (exit 2) naming where the datastore came from.
+ */
+export async function resolveDatastore(
+  config: { type: string } & Record<string, unknown>,
+): Promise<{ mod: ProviderModule<unknown>; config: unknown }> {
+  const { type, spec, baseDir, ...rest } = config;
+  if (typeof type !== "string" || type === "") {
+    throw new UsageError(
+      `Invalid datastore config in modelsync.yaml: "type" is required (one of ` +
+        `${PROVIDER_TYPES.join(", ")}).`,
+    );
+  }
+  const mod = await loadProviderModule(type);
+  let keys: Record<string, unknown> = rest;
+  let where = "datastore config in modelsync.yaml";
+  if (typeof spec === "string") {
+    where = `datastore ${JSON.stringify(redactSpec(spec))}`;
+    if (mod.parseSpec === undefined) {
+      throw new UsageError(
+        `Invalid ${where}: the ${type} provider has no spec form; configure it as a mapping ` +
+          `in modelsync.yaml (datastore: {type: ${type}, ...}).`,
+      );
+    }
+    keys = mod.parseSpec(spec, { baseDir: typeof baseDir === "string" ? baseDir : Deno.cwd() });
+  }
+  const parsed = mod.configSchema.safeParse(keys);
+  if (!parsed.success) {
+    throw new UsageError(`Invalid ${where}: ${configProblem(parsed.error, keys)}.`);
+  }
+  return { mod, config: parsed.data };
+}
+
+/**
+ * Loads the module for `config.type`, validates its config, and creates the
+ * provider, wrapped so that every call has a deadline
+ * (`context.callTimeoutMs`) and idempotent calls retry transient faults.
  */
 export async function createProvider(
   config: { type: string } & Record<string, unknown>,
   context: ProviderContext,
 ): Promise<Provider> {
-  const { type, ...rest } = config;
-  if (typeof type !== "string" || type === "") {
-    throw new UsageError(
-      `Invalid datastore config in modelsync.yaml: "type" is required (one of ` +
-        `${KNOWN_PROVIDER_TYPES.join(", ")}).`,
-    );
-  }
-  const mod = await loadProviderModule(type);
-  const parsed = mod.configSchema.safeParse(rest);
-  if (!parsed.success) {
-    throw new UsageError(
-      `Invalid datastore config in modelsync.yaml: ${configProblem(parsed.error, rest)}.`,
-    );
-  }
-  // Every call to any datastore gets a deadline, and idempotent calls retry
-  // transient faults, in this one place (src/provider/guard.ts).
-  return guardProvider(await mod.create(parsed.data, context), {
+  const { mod, config: parsed } = await resolveDatastore(config);
+  return guardProvider(await mod.create(parsed, context), {
     callTimeoutMs: context.callTimeoutMs,
   });
 }

@@ -22,7 +22,7 @@ import { NotFoundError, UsageError } from "../errors.ts";
 import { pathProblem } from "../model/path.ts";
 import { CAPABILITY_NAMES } from "../provider/contract.ts";
 import { parseDuration } from "../duration.ts";
-import { type DatastoreConfig, localPath, parseDatastoreSpec } from "./datastore_spec.ts";
+import { type DatastoreConfig, parseDatastoreSpec, redactSpec } from "./datastore_spec.ts";
 
 export type { DatastoreConfig } from "./datastore_spec.ts";
 
@@ -187,7 +187,7 @@ export async function loadConfig(
     }
     datastore = typeof c.datastore === "string"
       ? parseDatastoreSpec(c.datastore, repoDir)
-      : resolveDatastorePaths(c.datastore as DatastoreConfig, repoDir);
+      : c.datastore as DatastoreConfig;
   }
   return {
     datastore,
@@ -198,18 +198,6 @@ export async function loadConfig(
     ...(c.disableCaps === undefined ? {} : { disableCaps: c.disableCaps }),
     ...(c.holder === undefined ? {} : { holder: c.holder }),
   };
-}
-
-/** Resolves relative `path` (filesystem) and `module` (module) keys against the repository. */
-function resolveDatastorePaths(ds: DatastoreConfig, repoDir: string): DatastoreConfig {
-  const out: DatastoreConfig = { ...ds };
-  if (ds.type === "filesystem" && typeof ds.path === "string" && ds.path !== "") {
-    out.path = localPath(ds.path, repoDir);
-  }
-  if (ds.type === "module" && typeof ds.module === "string" && ds.module !== "") {
-    out.module = localPath(ds.module, repoDir);
-  }
-  return out;
 }
 
 function describeIssue(issue: z.core.$ZodIssue, data: unknown): string {
@@ -319,9 +307,8 @@ async function reconcile(
 }
 
 function describeDatastore(ds: DatastoreConfig): string {
-  if (ds.type === "filesystem" && typeof ds.path === "string") return `filesystem:${ds.path}`;
-  if (ds.type === "s3") return `s3://${ds.bucket}/${ds.prefix ?? ""}`;
-  return ds.type; // postgres URLs may hold credentials: never print them
+  // A spec may hold credentials (user info, a query): never print them.
+  return typeof ds.spec === "string" ? redactSpec(ds.spec) : `a ${ds.type} datastore`;
 }
 
 function sameValue(a: unknown, b: unknown): boolean {

@@ -1,6 +1,9 @@
 /**
- * Datastore specs: `filesystem:/path`, `s3://bucket/prefix`, `postgres://…`,
- * a bare path, or `TYPE:location` for other provider types.
+ * Datastore specs as written on the command line or in `modelsync.yaml`:
+ * `filesystem:/path`, `s3://bucket/prefix`, `TYPE:location`, a file URL or a
+ * bare path. Only the type is read here; the provider module of that type
+ * parses the rest (its `parseSpec`), so provider-specific knowledge stays in
+ * `src/providers/`.
  *
  * @module
  */
@@ -8,88 +11,54 @@ import { join, resolve } from "node:path";
 import { homedir } from "node:os";
 import { UsageError } from "../errors.ts";
 
-/** Where the data lives: a provider type and its provider-specific keys. */
+/**
+ * Where the data lives: a provider type and its provider-specific keys, or
+ * a `spec` string its provider module parses (relative paths against
+ * `baseDir`).
+ */
 export interface DatastoreConfig {
   type: string;
+  /** A spec string, parsed by the provider module when it is created. */
+  spec?: string;
+  /** The directory relative paths in `spec` are relative to. */
+  baseDir?: string;
   [key: string]: unknown;
 }
 
-const SPEC_HELP = "Use filesystem:/path, s3://bucket/prefix or postgres://host/db.";
+const SPEC_HELP = "Use filesystem:/path or s3://bucket/prefix.";
 
 /**
- * Parses a datastore spec. Relative filesystem paths resolve against
- * `baseDir`; `~/` against the home directory.
+ * Reads the type of a datastore spec. URL-like specs (`s3://…`) name their
+ * type by scheme; `TYPE:rest` names it before the colon (`fs` is
+ * `filesystem`); anything else (a path, a `file://` URL) is a filesystem.
  *
  * @example
  * ```ts
  * import { parseDatastoreSpec } from "./datastore_spec.ts";
- * parseDatastoreSpec("filesystem:store", "/repo"); // { type: "filesystem", path: "/repo/store" }
- * parseDatastoreSpec("s3://bucket/team/models", "/repo"); // { type: "s3", bucket: "bucket", prefix: "team/models" }
+ * parseDatastoreSpec("s3://bucket/team", "/repo").type; // "s3"
+ * parseDatastoreSpec("store", "/repo").type; // "filesystem"
  * ```
  */
 export function parseDatastoreSpec(spec: string, baseDir: string): DatastoreConfig {
   const text = spec.trim();
   if (text === "") throw new UsageError(`Invalid datastore "": it is empty. ${SPEC_HELP}`);
-  const bad = (why: string) =>
-    new UsageError(`Invalid datastore ${JSON.stringify(redactSpec(spec))}: ${why}. ${SPEC_HELP}`);
-  const lower = text.toLowerCase();
-  if (lower.startsWith("file://")) {
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch {
-      throw bad("it is not a valid file:// URL");
-    }
-    if (url.host !== "" && url.host !== "localhost") throw bad("a file:// URL cannot name a host");
-    return { type: "filesystem", path: decodeURIComponent(url.pathname) };
+  const m = /^([a-z][a-z0-9+.-]*):(\/\/)?/i.exec(text);
+  let type = "filesystem";
+  if (m !== null && m[1].length > 1) {
+    type = m[1].toLowerCase();
+    if (type === "fs" || type === "file") type = "filesystem";
+    if (type === "postgresql") type = "postgres";
   }
-  if (lower.startsWith("s3://")) return parseS3(text, bad);
-  if (lower.startsWith("postgres://") || lower.startsWith("postgresql://")) {
-    return { type: "postgres", url: text };
-  }
-  const scheme = /^([a-z][a-z0-9+.-]*):(.*)$/i.exec(text);
-  if (scheme !== null && scheme[1].length > 1) {
-    const type = scheme[1].toLowerCase();
-    const rest = scheme[2];
-    if (type === "filesystem" || type === "fs") {
-      if (rest.trim() === "") throw bad("it names no path");
-      return { type: "filesystem", path: localPath(rest, baseDir) };
-    }
-    if (type === "module") {
-      if (rest.trim() === "") throw bad("it names no module file");
-      return { type: "module", module: localPath(rest, baseDir) };
-    }
-    return { type, location: rest };
-  }
-  return { type: "filesystem", path: localPath(text, baseDir) };
+  return { type, spec: text, baseDir };
 }
 
-/** A spec fit for messages: no user info, no query (either may hold secrets). */
-function redactSpec(spec: string): string {
-  return spec.replace(/\/\/[^/@]*@/, "//***@").replace(/\?.*$/, "?***");
+/** A spec fit for messages: no user info, query or fragment (either may hold secrets). */
+export function redactSpec(spec: string): string {
+  return spec.replace(/\/\/[^/@]*@/, "//***@").replace(/[?#].*$/, "");
 }
 
 /** Resolves a local path against `baseDir` (`~/` against the home directory). */
 export function localPath(path: string, baseDir: string): string {
   if (path === "~" || path.startsWith("~/")) return join(homedir(), path.slice(1));
   return resolve(baseDir, path);
-}
-
-function parseS3(text: string, bad: (why: string) => UsageError): DatastoreConfig {
-  const rest = text.slice("s3://".length);
-  const q = rest.indexOf("?");
-  const location = q < 0 ? rest : rest.slice(0, q);
-  const slash = location.indexOf("/");
-  const bucket = slash < 0 ? location : location.slice(0, slash);
-  const prefix = slash < 0 ? "" : location.slice(slash + 1).replace(/^\/+|\/+$/g, "");
-  if (bucket === "") throw bad("it names no bucket");
-  const out: DatastoreConfig = { type: "s3", bucket, prefix };
-  // Extra settings such as ?endpoint=…&region=… become provider keys.
-  if (q >= 0) {
-    for (const [k, v] of new URLSearchParams(rest.slice(q + 1))) {
-      if (k === "type" || k === "bucket" || k === "prefix") throw bad(`it sets "${k}" twice`);
-      out[k] = v;
-    }
-  }
-  return out;
 }

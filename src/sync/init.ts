@@ -9,6 +9,7 @@ import path from "node:path";
 import process from "node:process";
 import { UsageError } from "../errors.ts";
 import { SKEW_MARGIN_MS } from "../lock/mod.ts";
+import { Datastore } from "../provider/datastore.ts";
 import { createProvider } from "../providers/mod.ts";
 import { CONFIG_FILE, ensureGitignore, findRepo, loadConfig, writeConfig } from "../repo/config.ts";
 import { type GlobalFlags, resolveSettings } from "./settings.ts";
@@ -49,19 +50,23 @@ export async function runInit(
     callTimeoutMs: settings.callTimeoutMs,
     host: os.hostname(),
     pid: process.pid,
-    skewMarginMs: SKEW_MARGIN_MS,
     baseDir: repoDir,
   });
+  const ds = new Datastore(provider, {
+    host: os.hostname(),
+    pid: process.pid,
+    skewMarginMs: SKEW_MARGIN_MS,
+  });
   try {
-    await provider.init({ signal: opts.signal });
+    await ds.init({ signal: opts.signal });
     return {
       schema: "modelsync.init/1",
       repo: repoDir,
       config: configPath,
-      datastore: provider.describe(),
+      datastore: ds.describe(),
     };
   } finally {
-    await provider.close();
+    await ds.close();
   }
 }
 

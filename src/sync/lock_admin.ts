@@ -7,7 +7,7 @@
 import { ExitCode } from "../errors.ts";
 import { logger } from "../log.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
-import type { LockInfo, LockKey, LockRecord } from "../provider/contract.ts";
+import type { LockInfo, LockKey, LockRecord } from "../lock/records.ts";
 import { describeHolder, printable } from "../provider/stale.ts";
 import { formatDuration } from "../duration.ts";
 import type { Session } from "./session.ts";

@@ -115,7 +115,7 @@ export async function pushModel(
       const manifest = makeManifest(model, remoteGen + 1, entriesOf(target), s.identity);
       await opts.lease.confirm();
       try {
-        const res = await s.provider.commitManifest(model, remoteGen, manifest, { signal });
+        const res = await s.provider.commitManifest(model, remote, manifest, { signal });
         committed = manifest;
         version = res.version;
         generation = manifest.generation;

@@ -9,8 +9,8 @@ import path from "node:path";
 import process from "node:process";
 import { NotFoundError } from "../errors.ts";
 import { logger } from "../log.ts";
-import type { Provider } from "../provider/contract.ts";
 import { type CapabilityReading, readCapabilities } from "../provider/capabilities.ts";
+import { Datastore } from "../provider/datastore.ts";
 import { createProvider } from "../providers/mod.ts";
 import { findRepo, loadConfig, type RepoConfig } from "../repo/config.ts";
 import { type DatastoreConfig, parseDatastoreSpec } from "../repo/datastore_spec.ts";
@@ -30,7 +30,8 @@ export interface Session {
   repoDir?: string;
   config?: RepoConfig;
   settings: Settings;
-  provider: Provider;
+  /** The datastore: the provider's primitives with the protocol on top. */
+  provider: Datastore;
   capabilities: CapabilityReading;
   /** Parallel transfers and models: --jobs, else the provider's maxConcurrency. */
   jobs: number;
@@ -97,22 +98,14 @@ export async function openSession(opts: OpenOptions): Promise<Session> {
     );
   }
   const identity: Identity = { holder: settings.holder, host: os.hostname(), pid: process.pid };
-  const provider = await createProvider(located.datastore, {
+  const provider = await openDatastore(located.datastore, {
     callTimeoutMs: settings.callTimeoutMs,
-    // No run signal here: calls get it one by one, so that lock releases in
-    // `finally` still reach the datastore after an interrupt or --timeout.
-    host: identity.host,
-    pid: identity.pid,
-    skewMarginMs: SKEW_MARGIN_MS,
+    identity,
     baseDir: located.repoDir ?? opts.cwd,
+    signal: opts.signal,
   });
-  try {
-    await provider.open({ signal: opts.signal });
-  } catch (err) {
-    await provider.close().catch(() => {});
-    throw err;
-  }
   const capabilities = readCapabilities(provider, settings.disableCaps);
+  provider.useCapabilities(capabilities.caps);
   for (const w of capabilities.warnings) logger("provider").warn(w);
   return {
     ...(located.repoDir === undefined ? {} : { repoDir: located.repoDir, config: located.config }),
@@ -124,6 +117,36 @@ export async function openSession(opts: OpenOptions): Promise<Session> {
     signal: opts.signal,
     close: () => provider.close(),
   };
+}
+
+/**
+ * Creates the provider of `config` and opens it as a {@linkcode Datastore}
+ * (marker checked). Provider calls do not inherit the run's signal: calls
+ * get it one by one, so that lock releases in `finally` still reach the
+ * datastore after an interrupt or --timeout.
+ */
+export async function openDatastore(
+  config: DatastoreConfig,
+  opts: { callTimeoutMs: number; identity: Identity; baseDir: string; signal?: AbortSignal },
+): Promise<Datastore> {
+  const provider = await createProvider(config, {
+    callTimeoutMs: opts.callTimeoutMs,
+    host: opts.identity.host,
+    pid: opts.identity.pid,
+    baseDir: opts.baseDir,
+  });
+  const ds = new Datastore(provider, {
+    host: opts.identity.host,
+    pid: opts.identity.pid,
+    skewMarginMs: SKEW_MARGIN_MS,
+  });
+  try {
+    await ds.open(opts.signal === undefined ? {} : { signal: opts.signal });
+  } catch (err) {
+    await ds.close().catch(() => {});
+    throw err;
+  }
+  return ds;
 }
 
 /** Narrows a session to one with a repository (commands that touch local files). */

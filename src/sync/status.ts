@@ -15,7 +15,7 @@ import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
 import { listLocalModels, type ScanResult } from "../repo/scan.ts";
 import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
 import { unpackScan } from "../repo/packed_scan.ts";
-import type { ManifestListing } from "../provider/contract.ts";
+import type { ManifestListing } from "../model/commits.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
 import { refreshedBase, scanAgainst } from "./states.ts";

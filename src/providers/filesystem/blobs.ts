@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { ContentChangedError, NotFoundError } from "../../errors.ts";
 import { hashBytes, readSmallFileSync } from "../../model/hash.ts";
-import type { BlobSource } from "../../provider/contract.ts";
+import type { BlobListing, BlobSource, ByteRange, Page } from "../../provider/contract.ts";
 import {
   fsFail,
   isNotFound,
@@ -157,9 +157,13 @@ export class BlobStore {
     }
   }
 
-  /** Streams a blob. */
-  async get(hash: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+  /** Streams a blob, or a range of it. */
+  async get(
+    hash: string,
+    opts: { signal?: AbortSignal; range?: ByteRange } = {},
+  ): Promise<ReadableStream<Uint8Array>> {
     checkHash(hash);
+    const { signal, range } = opts;
     signal?.throwIfAborted();
     const path = this.path(hash);
     let file: Deno.FsFile;
@@ -174,7 +178,58 @@ export class BlobStore {
       }
       throw fsFail(err, "open blob", path);
     }
-    return fileStream(file, path, signal);
+    if (range !== undefined) {
+      try {
+        await file.seek(range.offset, Deno.SeekMode.Start);
+      } catch (err) {
+        file.close();
+        throw fsFail(err, "read blob", path);
+      }
+    }
+    return fileStream(file, path, { signal, limit: range?.length });
+  }
+
+  /**
+   * One page of the stored blobs: the blobs of one prefix directory
+   * (`cursor` is the next prefix, two hex digits), with size and mtime.
+   */
+  async list(cursor: string | undefined, signal?: AbortSignal): Promise<Page<BlobListing>> {
+    let i = cursor === undefined ? 0 : parseInt(cursor, 16);
+    if (!Number.isInteger(i) || i < 0) i = 256;
+    for (; i < 256; i++) {
+      const prefix = i.toString(16).padStart(2, "0");
+      const dir = join(this.#dir, prefix);
+      const names = (await readDirOrEmpty(dir, signal))
+        .filter((e) => e.isFile && SHA256.test(e.name) && e.name.startsWith(prefix))
+        .map((e) => e.name);
+      if (names.length === 0) continue;
+      const items = await mapLimit(names, 32, async (name) => {
+        try {
+          const st = await Deno.lstat(join(dir, name));
+          return { hash: name, size: st.size, modifiedMs: st.mtime?.getTime() ?? 0 };
+        } catch (err) {
+          if (isNotFound(err)) return undefined; // deleted meanwhile
+          throw fsFail(err, "inspect blob", join(dir, name));
+        }
+      });
+      const next = i + 1 < 256 ? (i + 1).toString(16).padStart(2, "0") : undefined;
+      return {
+        items: items.filter((b): b is BlobListing => b !== undefined),
+        ...(next === undefined ? {} : { cursor: next }),
+      };
+    }
+    return { items: [] };
+  }
+
+  /** Deletes a blob; a missing one is fine. */
+  async delete(hash: string, signal?: AbortSignal): Promise<void> {
+    checkHash(hash);
+    signal?.throwIfAborted();
+    try {
+      await Deno.remove(this.path(hash));
+    } catch (err) {
+      if (!isNotFound(err)) throw fsFail(err, "delete blob", this.path(hash));
+    }
   }
 
   #verify(hash: string, got: string, what: string): void {
@@ -317,12 +372,17 @@ async function copyHashing(src: string, dst: string, signal?: AbortSignal): Prom
   }
 }
 
-/** A pull-based stream over an open file that stops when `signal` aborts. */
+/**
+ * A pull-based stream over an open file (at most `limit` bytes from where it
+ * stands) that stops when `signal` aborts.
+ */
 function fileStream(
   file: Deno.FsFile,
   path: string,
-  signal?: AbortSignal,
+  opts: { signal?: AbortSignal; limit?: number },
 ): ReadableStream<Uint8Array> {
+  const { signal } = opts;
+  let left = opts.limit ?? Infinity;
   let open = true;
   const close = () => {
     if (open) {
@@ -334,12 +394,13 @@ function fileStream(
     async pull(ctrl) {
       try {
         signal?.throwIfAborted();
-        const buf = new Uint8Array(256 * 1024);
-        const n = await file.read(buf);
+        const buf = new Uint8Array(Math.min(256 * 1024, left));
+        const n = buf.length === 0 ? null : await file.read(buf);
         if (n === null) {
           close();
           ctrl.close();
         } else {
+          left -= n;
           ctrl.enqueue(buf.subarray(0, n));
         }
       } catch (err) {

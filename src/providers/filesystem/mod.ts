@@ -5,15 +5,16 @@
  * ```ts
  * import { filesystemProvider } from "./mod.ts";
  * const p = await filesystemProvider.create({ path: "store" }, {
- *   callTimeoutMs: 30_000, host: "h", pid: 1, skewMarginMs: 2_000, baseDir: "/tmp",
+ *   callTimeoutMs: 30_000, host: "h", pid: 1, baseDir: "/tmp",
  * });
  * console.log(p.describe().location); // /tmp/store
  * ```
  * @module
  */
-import { resolve } from "node:path";
 import { z } from "zod";
+import { UsageError } from "../../errors.ts";
 import type { ProviderModule } from "../../provider/contract.ts";
+import { localPath } from "../../repo/datastore_spec.ts";
 import { FilesystemProvider } from "./provider.ts";
 
 /** Configuration of the filesystem provider. */
@@ -27,12 +28,36 @@ export const filesystemConfigSchema: z.ZodType<FilesystemConfig> = z.object({
   path: z.string().min(1),
 }).strict();
 
+/**
+ * `filesystem:PATH`, `fs:PATH`, `file:///PATH` or a bare path; relative
+ * paths against the repository, `~/` against the home directory.
+ */
+export function parseFilesystemSpec(spec: string, ctx: { baseDir: string }): FilesystemConfig {
+  const bad = (why: string) =>
+    new UsageError(`Invalid datastore ${JSON.stringify(spec)}: ${why}. Use filesystem:/path.`);
+  if (/^file:/i.test(spec)) {
+    let url: URL;
+    try {
+      url = new URL(spec);
+    } catch {
+      throw bad("it is not a valid file:// URL");
+    }
+    if (url.host !== "" && url.host !== "localhost") throw bad("a file:// URL cannot name a host");
+    return { path: decodeURIComponent(url.pathname) };
+  }
+  const m = /^(filesystem|fs):(.*)$/i.exec(spec);
+  const path = m === null ? spec : m[2];
+  if (path.trim() === "") throw bad("it names no path");
+  return { path: localPath(path, ctx.baseDir) };
+}
+
 /** The filesystem provider module. */
 export const filesystemProvider: ProviderModule<FilesystemConfig> = {
   type: "filesystem",
   configSchema: filesystemConfigSchema,
+  parseSpec: (spec, ctx) => ({ ...parseFilesystemSpec(spec, ctx) }),
   create(config, context) {
-    return new FilesystemProvider(resolve(context.baseDir, config.path), context);
+    return new FilesystemProvider(localPath(config.path, context.baseDir), context);
   },
 };
 

@@ -1,0 +1,322 @@
+/**
+ * The datastore as the rest of modelsync sees it: a provider's two
+ * primitives plus everything written once above them (SPEC §4) — the
+ * datastore marker, heads and history (`src/model/commits.ts`), leases
+ * (`src/lock/records.ts`) and the live probe (`./probe.ts`).
+ *
+ * `open()` reads the marker `config` (`{"format": 2}`; a format-1 datastore
+ * is refused with the remedy `modelsync migrate`) and then repeats its
+ * create-if-absent: a store that accepts that second create ignores
+ * conditional writes, so every lock and commit on it is refused and its
+ * capabilities read all false, with the reason.
+ *
+ * @example
+ * ```ts ignore
+ * import { Datastore } from "./datastore.ts";
+ * const ds = new Datastore(provider, { host: "h", pid: 1, skewMarginMs: 5_000 });
+ * await ds.open();
+ * const heads = await ds.listManifests();
+ * ```
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import { CorruptError, DatastoreError, NotFoundError, UsageError } from "../errors.ts";
+import {
+  commitManifest,
+  getHead,
+  history,
+  type HistoryEntry,
+  listHeads,
+  type ManifestListing,
+  type StoredManifest,
+} from "../model/commits.ts";
+import type { Manifest } from "../model/manifest.ts";
+import type { ModelRef } from "../model/ref.ts";
+import { type LockHandle, type LockInfo, type LockKey, RecordLocks } from "../lock/records.ts";
+import type {
+  BlobSource,
+  CallOptions,
+  Capabilities,
+  GetBlobOptions,
+  ProbeCheck,
+  Provider,
+} from "./contract.ts";
+import { CONFIG_KEY, FORMAT1_MARKER_KEY } from "./keys.ts";
+import { runProbe } from "./probe.ts";
+
+/** The datastore format this version reads and writes. */
+export const DATASTORE_FORMAT = 2;
+
+/** Who this process is, for judging lock records. */
+export interface DatastoreContext {
+  host: string;
+  pid: number;
+  /** Added before a lock record judged by the local clock is stale. */
+  skewMarginMs: number;
+}
+
+/** What the marker says. */
+export interface Marker {
+  format: number;
+  /** Random id of this datastore, made by `init`. */
+  id: string;
+  createdAt: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A provider with the protocol on top. */
+export class Datastore {
+  /** The provider's primitives (already wrapped by the guard). */
+  readonly provider: Provider;
+  readonly type: string;
+  readonly #ctx: DatastoreContext;
+  #locks: RecordLocks | undefined;
+  #caps: Pick<Capabilities, "serverTime" | "clockResolutionMs"> | undefined;
+  /** Set when the store ignores conditional writes: why every write is refused. */
+  #refuse: string | undefined;
+  #marker: Marker | undefined;
+  /** Present exactly when the provider has it, so a missing one stays missing. */
+  capabilities?: () => Capabilities;
+
+  constructor(provider: Provider, ctx: DatastoreContext) {
+    this.provider = provider;
+    this.type = provider.type;
+    this.#ctx = ctx;
+    if (typeof provider.capabilities === "function") {
+      this.capabilities = () => {
+        const declared = provider.capabilities!();
+        if (this.#refuse === undefined) return declared;
+        const mc = (declared as Partial<Capabilities> | null)?.maxConcurrency;
+        return {
+          scopedSync: false,
+          atomicCommit: false,
+          serverTime: false,
+          rangedReads: false,
+          maxConcurrency: typeof mc === "number" ? mc : 4,
+          limitation: this.#limitation(),
+        };
+      };
+    }
+  }
+
+  /** Tells the lock layer the capabilities read once for this command. */
+  useCapabilities(caps: Pick<Capabilities, "serverTime" | "clockResolutionMs">): void {
+    this.#caps = caps;
+    this.#locks = undefined;
+  }
+
+  /** The marker read by `open()` or written by `init()`. */
+  get marker(): Marker | undefined {
+    return this.#marker;
+  }
+
+  // --- blobs --------------------------------------------------------------
+
+  hasBlobs(hashes: string[], opts?: CallOptions): Promise<Set<string>> {
+    return this.provider.hasBlobs(hashes, opts);
+  }
+
+  putBlob(hash: string, source: BlobSource, opts?: CallOptions): Promise<void> {
+    return this.provider.putBlob(hash, source, opts);
+  }
+
+  getBlob(hash: string, opts?: GetBlobOptions): Promise<ReadableStream<Uint8Array>> {
+    return this.provider.getBlob(hash, opts);
+  }
+
+  // --- heads and history --------------------------------------------------
+
+  /** Every model with a head and its version token (one listing, no bodies). */
+  listManifests(opts?: CallOptions): Promise<ManifestListing[]> {
+    return listHeads(this.provider, opts);
+  }
+
+  /** The model's current manifest, or null. */
+  getManifest(model: ModelRef, opts?: CallOptions): Promise<StoredManifest | null> {
+    return getHead(this.provider, model, opts);
+  }
+
+  /** Commits on top of `expected` by compare-and-swap (`ConflictError` on a lost race). */
+  commitManifest(
+    model: ModelRef,
+    expected: StoredManifest | null,
+    manifest: Manifest,
+    opts?: CallOptions,
+  ): Promise<{ version: string; manifest: Manifest }> {
+    this.#assertWritable("commit");
+    return commitManifest(this.provider, model, expected, manifest, opts);
+  }
+
+  /** The model's generations, newest first. */
+  history(
+    model: ModelRef,
+    opts?: CallOptions & { head?: StoredManifest | null },
+  ): AsyncGenerator<HistoryEntry> {
+    return history(this.provider, model, opts);
+  }
+
+  // --- locks --------------------------------------------------------------
+
+  /** A handle on one lock key. Cheap; does no I/O. */
+  lock(key: LockKey): LockHandle {
+    const h = this.#lockStore().handle(key);
+    if (this.#refuse === undefined) return h;
+    return {
+      ...h,
+      tryAcquire: () => Promise.reject(this.#refusal(`take ${describeKey(key)}`)),
+      renew: () => Promise.reject(this.#refusal(`renew ${describeKey(key)}`)),
+    };
+  }
+
+  /** Every lock record with its judgement. */
+  listLocks(opts?: CallOptions): Promise<LockInfo[]> {
+    return this.#lockStore().list(opts);
+  }
+
+  #lockStore(): RecordLocks {
+    return this.#locks ??= new RecordLocks(this.provider, {
+      ...this.#ctx,
+      caps: this.#caps ?? { serverTime: false },
+    });
+  }
+
+  // --- the datastore ------------------------------------------------------
+
+  describe(): { type: string; location: string } {
+    return this.provider.describe();
+  }
+
+  /**
+   * Checks the store and its marker, and that it honours conditional writes.
+   * Throws `NotFoundError` (exit 3) when it is not initialised, `UsageError`
+   * (exit 2) for a format-1 datastore.
+   */
+  async open(opts: CallOptions = {}): Promise<void> {
+    await this.provider.open(opts);
+    const stored = await this.provider.getRecord(CONFIG_KEY, opts);
+    if (stored === null) {
+      if ((await this.provider.getRecord(FORMAT1_MARKER_KEY, opts)) !== null) {
+        throw this.#format1();
+      }
+      const where = this.describe();
+      throw new NotFoundError(
+        `The ${where.type} datastore ${where.location} is not initialised (no datastore ` +
+          `marker): run "modelsync init" with it, or check the datastore named.`,
+      );
+    }
+    this.#marker = this.#parseMarker(stored.bytes);
+    // The marker exists: a second create-if-absent must be refused. A store
+    // that accepts it ignores conditional writes (some minimal S3 servers).
+    const again = await this.provider.createRecord(CONFIG_KEY, stored.bytes, opts);
+    if (again !== null) this.#refuse = "ignores conditional writes";
+  }
+
+  /** Creates the store and its marker (create-if-absent); an existing format-2 marker is fine. */
+  async init(opts: CallOptions = {}): Promise<void> {
+    await this.provider.init(opts);
+    const existing = await this.provider.getRecord(CONFIG_KEY, opts);
+    if (existing === null && (await this.provider.getRecord(FORMAT1_MARKER_KEY, opts)) !== null) {
+      throw this.#format1();
+    }
+    if (existing !== null) {
+      this.#marker = this.#parseMarker(existing.bytes);
+      return;
+    }
+    const marker: Marker = {
+      format: DATASTORE_FORMAT,
+      id: randomBytes(8).toString("hex"),
+      createdAt: new Date().toISOString(),
+    };
+    const created = await this.provider.createRecord(
+      CONFIG_KEY,
+      encoder.encode(JSON.stringify(marker) + "\n"),
+      opts,
+    );
+    if (created === null) {
+      // Someone else initialised it at the same moment: read theirs.
+      const theirs = await this.provider.getRecord(CONFIG_KEY, opts);
+      if (theirs === null) throw new DatastoreError(`The datastore marker vanished; retry init.`);
+      this.#marker = this.#parseMarker(theirs.bytes);
+      return;
+    }
+    this.#marker = marker;
+  }
+
+  /** Live checks of the declared capabilities (`caps --probe`). */
+  probe(opts: CallOptions = {}): Promise<ProbeCheck[]> {
+    return runProbe(this.provider, opts);
+  }
+
+  close(): Promise<void> {
+    return this.provider.close();
+  }
+
+  #parseMarker(bytes: Uint8Array): Marker {
+    const where = this.describe();
+    let data: unknown;
+    try {
+      data = JSON.parse(decoder.decode(bytes));
+    } catch (err) {
+      throw new CorruptError(
+        `The datastore marker (${CONFIG_KEY}) of ${where.location} is not valid JSON: restore ` +
+          `it from a backup, or rewrite it as {"format": ${DATASTORE_FORMAT}}.`,
+        { cause: err },
+      );
+    }
+    const m = data as Partial<Marker> | null;
+    const format = m?.format;
+    if (typeof format === "number" && Number.isInteger(format) && format > DATASTORE_FORMAT) {
+      throw new DatastoreError(
+        `The ${where.type} datastore ${where.location} uses format ${format}, newer than this ` +
+          `modelsync reads (${DATASTORE_FORMAT}): upgrade modelsync.`,
+      );
+    }
+    if (format !== DATASTORE_FORMAT) {
+      throw new CorruptError(
+        `The datastore marker (${CONFIG_KEY}) of ${where.location} is garbled (format ` +
+          `${JSON.stringify(format)}): rewrite it as {"format": ${DATASTORE_FORMAT}}.`,
+      );
+    }
+    return {
+      format,
+      id: typeof m?.id === "string" ? m.id : "",
+      createdAt: typeof m?.createdAt === "string" ? m.createdAt : "",
+    };
+  }
+
+  #format1(): UsageError {
+    const where = this.describe();
+    return new UsageError(
+      `The ${where.type} datastore ${where.location} uses datastore format 1, which this ` +
+        `modelsync no longer reads: run "modelsync migrate" once (from any repository that ` +
+        `uses it) to convert it in place to format ${DATASTORE_FORMAT}.`,
+    );
+  }
+
+  #limitation(): string {
+    const where = this.describe();
+    return `The ${where.type} datastore ${where.location} ${this.#refuse}: locks and commits ` +
+      `are refused on it; reads still work. Use a store that honours conditional writes.`;
+  }
+
+  #assertWritable(what: string): void {
+    if (this.#refuse !== undefined) throw this.#refusal(what);
+  }
+
+  #refusal(what: string): DatastoreError {
+    const where = this.describe();
+    return new DatastoreError(
+      `Cannot ${what}: the ${where.type} datastore ${where.location} ${this.#refuse} ` +
+        `(create-if-absent, compare-and-swap), so no lock or commit on it can be safe. Use a ` +
+        `store that honours them; "modelsync pull" still reads.`,
+    );
+  }
+}
+
+function describeKey(key: LockKey): string {
+  return key.kind === "global"
+    ? "the global lock"
+    : `the lock on ${key.model.type}/${key.model.id}`;
+}
