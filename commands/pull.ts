@@ -13,7 +13,7 @@ export function pullCommand(ctx: CliContext) {
       new Option("--theirs", "on conflict, take the datastore's version").conflicts("ours"),
     )
     .addOption(new Option("--ours", "on conflict, keep the local version (push sends it later)"))
-    .option("--no-lock", "read without locks (safe: commits are atomic)")
+    .option("--no-lock", "accepted for compatibility: pull never takes a datastore lock")
     .action(async (models, opts) => {
       const refs = parseRefs(models);
       await ctx.withSession({ requireRepo: true }, async (s) => {
@@ -22,7 +22,6 @@ export function pullCommand(ctx: CliContext) {
         const r = await runPull(requireRepo(s), {
           models: refs,
           resolution: opts.theirs ? "theirs" : opts.ours ? "ours" : "none",
-          noLock: opts.lock === false,
         });
         ctx.emit(syncJson(r), formatReports(r.models));
         logFailures(r);

@@ -96,17 +96,57 @@ export async function snapshot(dir: string): Promise<Record<string, string>> {
   return out;
 }
 
-/** A manifest as stored in the filesystem datastore. */
+/** A manifest (a commit) as stored in the filesystem datastore. */
 export interface StoredManifest {
   format: number;
   model: string;
   generation: number;
+  commit: string;
+  parent: { generation: number; commit: string } | null;
   files: { path: string; sha256: string; size: number; executable: boolean }[];
   committedBy: { holder: string; host: string; pid: number };
   committedAt: string;
 }
 
-/** Direct access to a filesystem datastore's layout (SPEC §3), for checks. */
+/**
+ * The current bytes of a record directory of the filesystem datastore (the
+ * highest numbered version `NNNNNNNNNNNN.json`; an empty one means deleted),
+ * or null.
+ */
+export async function readRecordDir(dir: string): Promise<string | null> {
+  let names: string[];
+  try {
+    names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name)
+      .filter((n) => /^\d{12}\.json$/.test(n)).sort();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
+      return null;
+    }
+    throw err;
+  }
+  if (names.length === 0) return null;
+  try {
+    const text = await Deno.readTextFile(join(dir, names[names.length - 1]));
+    return text === "" ? null : text;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return readRecordDir(dir); // replaced meanwhile
+    throw err;
+  }
+}
+
+/**
+ * Writes `text` as the next version of a record directory, as the provider
+ * would (for tests that plant or tamper with records).
+ */
+export async function writeRecordDir(dir: string, text: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name)
+    .filter((n) => /^\d{12}\.json$/.test(n)).sort();
+  const next = names.length === 0 ? 1 : Number(names[names.length - 1].slice(0, 12)) + 1;
+  await Deno.writeTextFile(join(dir, `${String(next).padStart(12, "0")}.json`), text);
+}
+
+/** Direct access to a filesystem datastore's layout (design/format.md), for checks. */
 export class Datastore {
   constructor(readonly dir: string) {}
 
@@ -122,46 +162,69 @@ export class Datastore {
       .filter((name) => /^[0-9a-f]{64}$/.test(name));
   }
 
-  /** Every manifest file, parsed, with its model ref (from the directory) and generation. */
+  /** The directory of a model's head record. */
+  headDir(model: string): string {
+    return join(this.dir, "heads", model);
+  }
+
+  /** Every history record (one per commit), parsed, with its model ref and key. */
   async manifests(): Promise<{ model: string; file: string; manifest: StoredManifest }[]> {
-    const root = join(this.dir, "manifests");
+    const root = join(this.dir, "history");
     const out: { model: string; file: string; manifest: StoredManifest }[] = [];
+    const dirs = new Set<string>();
     for (const rel of await listFiles(root)) {
-      const m = /^(.*)\/(\d{12})\.json$/.exec(rel);
-      if (!m) continue;
-      const manifest = JSON.parse(await Deno.readTextFile(join(root, rel))) as StoredManifest;
-      out.push({ model: m[1], file: rel, manifest });
+      const m = /^(.*)\/(\d{12}-[0-9a-f]+)\/\d{12}\.json$/.exec(rel);
+      if (m) dirs.add(`${m[1]}/${m[2]}`);
+    }
+    for (const d of [...dirs].sort()) {
+      const text = await readRecordDir(join(root, d));
+      if (text === null) continue;
+      out.push({
+        model: d.slice(0, d.lastIndexOf("/")),
+        file: `history/${d}`,
+        manifest: JSON.parse(text) as StoredManifest,
+      });
     }
     return out;
   }
 
-  /** The current (highest-generation) manifest of a model, or null. */
+  /** The current manifest of a model (its head), or null. */
   async current(model: string): Promise<StoredManifest | null> {
-    const all = (await this.manifests()).filter((m) => m.model === model);
-    if (all.length === 0) return null;
-    all.sort((a, b) => a.manifest.generation - b.manifest.generation);
-    return all[all.length - 1].manifest;
+    const text = await readRecordDir(this.headDir(model));
+    return text === null ? null : JSON.parse(text) as StoredManifest;
   }
 
-  /** Path of a lock record: `locks/global.json` or `locks/models/TYPE/ID.json`. */
+  /** Replaces a model's head with `manifest` (as a restored backup would). */
+  async setHead(model: string, manifest: StoredManifest): Promise<void> {
+    await writeRecordDir(this.headDir(model), JSON.stringify(manifest));
+  }
+
+  /** Directory of a lock record: `locks/global` or `locks/models/TYPE/ID`. */
   lockPath(key: string): string {
     return key === "global"
-      ? join(this.dir, "locks", "global.json")
-      : join(this.dir, "locks", "models", `${key}.json`);
+      ? join(this.dir, "locks", "global")
+      : join(this.dir, "locks", "models", key);
   }
 
-  /** The parsed lock record of a key, or null when it is free (or unreadable mid-write). */
+  /** The parsed lock record of a key, or null when it is free. */
   async lock(key: string): Promise<Record<string, unknown> | null> {
     try {
-      return JSON.parse(await Deno.readTextFile(this.lockPath(key)));
+      const text = await readRecordDir(this.lockPath(key));
+      return text === null ? null : JSON.parse(text);
     } catch {
       return null;
     }
   }
 
+  /** Plants a lock record as another process would have written it. */
+  async plantLock(key: string, record: Record<string, unknown>): Promise<void> {
+    await writeRecordDir(this.lockPath(key), JSON.stringify(record));
+  }
+
   /**
-   * Checks invariant 1: every manifest names only blobs that exist, and every
-   * stored blob's content hashes to its name. Returns the problems found.
+   * Checks invariant 1: every head and history record names only blobs that
+   * exist, and every stored blob's content hashes to its name. Returns the
+   * problems found.
    */
   async integrityProblems(): Promise<string[]> {
     const problems: string[] = [];

@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import {
+  Datastore,
   describe,
-  exists,
   expectCode,
   expectJson,
   expectOneLineError,
@@ -130,8 +130,8 @@ Deno.test("settings: flag beats environment beats modelsync.yaml beats default",
   // A push honours the environment's datastore too.
   await repo.write("models/vpc/m1/f.txt", "f\n");
   expectCode(await repo.run(["push"], { env: { MODELSYNC_DATASTORE: ds2 } }), 0);
-  assert.ok(await exists(`${ds2}/manifests/vpc/m1/000000000001.json`));
-  assert.equal(await exists(`${sb.datastore.dir}/manifests/vpc/m1`), false);
+  assert.equal((await new Datastore(ds2).current("vpc/m1"))?.generation, 1);
+  assert.equal(await sb.datastore.current("vpc/m1"), null);
   // The untouched repo still uses its own file's datastore and the default timeout.
   const plain = expectJson(
     expectCode(await other.run(["caps", "--json"]), 0),

@@ -4,7 +4,6 @@
  * `--timeout`, not on SIGTERM or SIGINT).
  */
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
 import {
   describe,
   expectCode,
@@ -15,6 +14,7 @@ import {
   sha256,
   waitFor,
   writeModelFiles,
+  writeRecordDir,
 } from "./_helpers.ts";
 
 async function lockCount(repo: Repo): Promise<number> {
@@ -48,14 +48,14 @@ Deno.test("flush keeps going past a conflicting model (exit 4) and a failing one
   assert.equal(await b.read("models/vpc/shared/s.txt"), "b's version\n");
 
   // b: one model whose remote manifest is corrupt, one clean: partial failure.
-  const evil = join(sb.datastore.dir, "manifests/vpc/broken/000000000001.json");
-  await Deno.mkdir(dirname(evil), { recursive: true });
-  await Deno.writeTextFile(
-    evil,
+  await writeRecordDir(
+    sb.datastore.headDir("vpc/broken"),
     JSON.stringify({
-      format: 1,
+      format: 2,
       model: "vpc/broken",
       generation: 1,
+      commit: "0123456789abcdef",
+      parent: null,
       files: [{ path: "/etc/passwd", sha256: sha256("x"), size: 1, executable: false }],
       committedBy: { holder: "m", host: "h", pid: 1 },
       committedAt: new Date().toISOString(),

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import {
   type CliProcess,
   describe,
-  exists,
   expectCode,
   expectJson,
   expectOneLineError,
@@ -128,7 +127,7 @@ Deno.test("a held model lock makes a second writer wait, then exit 75 naming the
 
   expectCode(await p1.done, 0, "slow push");
   assert.deepEqual(await lockStatus(r2), [], "no lock after the push ends");
-  assert.equal(await exists(sb.datastore.lockPath("vpc/m1")), false);
+  assert.equal(await sb.datastore.lock("vpc/m1"), null);
 
   // Once the holder is done, the second writer gets through (rebasing onto its commit).
   const retry = expectCode(await r2.run(["push", "--json", "--lock-timeout", "1s"]), 0, "retry");
@@ -185,7 +184,7 @@ Deno.test("lock release: needs --force, releases a dead holder's lock, exits 3 o
   assert.deepEqual(doc.released, ["vpc/m1"], describe(rel));
   assert.deepEqual(doc.refused, []);
   assert.deepEqual(doc.free, []);
-  assert.equal(await exists(sb.datastore.lockPath("vpc/m1")), false, "lock record removed");
+  assert.equal(await sb.datastore.lock("vpc/m1"), null, "lock record removed");
   assert.deepEqual(await lockStatus(r1), []);
 
   const again = await r1.run(["lock", "release", "--force", "vpc/m1"]);

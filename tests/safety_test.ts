@@ -16,6 +16,7 @@ import {
   Sandbox,
   sha256,
   snapshot,
+  writeRecordDir,
 } from "./_helpers.ts";
 
 /** Everything a failed command must leave alone: the repo's data and the datastore. */
@@ -43,14 +44,14 @@ Deno.test("a manifest with a ../ path is refused as corrupt and nothing is writt
   const hash = sha256(evil);
   await Deno.mkdir(dirname(sb.datastore.blobPath(hash)), { recursive: true });
   await Deno.writeFile(sb.datastore.blobPath(hash), evil);
-  const manifestPath = join(sb.datastore.dir, "manifests/vpc/m1/000000000001.json");
-  await Deno.mkdir(dirname(manifestPath), { recursive: true });
-  await Deno.writeTextFile(
-    manifestPath,
+  await writeRecordDir(
+    sb.datastore.headDir("vpc/m1"),
     JSON.stringify({
-      format: 1,
+      format: 2,
       model: "vpc/m1",
       generation: 1,
+      commit: "0123456789abcdef",
+      parent: null,
       files: [{ path: "../../evil", sha256: hash, size: evil.length, executable: false }],
       committedBy: { holder: "mallory", host: "elsewhere", pid: 4242 },
       committedAt: new Date().toISOString(),
@@ -254,9 +255,7 @@ Deno.test("corrupt lock record, base file and datastore marker: clear errors, no
   await repo.write("models/vpc/m1/a.txt", "v2, not pushed yet\n");
 
   // A garbled lock record blocks (it may be a live writer), names itself, and can be force-released.
-  const lockFile = sb.datastore.lockPath("vpc/m1");
-  await Deno.mkdir(dirname(lockFile), { recursive: true });
-  await Deno.writeTextFile(lockFile, "garbage{");
+  await writeRecordDir(sb.datastore.lockPath("vpc/m1"), "garbage{");
   const blocked = await repo.run(["push", "--lock-timeout", "1s"]);
   expectCode(blocked, 75, "push behind a garbled lock record");
   assert.match(blocked.stderr, /^modelsync: error: .*vpc\/m1/m, describe(blocked));
@@ -266,7 +265,7 @@ Deno.test("corrupt lock record, base file and datastore marker: clear errors, no
     "force release of a garbled lock record",
   );
   assert.deepEqual(rel.json().released, ["vpc/m1"], describe(rel));
-  assert.equal(await exists(lockFile), false);
+  assert.equal(await sb.datastore.lock("vpc/m1"), null);
   expectCode(await repo.run(["push"]), 0, "push after the release");
   assert.equal((await sb.datastore.current("vpc/m1"))?.generation, 2);
 
@@ -290,9 +289,9 @@ Deno.test("corrupt lock record, base file and datastore marker: clear errors, no
   await Deno.remove(baseFile);
 
   // A corrupt datastore marker: the datastore is failing (exit 6).
-  await Deno.writeTextFile(`${sb.datastore.dir}/modelsync.json`, "nope");
+  await writeRecordDir(join(sb.datastore.dir, "config"), "nope");
   const marker = await repo.run(["pull"]);
-  assert.match(expectOneLineError(marker, 6, "corrupt marker"), /modelsync\.json/);
+  assert.match(expectOneLineError(marker, 6, "corrupt marker"), /datastore marker/);
   assert.equal(await repo.read("models/vpc/m1/a.txt"), "v3, not pushed yet\n");
 });
 

@@ -70,11 +70,11 @@ Deno.test("push then pull round-trips nested dirs, the x bit, an empty file, a u
 
   // The datastore layout: one manifest, every blob under blobs/AB/SHA256.
   const ds = sb.datastore;
-  assert.ok(await exists(join(ds.dir, "modelsync.json")), "datastore marker");
-  assert.ok(await exists(join(ds.dir, "manifests/vpc/m1/000000000001.json")), "manifest gen 1");
+  assert.ok(await exists(join(ds.dir, "config")), "datastore marker");
+  assert.equal((await ds.current("vpc/m1"))?.generation, 1, "head at generation 1");
   const manifest = await ds.current("vpc/m1");
   assert.ok(manifest);
-  assert.equal(manifest.format, 1);
+  assert.equal(manifest.format, 2);
   assert.equal(manifest.model, "vpc/m1");
   assert.equal(manifest.generation, 1);
   assert.deepEqual(
@@ -348,7 +348,7 @@ Deno.test("--json output of every command is exactly one JSON document with its 
   assert.match(String(initDoc.schema), /^modelsync\.init\/1$/, describe(init));
   assert.ok(await exists(join(dir, "modelsync.yaml")));
   assert.ok(await exists(join(dir, "models")));
-  assert.ok(await exists(join(sb.datastore.dir, "modelsync.json")));
+  assert.ok(await exists(join(sb.datastore.dir, "config")));
   const yaml = await Deno.readTextFile(join(dir, "modelsync.yaml"));
   assert.match(yaml, /datastore:/);
   // init is idempotent.
@@ -492,7 +492,7 @@ Deno.test("a model this repository synced that the datastore lost is pushed agai
   await a.write("models/vpc/m2/f.txt", "two\n");
   expectCode(await a.run(["push"]), 0, "first push");
   // The datastore loses vpc/m1 (restored from an older backup).
-  await Deno.remove(join(sb.datastore.dir, "manifests", "vpc", "m1"), { recursive: true });
+  await Deno.remove(sb.datastore.headDir("vpc/m1"), { recursive: true });
   const flush = expectCode(await a.run(["flush", "--json"]), 0, "flush");
   const r = reportByModel(expectJson(flush, "modelsync.flush/1"));
   assert.equal(r.get("vpc/m1")?.status, "pushed", describe(flush));

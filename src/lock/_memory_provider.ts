@@ -1,12 +1,12 @@
 /**
- * An in-memory provider (and a log capture) for the lock manager's unit tests.
- * A test helper only:
- * the lock operations are faithful (create-exclusive, compare-and-swap by
- * nonce, stale judgement by {@linkcode judgeLock}); blobs and manifests throw.
+ * An in-memory provider of the two primitives (records with compare-and-swap,
+ * blobs) and a log capture, for unit tests of the lock manager, the lease and
+ * the conformance kit. A test helper only.
  *
  * Several providers may share one {@linkcode MemoryLockStore}, each standing
  * for another process (its own host and pid), like processes sharing a
- * datastore. Tests can plant records, take the store down or make it hang.
+ * datastore. Tests can plant lock records, take the store down or make it
+ * hang, and count calls per primitive.
  *
  * @example
  * ```ts
@@ -21,43 +21,75 @@
  * @module
  */
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { DatastoreError, LeaseLostError } from "../errors.ts";
+import { DatastoreError, NotFoundError } from "../errors.ts";
+import { hashBytes } from "../model/hash.ts";
 import type {
-  AcquireResult,
+  BlobListing,
   CallOptions,
   Capabilities,
-  LockHandle,
-  LockInfo,
-  LockKey,
-  LockRecord,
-  LockRequest,
+  Page,
   Provider,
+  RecordListing,
+  StoredRecord,
 } from "../provider/contract.ts";
-import { judgeLock } from "../provider/stale.ts";
-import { lockKeyName } from "./lease.ts";
+import { Datastore } from "../provider/datastore.ts";
+import { parseModelRef } from "../model/ref.ts";
+import { type LockKey, type LockRecord, lockRecordKey } from "./records.ts";
 
-/** The shared lock records of one in-memory "datastore". */
+interface Stored {
+  bytes: Uint8Array;
+  version: string;
+  modifiedMs: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The shared records and blobs of one in-memory "datastore". */
 export class MemoryLockStore {
-  /** Lock records by key name (`"global"` or `type/id`). */
-  readonly records = new Map<string, LockRecord>();
-  /** When true, every lock call throws a retryable `DatastoreError`. */
+  /** Records by key. */
+  readonly records = new Map<string, Stored>();
+  readonly blobs = new Map<string, Uint8Array>();
+  /** When true, every call throws a retryable `DatastoreError`. */
   down = false;
-  /** When true, every lock call waits until its signal aborts. */
+  /** When true, every call waits until its signal aborts. */
   hang = false;
   /** The datastore's clock. */
   now: () => number = Date.now;
-  /** Counts calls per operation, for tests. */
+  /** Counts calls per primitive, for tests. */
   readonly calls = new Map<string, number>();
+  /** When false, conditional writes are ignored (a broken store, for the kit's own test). */
+  honoursConditions = true;
+  #seq = 0;
 
-  /** Plants a record as another process would have written it. */
-  put(record: LockRecord): void {
-    this.records.set(record.key, { ...record });
+  /** A fresh version token. */
+  nextVersion(): string {
+    return `v${++this.#seq}`;
   }
 
-  /** The record under a key name, or undefined. */
+  /** Plants a lock record as another process would have written it (written at its renewedAt). */
+  put(record: LockRecord): void {
+    this.records.set(lockRecordKey(lockKeyFromName(record.key)), {
+      bytes: encoder.encode(JSON.stringify(record)),
+      version: this.nextVersion(),
+      modifiedMs: Date.parse(record.renewedAt),
+    });
+  }
+
+  /** The lock record of a lock name (`"global"` or `type/id`), or undefined. */
   get(name: string): LockRecord | undefined {
-    const r = this.records.get(name);
-    return r === undefined ? undefined : { ...r };
+    const r = this.records.get(lockRecordKey(lockKeyFromName(name)));
+    return r === undefined ? undefined : JSON.parse(decoder.decode(r.bytes)) as LockRecord;
+  }
+
+  /** Removes the lock record of a lock name. */
+  remove(name: string): void {
+    this.records.delete(lockRecordKey(lockKeyFromName(name)));
+  }
+
+  /** Number of lock records. */
+  get lockCount(): number {
+    return [...this.records.keys()].filter((k) => k.startsWith("locks/")).length;
   }
 
   /** Simulates one datastore round trip: faults, latency and the signal. */
@@ -81,6 +113,146 @@ export class MemoryLockStore {
   }
 }
 
+function lockKeyFromName(name: string): LockKey {
+  return name === "global" ? { kind: "global" } : { kind: "model", model: parseModelRef(name) };
+}
+
+/** Capabilities of a scoped in-memory store. */
+export const MEMORY_SCOPED_CAPS: Readonly<Capabilities> = Object.freeze({
+  scopedSync: true,
+  atomicCommit: true,
+  serverTime: true,
+  rangedReads: true,
+  maxConcurrency: 4,
+});
+
+/** The primitives over a {@linkcode MemoryLockStore}. */
+export class MemoryProvider implements Provider {
+  readonly type = "memory";
+  readonly #s: MemoryLockStore;
+  capabilities?: () => Capabilities;
+
+  constructor(store: MemoryLockStore, caps: Capabilities | "missing" | "throws" | "null") {
+    this.#s = store;
+    if (caps === "throws") {
+      this.capabilities = () => {
+        throw new Error("capabilities exploded");
+      };
+    } else if (caps === "null") {
+      this.capabilities = () => null as unknown as Capabilities;
+    } else if (caps !== "missing") {
+      this.capabilities = () => ({ ...caps });
+    }
+  }
+
+  async hasBlobs(hashes: string[], opts?: CallOptions): Promise<Set<string>> {
+    await this.#s.call("hasBlobs", opts);
+    return new Set(hashes.filter((h) => this.#s.blobs.has(h)));
+  }
+
+  async putBlob(
+    hash: string,
+    source: Parameters<Provider["putBlob"]>[1],
+    opts?: CallOptions,
+  ): Promise<void> {
+    await this.#s.call("putBlob", opts);
+    const bytes = source.kind === "bytes" ? source.bytes : await Deno.readFile(source.path);
+    if (hashBytes(bytes) !== hash) {
+      const { ContentChangedError } = await import("../errors.ts");
+      throw new ContentChangedError(`Content does not hash to ${hash}.`);
+    }
+    this.#s.blobs.set(hash, bytes.slice());
+  }
+
+  async getBlob(
+    hash: string,
+    opts?: Parameters<Provider["getBlob"]>[1],
+  ): Promise<ReadableStream<Uint8Array>> {
+    await this.#s.call("getBlob", opts);
+    const b = this.#s.blobs.get(hash);
+    if (b === undefined) throw new NotFoundError(`Blob ${hash} is missing.`);
+    const r = opts?.range;
+    const bytes = r === undefined ? b : b.subarray(r.offset, r.offset + r.length);
+    return new Blob([bytes.slice()]).stream();
+  }
+
+  async listBlobs(opts?: CallOptions): Promise<Page<BlobListing>> {
+    await this.#s.call("listBlobs", opts);
+    return {
+      items: [...this.#s.blobs].map(([hash, b]) => ({ hash, size: b.length, modifiedMs: 0 })),
+    };
+  }
+
+  async deleteBlob(hash: string, opts?: CallOptions): Promise<void> {
+    await this.#s.call("deleteBlob", opts);
+    this.#s.blobs.delete(hash);
+  }
+
+  async getRecord(key: string, opts?: CallOptions): Promise<StoredRecord | null> {
+    await this.#s.call("getRecord", opts);
+    const r = this.#s.records.get(key);
+    if (r === undefined) return null;
+    return {
+      bytes: r.bytes.slice(),
+      version: r.version,
+      modifiedMs: r.modifiedMs,
+      storeNowMs: this.#s.now(),
+    };
+  }
+
+  async createRecord(key: string, bytes: Uint8Array, opts?: CallOptions): Promise<string | null> {
+    await this.#s.call("createRecord", opts);
+    if (this.#s.honoursConditions && this.#s.records.has(key)) return null;
+    return this.#write(key, bytes);
+  }
+
+  async replaceRecord(
+    key: string,
+    bytes: Uint8Array,
+    version: string,
+    opts?: CallOptions,
+  ): Promise<string | null> {
+    await this.#s.call("replaceRecord", opts);
+    if (this.#s.honoursConditions && this.#s.records.get(key)?.version !== version) return null;
+    return this.#write(key, bytes);
+  }
+
+  async deleteRecord(key: string, version: string, opts?: CallOptions): Promise<boolean> {
+    await this.#s.call("deleteRecord", opts);
+    const r = this.#s.records.get(key);
+    if (r === undefined || (this.#s.honoursConditions && r.version !== version)) return false;
+    this.#s.records.delete(key);
+    return true;
+  }
+
+  async listRecords(prefix: string, opts?: CallOptions): Promise<Page<RecordListing>> {
+    await this.#s.call("listRecords", opts);
+    const items = [...this.#s.records].filter(([k]) => k.startsWith(prefix))
+      .map(([key, r]) => ({ key, version: r.version, modifiedMs: r.modifiedMs }))
+      .sort((a, b) => (a.key < b.key ? -1 : 1));
+    return { items };
+  }
+
+  #write(key: string, bytes: Uint8Array): string {
+    const version = this.#s.nextVersion();
+    this.#s.records.set(key, { bytes: bytes.slice(), version, modifiedMs: this.#s.now() });
+    return version;
+  }
+
+  describe() {
+    return { type: "memory", location: "memory" };
+  }
+  open(): Promise<void> {
+    return Promise.resolve();
+  }
+  init(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
 /** How a memory provider behaves. */
 export interface MemoryProviderOptions {
   /** This "process": judges same-host records by pid. */
@@ -95,138 +267,20 @@ export interface MemoryProviderOptions {
   caps?: Capabilities | "missing" | "throws" | "null";
 }
 
-/** Capabilities of a scoped in-memory store. */
-export const MEMORY_SCOPED_CAPS: Readonly<Capabilities> = Object.freeze({
-  scopedSync: true,
-  atomicCommit: true,
-  serverTime: true,
-  maxConcurrency: 4,
-});
-
-class MemoryLockHandle implements LockHandle {
-  readonly key: LockKey;
-  #store: MemoryLockStore;
-  #name: string;
-  #judge: (r: LockRecord) => LockInfo;
-
-  constructor(store: MemoryLockStore, key: LockKey, judge: (r: LockRecord) => LockInfo) {
-    this.key = key;
-    this.#store = store;
-    this.#name = lockKeyName(key);
-    this.#judge = judge;
-  }
-
-  async tryAcquire(req: LockRequest, opts?: CallOptions): Promise<AcquireResult> {
-    await this.#store.call("tryAcquire", opts);
-    const current = this.#store.records.get(this.#name);
-    const nowIso = new Date(this.#store.now()).toISOString();
-    const record: LockRecord = {
-      key: this.#name,
-      holder: req.holder,
-      host: req.host,
-      pid: req.pid,
-      operation: req.operation,
-      acquiredAt: nowIso,
-      renewedAt: nowIso,
-      ttlMs: req.ttlMs,
-      nonce: crypto.randomUUID(),
-    };
-    if (current === undefined) {
-      this.#store.records.set(this.#name, record); // create-exclusive: nothing was there
-      return { acquired: true, record: { ...record } };
-    }
-    const info = this.#judge(current);
-    if (!info.stale) return { acquired: false, current: info };
-    // Compare-and-swap: another round trip, then replace only the record we judged.
-    await this.#store.call("takeover", opts);
-    const again = this.#store.records.get(this.#name);
-    if (again === undefined || again.nonce !== current.nonce) {
-      return again === undefined
-        ? this.tryAcquire(req, opts)
-        : { acquired: false, current: this.#judge(again) };
-    }
-    this.#store.records.set(this.#name, record);
-    return { acquired: true, record: { ...record }, tookOver: { ...current } };
-  }
-
-  async renew(nonce: string, opts?: CallOptions): Promise<LockRecord> {
-    await this.#store.call("renew", opts);
-    const current = this.#store.records.get(this.#name);
-    if (current === undefined || current.nonce !== nonce) {
-      throw new LeaseLostError(
-        `The lock record ${this.#name} is ${
-          current === undefined ? "gone" : "held by another nonce"
-        } in the memory datastore.`,
-      );
-    }
-    const renewed = { ...current, renewedAt: new Date(this.#store.now()).toISOString() };
-    this.#store.records.set(this.#name, renewed);
-    return { ...renewed };
-  }
-
-  async release(nonce: string, opts?: CallOptions): Promise<void> {
-    await this.#store.call("release", opts);
-    if (this.#store.records.get(this.#name)?.nonce === nonce) {
-      this.#store.records.delete(this.#name);
-    }
-  }
-
-  async inspect(opts?: CallOptions): Promise<LockInfo | null> {
-    await this.#store.call("inspect", opts);
-    const current = this.#store.records.get(this.#name);
-    return current === undefined ? null : this.#judge({ ...current });
-  }
-
-  async forceRelease(nonce: string, opts?: CallOptions): Promise<boolean> {
-    await this.#store.call("forceRelease", opts);
-    if (this.#store.records.get(this.#name)?.nonce !== nonce) return false;
-    this.#store.records.delete(this.#name);
-    return true;
-  }
-}
-
-function notImplemented(what: string): never {
-  throw new Error(`${what} is not implemented in the memory provider (a lock test helper).`);
-}
-
-/** A provider over `store` whose lock parts work and whose data parts throw. */
-export function memoryProvider(store: MemoryLockStore, opts: MemoryProviderOptions): Provider {
-  const judge = (r: LockRecord): LockInfo =>
-    judgeLock(r, {
-      nowMs: store.now(),
-      skewMarginMs: opts.skewMarginMs ?? 0,
-      host: opts.host,
-      pid: opts.pid,
-    });
-  const provider: Provider = {
-    type: "memory",
-    hasBlobs: () => notImplemented("hasBlobs"),
-    putBlob: () => notImplemented("putBlob"),
-    getBlob: () => notImplemented("getBlob"),
-    listManifests: () => notImplemented("listManifests"),
-    getManifest: () => notImplemented("getManifest"),
-    commitManifest: () => notImplemented("commitManifest"),
-    lock: (key) => new MemoryLockHandle(store, key, judge),
-    listLocks: async (callOpts) => {
-      await store.call("listLocks", callOpts);
-      return [...store.records.values()].map((r) => judge({ ...r }));
-    },
-    describe: () => ({ type: "memory", location: "memory" }),
-    open: () => Promise.resolve(),
-    init: () => Promise.resolve(),
-    close: () => Promise.resolve(),
-  };
+/**
+ * A datastore over `store` as one "process" sees it: the primitives of a
+ * {@linkcode MemoryProvider} with the lock protocol on top, judging records
+ * by the store's clock.
+ */
+export function memoryProvider(store: MemoryLockStore, opts: MemoryProviderOptions): Datastore {
   const caps = opts.caps ?? MEMORY_SCOPED_CAPS;
-  if (caps === "throws") {
-    provider.capabilities = () => {
-      throw new Error("capabilities exploded");
-    };
-  } else if (caps === "null") {
-    provider.capabilities = () => null as unknown as Capabilities;
-  } else if (caps !== "missing") {
-    provider.capabilities = () => ({ ...caps });
-  }
-  return provider;
+  const ds = new Datastore(new MemoryProvider(store, caps), {
+    host: opts.host,
+    pid: opts.pid,
+    skewMarginMs: opts.skewMarginMs ?? 0,
+  });
+  ds.useCapabilities({ serverTime: typeof caps === "object" ? caps.serverTime : false });
+  return ds;
 }
 
 /** Log lines captured by {@linkcode captureLogs}; dispose to reset LogTape. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { LeaseLostError } from "../errors.ts";
-import type { LockHandle, LockRecord } from "../provider/contract.ts";
+import type { LockHandle, LockRecord } from "./records.ts";
 import { sleep } from "../async.ts";
 import { captureLogs, MemoryLockStore, memoryProvider } from "./_memory_provider.ts";
 import { describeLock, Lease, lockKeyName } from "./lease.ts";
@@ -50,18 +50,18 @@ Deno.test("a lease renews every ttl/3 and release stops renewal and removes the 
   await sleep(TTL * 1.5);
   assert.ok(!lease.lost);
   lease.assertHeld();
-  const renewals = store.calls.get("renew") ?? 0;
+  const renewals = store.calls.get("replaceRecord") ?? 0;
   assert.ok(renewals >= 2, `expected >= 2 renewals, got ${renewals}`);
   assert.ok(lease.record.renewedAt > record.renewedAt, "the record was renewed");
   assert.equal(store.get("vpc/m1")?.nonce, record.nonce);
   await Promise.all([lease.release(), lease.release()]);
   await lease.release();
   assert.equal(store.get("vpc/m1"), undefined);
-  assert.equal(store.calls.get("release"), 1, "release is idempotent");
+  assert.equal(store.calls.get("deleteRecord"), 1, "release is idempotent");
   assert.ok(!lease.lost && !lease.signal.aborted);
   assert.throws(() => lease.assertHeld(), /The lock on vpc\/m1 was already released/);
   await sleep(TTL / 2);
-  assert.equal(store.calls.get("renew"), renewals, "no renewal after release");
+  assert.equal(store.calls.get("replaceRecord"), renewals, "no renewal after release");
 });
 
 Deno.test("a refused renewal loses the lease: signal aborts, assertHeld throws, onLost runs", async () => {

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { LeaseLostError, LockTimeoutError } from "../errors.ts";
 import { formatRef, type ModelRef, parseModelRef } from "../model/ref.ts";
 import { readCapabilities } from "../provider/capabilities.ts";
-import type { LockRecord, Provider } from "../provider/contract.ts";
+import { Datastore } from "../provider/datastore.ts";
+import type { LockRecord } from "./records.ts";
 import { filesystemProvider } from "../providers/filesystem/mod.ts";
 import { sleep } from "../async.ts";
 import { captureLogs } from "./_memory_provider.ts";
@@ -22,19 +23,20 @@ async function datastore(): Promise<{ dir: string } & AsyncDisposable> {
 }
 
 /** A provider for one "process" (its own host name) on the datastore `dir`. */
-async function open(dir: string, host: string): Promise<Provider> {
+async function open(dir: string, host: string): Promise<Datastore> {
   const p = await filesystemProvider.create({ path: dir }, {
     callTimeoutMs: 5_000,
     host,
     pid: Deno.pid,
-    skewMarginMs: 0,
     baseDir: "/",
   });
-  await p.init().catch(() => p.open());
-  return p;
+  const ds = new Datastore(p, { host, pid: Deno.pid, skewMarginMs: 0 });
+  await ds.init();
+  await ds.open();
+  return ds;
 }
 
-function manager(provider: Provider, opts: { host: string; lockTimeoutMs?: number }): LockManager {
+function manager(provider: Datastore, opts: { host: string; lockTimeoutMs?: number }): LockManager {
   return new LockManager({
     provider,
     caps: readCapabilities(provider, []).caps,
@@ -46,7 +48,7 @@ function manager(provider: Provider, opts: { host: string; lockTimeoutMs?: numbe
 }
 
 /** Another process's lock taken directly through a handle (no renewal). */
-async function hold(provider: Provider, model: string, ttlMs: number): Promise<LockRecord> {
+async function hold(provider: Datastore, model: string, ttlMs: number): Promise<LockRecord> {
   const r = await provider.lock({ kind: "model", model: m(model) }).tryAcquire({
     holder: "ci",
     host: "build-3",

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { DatastoreError, InterruptedError, LeaseLostError, LockTimeoutError } from "../errors.ts";
 import { formatRef, type ModelRef, parseModelRef } from "../model/ref.ts";
 import { readCapabilities } from "../provider/capabilities.ts";
-import type { Capabilities, LockRecord, Provider } from "../provider/contract.ts";
+import type { Capabilities } from "../provider/contract.ts";
+import type { LockRecord } from "./records.ts";
 import { sleep } from "../async.ts";
 import {
   captureLogs,
@@ -10,7 +11,7 @@ import {
   MemoryLockStore,
   memoryProvider,
 } from "./_memory_provider.ts";
-import { LockManager, type ModelOutcome } from "./manager.ts";
+import { LockManager, type LockSource, type ModelOutcome } from "./manager.ts";
 
 const TTL = 300;
 const TIMEOUT = 1_000;
@@ -18,7 +19,7 @@ const GLOBAL_CAPS: Capabilities = { ...MEMORY_SCOPED_CAPS, scopedSync: false };
 const m = (s: string): ModelRef => parseModelRef(s);
 
 function manager(
-  provider: Provider,
+  provider: LockSource,
   opts: { host: string; caps?: Capabilities; lockTimeoutMs?: number; signal?: AbortSignal },
 ): LockManager {
   return new LockManager({
@@ -84,7 +85,7 @@ Deno.test("path is scoped iff scopedSync; a provider with missing, throwing or n
     }, { jobs: 2 });
     assert.deepEqual(values(out), ["vpc/m1"]);
     assert.deepEqual(seen, ["dev"], "work ran under the global lock");
-    assert.equal(store.records.size, 0);
+    assert.equal(store.lockCount, 0);
   }
 });
 
@@ -135,7 +136,7 @@ Deno.test("scoped path: different models run concurrently, within one run and ac
     proc(store, "b").run([m("vpc/m4")], work, { jobs: 1 }),
   ]);
   assert.deepEqual([...values(a), ...values(b)], ["vpc/m3", "vpc/m4"]);
-  assert.equal(store.records.size, 0);
+  assert.equal(store.lockCount, 0);
 });
 
 Deno.test("scoped path: the same model serialises across two managers; the waiter says who holds it", async () => {
@@ -171,7 +172,7 @@ Deno.test("global path: takes the global lock, drains live model locks first, ig
   store.put(stale);
   let removedAt = 0;
   const remover = sleep(250).then(() => {
-    store.records.delete("vpc/m9");
+    store.remove("vpc/m9");
     removedAt = Date.now();
   });
   let startedAt = 0;
@@ -205,8 +206,8 @@ Deno.test("scoped path: a worker that sees the global lock appear after taking i
   let planted: Promise<void> | undefined;
   let modelLockDuringGlobal: LockRecord | undefined | null = null;
   let removedAt = 0;
-  const provider: Provider = {
-    ...inner,
+  const provider: LockSource = {
+    listLocks: (o) => inner.listLocks(o),
     lock: (key) => {
       const handle = inner.lock(key);
       if (key.kind === "global") return handle;
@@ -218,7 +219,7 @@ Deno.test("scoped path: a worker that sees the global lock appear after taking i
             store.put(foreign("global")); // a global holder appears right after our acquire
             planted = sleep(200).then(() => {
               modelLockDuringGlobal = store.get("vpc/m1");
-              store.records.delete("global");
+              store.remove("global");
               removedAt = Date.now();
             });
           }
@@ -248,7 +249,7 @@ Deno.test("scoped path: a worker that sees the global lock appear after taking i
   assert.ok(
     logs.messages.some((x) => x.startsWith("Waiting for the global lock: held by ci@build-3")),
   );
-  assert.equal(store.records.size, 0);
+  assert.equal(store.lockCount, 0);
 });
 
 Deno.test("lock timeout: the blocked model gets a LockTimeoutError naming the holder, the others succeed", async () => {
@@ -347,7 +348,7 @@ Deno.test("a stale lock is taken over with a warning naming the old holder and w
     ),
     logs.messages.join("\n"),
   );
-  assert.equal(store.records.size, 0);
+  assert.equal(store.lockCount, 0);
 });
 
 Deno.test("a lost lease aborts ctx.signal and assertHeld throws before the commit", async () => {
@@ -376,15 +377,15 @@ Deno.test("releaseAll releases every held lock and stops the remaining models", 
     const mgr = proc(store, "host-a", { caps });
     let held = -1;
     const out = await mgr.run([m("vpc/m1"), m("vpc/m2")], async (_model, { signal }) => {
-      held = store.records.size;
+      held = store.lockCount;
       await mgr.releaseAll();
-      assert.equal(store.records.size, 0, "released while the work still runs");
+      assert.equal(store.lockCount, 0, "released while the work still runs");
       assert.ok(signal.aborted, "the work is told to stop");
       throw signal.reason;
     }, { jobs: 1 });
     assert.equal(held, 1);
     for (const o of out) assert.ok(!o.ok && o.error instanceof InterruptedError);
-    assert.equal(store.records.size, 0);
+    assert.equal(store.lockCount, 0);
   }
 });
 
@@ -403,7 +404,7 @@ Deno.test("an aborted run signal ends a wait; waiting models get an interrupted 
   clearTimeout(timer);
   assert.ok(Date.now() - started < 1_000, "the wait ended at the abort");
   for (const o of out) assert.ok(!o.ok && o.error === reason);
-  assert.equal(store.records.size, 1, "only the foreign record remains");
+  assert.equal(store.lockCount, 1, "only the foreign record remains");
   const none = await proc(store, "host-a", { signal: AbortSignal.abort() }).run(
     [m("vpc/m3")],
     () => Promise.resolve("ran"),

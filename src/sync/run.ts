@@ -227,12 +227,14 @@ export async function runPush(
 /**
  * Pull every named model, or every model the datastore or the base knows.
  * One listing decides which models moved; the rest are skipped unscanned.
+ * No datastore lock is taken: a head names a whole commit, moved atomically,
+ * and blobs never change, so a reader never sees a partial state and
+ * read-only credentials suffice (`--no-lock` is accepted and changes nothing).
  */
 export async function runPull(
   s: RepoSession,
-  opts: { models?: ModelRef[]; resolution: Resolution; noLock: boolean },
+  opts: { models?: ModelRef[]; resolution: Resolution },
 ): Promise<SyncResult> {
-  const manager = lockManager(s, "pull");
   return await withRepoLock(s, "pull", async () => {
     await assertDataDir(s.repoDir, s.config.dataDir);
     const listing = new Map(
@@ -285,34 +287,26 @@ export async function runPull(
       progress.start();
       try {
         const models = candidates.filter((m) => pending.has(formatRef(m)));
-        const work = (model: ModelRef, signal: AbortSignal) =>
-          pullModel(s, model, {
-            base: pending.get(formatRef(model)) ?? null,
-            resolution: opts.resolution,
-            signal,
-            progress,
-          });
-        if (opts.noLock) {
-          await runPool(models, { jobs: s.jobs, signal: s.signal }, async (model) => {
-            try {
-              reports.push(await work(model, s.signal));
-            } catch (err) {
-              reports.push(failureReport(model, err, 0));
-            }
-          });
-        } else {
-          const outcomes = await manager.run(models, (model, ctx) => work(model, ctx.signal), {
-            jobs: s.jobs,
-          });
-          for (const o of outcomes) {
-            reports.push(o.ok ? o.value : failureReport(o.model, o.error, 0));
+        // No pool signal: an interrupt is reported per model, as push does.
+        await runPool(models, { jobs: s.jobs }, async (model) => {
+          try {
+            s.signal.throwIfAborted();
+            reports.push(
+              await pullModel(s, model, {
+                base: pending.get(formatRef(model)) ?? null,
+                resolution: opts.resolution,
+                signal: s.signal,
+                progress,
+              }),
+            );
+          } catch (err) {
+            reports.push(failureReport(model, err, 0));
           }
-        }
+        });
       } finally {
         progress.stop();
-        await manager.releaseAll();
       }
     }
-    return finish("modelsync.pull/1", opts.noLock ? "none" : manager.path, reports);
+    return finish("modelsync.pull/1", "none", reports);
   });
 }
