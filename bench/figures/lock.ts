@@ -10,6 +10,7 @@
  * @module
  */
 import { join } from "node:path";
+import { Datastore } from "../../src/provider/datastore.ts";
 import { createProvider } from "../../src/providers/mod.ts";
 import { type BenchContext, interleave } from "../_context.ts";
 import { cli, run } from "../_run.ts";
@@ -22,12 +23,12 @@ export async function lockFigure(ctx: BenchContext): Promise<Row[]> {
     callTimeoutMs: 30_000,
     host: Deno.hostname(),
     pid: Deno.pid,
-    skewMarginMs: 5_000,
     baseDir: dir,
   });
-  await provider.init();
-  await provider.open();
-  const handle = provider.lock({ kind: "model", model: { type: "bench", id: "lock" } });
+  const ds = new Datastore(provider, { host: Deno.hostname(), pid: Deno.pid, skewMarginMs: 5_000 });
+  await ds.init();
+  await ds.open();
+  const handle = ds.lock({ kind: "model", model: { type: "bench", id: "lock" } });
   const req = {
     holder: "bench",
     host: Deno.hostname(),

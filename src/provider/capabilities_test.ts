@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { NO_CAPABILITIES, parseDisabledCaps, readCapabilities } from "./capabilities.ts";
 
-const SCOPED = { scopedSync: true, atomicCommit: true, serverTime: true, maxConcurrency: 16 };
+const SCOPED = {
+  scopedSync: true,
+  atomicCommit: true,
+  serverTime: true,
+  rangedReads: false,
+  maxConcurrency: 16,
+};
 
 Deno.test("capabilities: declared ones are read as plain data, --disable-cap turns one off", () => {
   const r = readCapabilities({ type: "x", capabilities: () => ({ ...SCOPED }) }, [

@@ -14,11 +14,13 @@ function fake(overrides: Partial<Provider>): Provider {
     hasBlobs: no,
     putBlob: no,
     getBlob: no,
-    listManifests: no,
-    getManifest: no,
-    commitManifest: no,
-    lock: no,
-    listLocks: no,
+    listBlobs: no,
+    deleteBlob: no,
+    getRecord: no,
+    createRecord: no,
+    replaceRecord: no,
+    deleteRecord: no,
+    listRecords: no,
     describe: () => ({ type: "fake", location: "mem://x" }),
     open: no,
     init: no,
@@ -33,17 +35,17 @@ Deno.test("guard: a call that never answers fails at its deadline with a retryab
   let calls = 0;
   const hung = fake({
     // Ignores its signal on purpose, like a hung network mount.
-    listManifests: () => {
+    listRecords: () => {
       calls++;
       return new Promise(() => {});
     },
   });
   const p = guardProvider(hung, { ...fast, attempts: 2 });
   const started = Date.now();
-  await assert.rejects(p.listManifests(), (err) => {
+  await assert.rejects(p.listRecords("heads/"), (err) => {
     assert.ok(err instanceof DatastoreError);
     assert.equal(err.exitCode, 6);
-    assert.match(err.message, /did not answer listManifests within 100ms.*--call-timeout/);
+    assert.match(err.message, /did not answer listRecords within 100ms.*--call-timeout/);
     assert.ok(!err.message.includes("\n"));
     return true;
   });
@@ -54,13 +56,13 @@ Deno.test("guard: a call that never answers fails at its deadline with a retryab
 Deno.test("guard: transient faults of idempotent calls are retried with backoff", async () => {
   let calls = 0;
   const flaky = fake({
-    getManifest: () => {
+    getRecord: () => {
       calls++;
       if (calls < 3) return Promise.reject(new DatastoreError("reset", { retryable: true }));
       return Promise.resolve(null);
     },
   });
-  assert.equal(await guardProvider(flaky, fast).getManifest({ type: "a", id: "b" }), null);
+  assert.equal(await guardProvider(flaky, fast).getRecord("heads/a/b"), null);
   assert.equal(calls, 3);
 });
 
@@ -73,7 +75,7 @@ Deno.test("guard: permanent errors and compare-and-swap writes are not retried",
         reads++;
         return Promise.reject(new NotFoundError("no blob"));
       },
-      commitManifest: () => {
+      replaceRecord: () => {
         commits++;
         return Promise.reject(new DatastoreError("reset", { retryable: true }));
       },
@@ -82,7 +84,7 @@ Deno.test("guard: permanent errors and compare-and-swap writes are not retried",
   );
   await assert.rejects(p.getBlob("00"), NotFoundError);
   assert.equal(reads, 1);
-  await assert.rejects(p.commitManifest({ type: "a", id: "b" }, 0, {} as never), DatastoreError);
+  await assert.rejects(p.replaceRecord("heads/a/b", new Uint8Array(1), "v1"), DatastoreError);
   assert.equal(commits, 1);
 });
 
@@ -116,6 +118,7 @@ Deno.test("guard: a provider without capabilities() stays without, so it gets th
         scopedSync: true,
         atomicCommit: true,
         serverTime: false,
+        rangedReads: false,
         maxConcurrency: 4,
       }),
     }),
@@ -124,40 +127,25 @@ Deno.test("guard: a provider without capabilities() stays without, so it gets th
   assert.equal(readCapabilities(declared, []).caps.scopedSync, true);
 });
 
-Deno.test("guard: a lock created after the acquire deadline fired is released, not left behind", async () => {
-  const released: string[] = [];
-  const record = {
-    key: "a/b",
-    holder: "me",
-    host: "h",
-    pid: 1,
-    operation: "push",
-    acquiredAt: new Date().toISOString(),
-    renewedAt: new Date().toISOString(),
-    ttlMs: 30_000,
-    nonce: "n1",
-  };
+Deno.test("guard: a record created after the create's deadline fired is deleted again", async () => {
+  const deleted: string[] = [];
   const slow = fake({
-    lock: (key) => ({
-      key,
-      tryAcquire: () =>
-        new Promise((resolve) => setTimeout(() => resolve({ acquired: true, record }), 150)),
-      renew: () => Promise.resolve(record),
-      release: (nonce: string) => {
-        released.push(nonce);
-        return Promise.resolve();
-      },
-      inspect: () => Promise.resolve(null),
-      forceRelease: () => Promise.resolve(true),
-    }),
+    createRecord: () => new Promise((resolve) => setTimeout(() => resolve("v7"), 150)),
+    deleteRecord: (key: string, version: string) => {
+      deleted.push(`${key}@${version}`);
+      return Promise.resolve(true);
+    },
   });
-  const handle = guardProvider(slow, fast).lock({ kind: "model", model: { type: "a", id: "b" } });
   await assert.rejects(
-    handle.tryAcquire({ holder: "me", host: "h", pid: 1, operation: "push", ttlMs: 30_000 }),
+    guardProvider(slow, fast).createRecord("locks/models/a/b", new Uint8Array(1)),
     DatastoreError,
   );
   await new Promise((r) => setTimeout(r, 200));
-  assert.deepEqual(released, ["n1"]);
+  assert.deepEqual(
+    deleted,
+    ["locks/models/a/b@v7"],
+    "what the caller was told (failed) stays true",
+  );
 });
 
 Deno.test("guard: a blob body that stalls after its first bytes fails at the deadline, and is cancelled", async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { LockRecord } from "./contract.ts";
+import type { LockRecord } from "../lock/records.ts";
 import { describeHolder, printable, PRINTABLE_MAX } from "./stale.ts";
 
 function record(fields: Partial<LockRecord> = {}): LockRecord {

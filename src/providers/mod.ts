@@ -35,9 +35,9 @@ export const PROVIDER_TYPES: readonly string[] = Object.keys(REGISTRY);
 const NOT_YET = new Set(["postgres", "azure"]);
 
 /** Loads the provider module of a datastore type; UsageError for an unknown one. */
-export function loadProviderModule(type: string): Promise<ProviderModule<unknown>> {
+export async function loadProviderModule(type: string): Promise<ProviderModule<unknown>> {
   const load = REGISTRY[type];
-  if (load !== undefined) return load();
+  if (load !== undefined) return await load();
   if (NOT_YET.has(type)) {
     throw new UsageError(
       `Datastore type ${type} is not available in this version of modelsync; use one of ` +

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../errors.ts";
 import type { ProviderContext } from "../provider/contract.ts";
-import { createProvider, KNOWN_PROVIDER_TYPES, loadProviderModule } from "./mod.ts";
+import { createProvider, loadProviderModule, PROVIDER_TYPES } from "./mod.ts";
 
 const CTX: ProviderContext = {
   callTimeoutMs: 30_000,
   host: "h",
   pid: 1,
-  skewMarginMs: 2_000,
   baseDir: "/repo",
 };
 
@@ -19,12 +18,13 @@ async function usage(p: Promise<unknown>): Promise<string> {
   return err.message;
 }
 
-Deno.test("loadProviderModule: filesystem and s3 load, postgres is not yet, others unknown", async () => {
+Deno.test("loadProviderModule: filesystem, s3 and module load, postgres is not yet, others unknown", async () => {
   assert.equal((await loadProviderModule("filesystem")).type, "filesystem");
   assert.equal((await loadProviderModule("s3")).type, "s3");
-  assert.deepEqual([...KNOWN_PROVIDER_TYPES], ["filesystem", "s3", "postgres"]);
+  assert.equal((await loadProviderModule("module")).type, "module");
+  assert.deepEqual([...PROVIDER_TYPES], ["filesystem", "s3", "module"]);
   assert.match(await usage(loadProviderModule("postgres")), /postgres is not available/);
-  assert.match(await usage(loadProviderModule("ftp")), /"ftp".*filesystem, s3, postgres/);
+  assert.match(await usage(loadProviderModule("ftp")), /"ftp".*filesystem, s3, module/);
 });
 
 Deno.test("createProvider: resolves a relative path against baseDir", async () => {

@@ -224,7 +224,15 @@ function describeIssue(issue: z.core.$ZodIssue, data: unknown): string {
  */
 export async function writeConfig(
   repoDir: string,
-  opts: { datastore: string; dataDir?: string },
+  opts: {
+    datastore: string;
+    dataDir?: string;
+    /**
+     * Whether two datastores are the same (the caller knows the providers,
+     * which parse their specs); default: the same spec string or keys.
+     */
+    sameDatastore?: (a: DatastoreConfig, b: DatastoreConfig) => Promise<boolean>;
+  },
 ): Promise<string> {
   const file = join(repoDir, CONFIG_FILE);
   const wanted = parseDatastoreSpec(opts.datastore, repoDir);
@@ -254,7 +262,13 @@ export async function writeConfig(
         stringifyYaml(body, { lineWidth: 0 }),
     );
   } else {
-    dataDir = await reconcile(file, existingText, { repoDir, wanted, spec: opts, requestedDir });
+    dataDir = await reconcile(file, existingText, {
+      repoDir,
+      wanted,
+      spec: opts,
+      requestedDir,
+      same: opts.sameDatastore ?? ((a, b) => Promise.resolve(sameValue(a, b))),
+    });
   }
   await Deno.mkdir(join(repoDir, dataDir), { recursive: true });
   await Deno.mkdir(join(repoDir, ".modelsync"), { recursive: true });
@@ -271,6 +285,7 @@ async function reconcile(
     wanted: DatastoreConfig;
     spec: { datastore: string };
     requestedDir?: string;
+    same: (a: DatastoreConfig, b: DatastoreConfig) => Promise<boolean>;
   },
 ): Promise<string> {
   let hasDatastore = false;
@@ -285,7 +300,7 @@ async function reconcile(
     ctx.repoDir,
     hasDatastore ? {} : { datastoreOverride: ctx.wanted },
   );
-  if (hasDatastore && !sameValue(current.datastore, ctx.wanted)) {
+  if (hasDatastore && !(await ctx.same(current.datastore, ctx.wanted))) {
     throw new UsageError(
       `${file} is already initialised with datastore ${describeDatastore(current.datastore)}; ` +
         `edit ${CONFIG_FILE} to change it.`,

@@ -10,7 +10,7 @@ import process from "node:process";
 import { UsageError } from "../errors.ts";
 import { SKEW_MARGIN_MS } from "../lock/mod.ts";
 import { Datastore } from "../provider/datastore.ts";
-import { createProvider } from "../providers/mod.ts";
+import { createProvider, resolveDatastore } from "../providers/mod.ts";
 import { CONFIG_FILE, ensureGitignore, findRepo, loadConfig, writeConfig } from "../repo/config.ts";
 import { type GlobalFlags, resolveSettings } from "./settings.ts";
 
@@ -38,7 +38,15 @@ export async function runInit(
   if (!exists) await refuseInsideDataFolder(repoDir);
   if (settings.datastore !== undefined) {
     await Deno.mkdir(repoDir, { recursive: true });
-    await writeConfig(repoDir, { datastore: settings.datastore });
+    await writeConfig(repoDir, {
+      datastore: settings.datastore,
+      // Two specs name the same datastore when their providers parse them alike.
+      sameDatastore: async (a, b) => {
+        const [ra, rb] = await Promise.all([resolveDatastore(a), resolveDatastore(b)]);
+        return ra.mod.type === rb.mod.type &&
+          JSON.stringify(ra.config) === JSON.stringify(rb.config);
+      },
+    });
   } else if (!exists) {
     throw new UsageError(
       `No datastore given for the new repository in ${repoDir}: pass --datastore filesystem:/path (or set MODELSYNC_DATASTORE).`,
