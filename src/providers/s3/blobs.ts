@@ -1,17 +1,8 @@
 /**
- * Blob storage of the S3 provider: `blobs/AB/SHA256`, immutable and
- * content-addressed (design/s3.md).
- *
- * - A blob is created with `If-None-Match: *`, so a stored blob is never
- *   rewritten; a 412 means it is already there, which is success.
- * - Its content is checked against its name before it can become visible:
- *   the request carries `x-amz-checksum-sha256` (servers that enforce it
- *   refuse a mismatch), and the body is hashed while it is sent with the last
- *   chunk held back until the hash matched, so a file that changed during the
- *   upload aborts the request before the server has the whole body (moto does
- *   not enforce the checksum; this does not rely on it).
- * - Files over {@linkcode MULTIPART_BYTES} go up in parts; the whole-file hash
- *   is checked before `CompleteMultipartUpload` (itself conditional).
+ * Blobs of the S3 provider: `blobs/AB/SHA256`, immutable, created with
+ * `If-None-Match: *` (412 = already stored = success), their content checked
+ * against their name before it can become visible, and the hashes known to
+ * be stored remembered (design/s3.md, "Blobs" and "hasBlobs").
  *
  * @module
  */
@@ -22,59 +13,38 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
+import { runPool } from "../../async.ts";
 import { ContentChangedError, NotFoundError } from "../../errors.ts";
 import { hashBytes } from "../../model/hash.ts";
-import type { BlobSource } from "../../provider/contract.ts";
-import { runPool } from "../../async.ts";
-import {
-  type FailContext,
-  isNoSuchKey,
-  isPreconditionFailed,
-  s3Fail,
-  type S3Handle,
-} from "./client.ts";
+import type { BlobListing, BlobSource, ByteRange, Page } from "../../provider/contract.ts";
+import { isLostRace, isNoSuchKey, s3Fail, type S3Store } from "./client.ts";
 
 const SHA256 = /^[0-9a-f]{64}$/;
 /** Files up to this size are read with synchronous calls (as the scan reads them). */
 const SYNC_READ_BYTES = 64 * 1024;
-/** Files up to this size are read in one piece and checked before sending. */
+/** Files up to this size are read whole and checked before they are sent. */
 export const SMALL_BLOB_BYTES = 8 * 1024 * 1024;
 /** Files over this size are uploaded in parts. */
 export const MULTIPART_BYTES = 64 * 1024 * 1024;
 /** Smallest part; larger for files that would need more than 10,000 parts. */
 const PART_BYTES = 8 * 1024 * 1024;
-const MAX_PARTS = 10_000;
 const CHUNK = 1024 * 1024;
-/** Parallel requests in `has`. */
-const HAS_CONCURRENCY = 16;
-/** A `has` call asking about this many hashes lists the whole blobs area once. */
+/** A `has` call asking about this many hashes first lists the whole blobs area once, */
 export const SWEEP_MIN_HASHES = 32;
-/** The whole-area listing reads at most one page (1,000 keys) per this many asked hashes. */
+/** reading at most one page per this many asked hashes (and 50 pages). */
 export const SWEEP_HASHES_PER_PAGE = 8;
-/** Most blob names remembered (about 10 MB); beyond, answers are not cached. */
+/** Most hashes remembered (about 10 MB). */
 const MAX_KNOWN = 100_000;
-/** Pages of the whole-area listing at most (its names must fit in MAX_KNOWN). */
-const SWEEP_MAX_PAGES = 50;
-/** How long `has` trusts what it learnt (a command; far below gc's grace period). */
+/** How long what `has` learnt is trusted (far below gc's grace period). */
 const CACHE_MS = 30 * 60_000;
-
-/** Where the blobs live and how to reach them. */
-export interface BlobArea {
-  s3: S3Handle;
-  bucket: string;
-  /** Key of a path under the datastore prefix. */
-  key(rel: string): string;
-  fail(what: string): FailContext;
-  /** Deadline of one request that sends `bytes` (the guard's rule: +1 s per MiB). */
-  timeoutFor(bytes: number): number;
-}
+const EMPTY = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+const hex2 = (i: number) => i.toString(16).padStart(2, "0");
 
 function checkHash(hash: string): void {
   if (!SHA256.test(hash)) {
@@ -87,104 +57,55 @@ export function blobRel(hash: string): string {
   return `blobs/${hash.slice(0, 2)}/${hash}`;
 }
 
-/**
- * The objects under `rel` (below the datastore prefix), one ListObjectsV2
- * page (up to 1,000 keys) at a time; S3 errors mapped as every call's are.
- */
-export async function* listPages(
-  area: BlobArea,
-  rel: string,
-  opts: { what: string; signal?: AbortSignal },
-): AsyncGenerator<ListObjectsV2CommandOutput, void> {
-  const prefix = area.key(rel);
-  let token: string | undefined;
-  do {
-    let page: ListObjectsV2CommandOutput;
-    try {
-      page = await area.s3.client.send(
-        new ListObjectsV2Command({ Bucket: area.bucket, Prefix: prefix, ContinuationToken: token }),
-        { abortSignal: opts.signal },
-      );
-    } catch (err) {
-      throw s3Fail(err, area.fail(`list ${opts.what}`));
-    }
-    yield page;
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token !== undefined);
-}
-
-function b64(hexHash: string): string {
-  return Buffer.from(hexHash, "hex").toString("base64");
+/** The hash of a blob key, only for a blob at its own key (never a stray name). */
+function hashOf(rel: string): string | undefined {
+  const hash = rel.slice(9);
+  return SHA256.test(hash) && rel === blobRel(hash) ? hash : undefined;
 }
 
 /** The blobs area of one S3 datastore. */
 export class S3BlobStore {
-  readonly #a: BlobArea;
+  readonly #s: S3Store;
   /** Hashes known to be stored: uploaded, found by HEAD, or listed. */
   readonly #known = new Set<string>();
-  /** Shards listed in full: a hash of one not in #known was not stored then. */
+  /** Shards (`AB`) listed in full: a hash of one not in #known was not stored then. */
   readonly #complete = new Set<string>();
   /** Shard listings in flight, shared by concurrent callers. */
   readonly #listing = new Map<string, Promise<Set<string>>>();
-  /** The one listing of the whole area (see `has`), once started. */
+  /** The one listing of the whole area, once started. */
   #sweep: Promise<void> | undefined;
-  /** When #known and #complete were started (performance.now()). */
   #since = performance.now();
 
-  constructor(area: BlobArea) {
-    this.#a = area;
+  constructor(store: S3Store) {
+    this.#s = store;
   }
 
   /**
-   * Which of `hashes` are stored (design/s3.md, "hasBlobs").
-   *
-   * - Hashes already known to be stored (uploaded, found or listed by this
-   *   store in the last 30 minutes) and hashes of shards listed in full then
-   *   are answered without a request. A blob is never deleted while a command runs (gc keeps blobs
-   *   younger than its grace period), so a "stored" answer does not go stale;
-   *   a "missing" one may (another writer stored it since), which costs only
-   *   an upload answered 412 (already stored: success).
-   * - A call asking about {@linkcode SWEEP_MIN_HASHES} or more hashes first
-   *   lists the whole blobs area once per store, with at most one page per
-   *   {@linkcode SWEEP_HASHES_PER_PAGE} asked hashes (50 at most): a first push to an empty
-   *   or small datastore then costs one request for all its models. A longer
-   *   area keeps what was listed (the shards before the last key are complete).
-   * - Otherwise a shard (`blobs/AB/`) holding two or more of the asked hashes
-   *   is listed (one request per 1,000 keys in it; concurrent callers share
-   *   it); an isolated hash gets a HEAD.
+   * Which of `hashes` are stored: from memory when known; a first large ask
+   * lists the whole area once (within a page budget); a shard with two or
+   * more asked hashes is listed; an isolated hash gets a HEAD.
    */
   async has(hashes: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
     const unique = new Set(hashes);
     for (const h of unique) checkHash(h);
     if (performance.now() - this.#since > CACHE_MS) {
-      // Forget answers older than that: they are asked again (gc grace is far longer).
       this.#known.clear();
       this.#complete.clear();
       this.#since = performance.now();
     }
     if (this.#sweep === undefined && unique.size >= SWEEP_MIN_HASHES) {
-      const pages = Math.min(
-        SWEEP_MAX_PAGES,
-        Math.ceil(unique.size / SWEEP_HASHES_PER_PAGE),
-      );
-      this.#sweep = this.#sweepArea(pages, signal);
+      this.#sweep = this.#sweepArea(Math.min(50, unique.size / SWEEP_HASHES_PER_PAGE), signal);
     }
-    // A failed or aborted sweep only means fewer answers come from the cache.
-    if (this.#sweep !== undefined) await this.#sweep.catch(() => {});
+    await this.#sweep?.catch(() => {}); // a failed sweep only means fewer answers from memory
     const found = new Set<string>();
     const byShard = new Map<string, string[]>();
     for (const h of unique) {
-      if (this.#known.has(h)) {
-        found.add(h);
-        continue;
+      if (this.#known.has(h)) found.add(h);
+      else if (!this.#complete.has(h.slice(0, 2))) {
+        byShard.set(h.slice(0, 2), [...byShard.get(h.slice(0, 2)) ?? [], h]);
       }
-      const shard = h.slice(0, 2);
-      if (this.#complete.has(shard)) continue; // listed in full: not stored then
-      const list = byShard.get(shard);
-      if (list === undefined) byShard.set(shard, [h]);
-      else list.push(h);
     }
-    await runPool([...byShard], { jobs: HAS_CONCURRENCY, signal }, async ([shard, list]) => {
+    await runPool([...byShard], { jobs: 16, signal }, async ([shard, list]) => {
       if (list.length === 1 && !this.#listing.has(shard)) {
         if (await this.#head(list[0], signal)) found.add(list[0]);
         return;
@@ -195,93 +116,67 @@ export class S3BlobStore {
     return found;
   }
 
-  /** Remembers that a blob is stored (it is never deleted while a command runs). */
-  #stored(hash: string): void {
-    if (this.#known.size < MAX_KNOWN) this.#known.add(hash);
+  /** Remembers stored hashes and shards listed in full, unless that is too many names. */
+  #learn(hashes: Iterable<string>, shards: string[] = []): void {
+    const list = [...hashes];
+    if (this.#known.size + list.length > MAX_KNOWN) return;
+    for (const h of list) this.#known.add(h);
+    for (const s of shards) this.#complete.add(s);
+  }
+
+  /** Lists `rel` from its start until its end (true) or `enough(pages, lastRel)`. */
+  async #scan(rel: string, signal?: AbortSignal, enough = (_p: number, _l: string) => false) {
+    const hashes: string[] = [];
+    let after: string | undefined;
+    for (let page = 1;; page++) {
+      const got = await this.#s.list(rel, after, signal);
+      for (const o of got.objects) {
+        const hash = hashOf(o.rel);
+        if (hash !== undefined) hashes.push(hash);
+      }
+      after = got.more;
+      if (after === undefined || enough(page, after)) return { hashes, last: after };
+    }
   }
 
   /**
-   * Lists `blobs/` from its start, at most `pages` pages (fewer when the first
-   * ones show the area is longer than that): every shard before the last key
-   * seen is then known in full (the listing is in key order).
+   * Lists `blobs/` from its start, stopping after `pages` pages or as soon as
+   * the share of the (uniform) key space read shows the area is longer; the
+   * shards before the last key read are then known in full.
    */
   async #sweepArea(pages: number, signal?: AbortSignal): Promise<void> {
-    const prefix = this.#a.key("blobs/");
-    let last = "";
-    let page = 0;
-    for await (const out of listPages(this.#a, "blobs/", { what: "blobs/", signal })) {
-      for (const o of out.Contents ?? []) {
-        if (o.Key === undefined) continue;
-        last = o.Key.slice(prefix.length);
-        // Only a blob at its own key counts ("AB/ABCD…"), never a stray name.
-        const hash = last.slice(3);
-        if (SHA256.test(hash) && last === blobRel(hash).slice(6)) this.#stored(hash);
-      }
-      if (!out.IsTruncated || out.NextContinuationToken === undefined) {
-        for (let i = 0; i < 256; i++) this.#complete.add(i.toString(16).padStart(2, "0"));
-        return;
-      }
-      // Keys are in order and hashes uniform: the share of the key space read
-      // so far tells how many pages the whole area has. Stop at once when
-      // that is over the budget (a large store: the shards answer better).
-      const at = parseInt(last.slice(3, 7), 16);
-      if (++page >= pages || (Number.isFinite(at) && page * 65_536 / (at + 1) > pages)) break;
-    }
-    if (this.#known.size >= MAX_KNOWN) return; // names were dropped: nothing is complete
-    // Shards strictly before the one holding the last key were listed in full.
-    const upTo = parseInt(last.slice(0, 2), 16);
-    for (let i = 0; i < (Number.isNaN(upTo) ? 0 : upTo); i++) {
-      this.#complete.add(i.toString(16).padStart(2, "0"));
-    }
+    const { hashes, last } = await this.#scan("blobs/", signal, (page, rel) => {
+      return page >= pages || page * 65_536 / (parseInt(rel.slice(9, 13), 16) + 1) > pages;
+    });
+    const upTo = last === undefined ? 256 : parseInt(last.slice(6, 8), 16) || 0;
+    this.#learn(hashes, Array.from({ length: upTo }, (_, i) => hex2(i)));
   }
 
-  /** The names in a shard: one listing, shared by concurrent callers. */
+  /** The hashes stored in a shard: one listing, shared by concurrent callers. */
   async #shardNames(shard: string, signal?: AbortSignal): Promise<Set<string>> {
     const running = this.#listing.get(shard);
     if (running !== undefined) {
       try {
         return await running;
-      } catch { /* the other caller's listing failed (or was aborted): list again */ }
+      } catch { /* that caller's listing failed or was aborted: list again */ }
     }
-    const p = this.#listShard(shard, signal);
+    const p = this.#scan(`blobs/${shard}/`, signal).then(({ hashes }) => {
+      this.#learn(hashes, [shard]);
+      return new Set(hashes);
+    });
     this.#listing.set(shard, p);
     try {
-      const names = await p;
-      if (this.#known.size + names.size <= MAX_KNOWN) {
-        // Only blobs of this shard ("AB/ABCD…"): a stray name is never "stored".
-        for (const h of names) if (SHA256.test(h) && h.startsWith(shard)) this.#known.add(h);
-        this.#complete.add(shard);
-      }
-      return names;
+      return await p;
     } finally {
       if (this.#listing.get(shard) === p) this.#listing.delete(shard);
     }
   }
 
   async #head(hash: string, signal?: AbortSignal): Promise<boolean> {
-    try {
-      await this.#a.s3.client.send(
-        new HeadObjectCommand({ Bucket: this.#a.bucket, Key: this.#a.key(blobRel(hash)) }),
-        { abortSignal: signal },
-      );
-      this.#stored(hash);
-      return true;
-    } catch (err) {
-      if (isNoSuchKey(err)) return false;
-      throw s3Fail(err, this.#a.fail(`check blob ${hash}`));
-    }
-  }
-
-  async #listShard(shard: string, signal?: AbortSignal): Promise<Set<string>> {
-    const rel = `blobs/${shard}/`;
-    const prefix = this.#a.key(rel);
-    const names = new Set<string>();
-    for await (const page of listPages(this.#a, rel, { what: rel, signal })) {
-      for (const o of page.Contents ?? []) {
-        if (o.Key !== undefined) names.add(o.Key.slice(prefix.length));
-      }
-    }
-    return names;
+    const cmd = new HeadObjectCommand(this.#s.at(blobRel(hash)));
+    const found = await this.#s.send(`check blob ${hash}`, cmd, { signal, expect: noKey(false) });
+    if (found !== false) this.#learn([hash]);
+    return found !== false;
   }
 
   /** Stores a blob unless it is there, verifying its content hashes to `hash`. */
@@ -289,218 +184,184 @@ export class S3BlobStore {
     checkHash(hash);
     signal?.throwIfAborted();
     if (source.kind === "bytes") {
-      verify(hash, sha256hex(source.bytes), source.bytes.byteLength, "the given bytes");
+      verify(hash, hashBytes(source.bytes), source.bytes.byteLength, "the given bytes");
       return await this.#putSingle(hash, source.bytes, source.bytes.byteLength, signal);
     }
     if (source.size <= SMALL_BLOB_BYTES) {
-      // A small file is read with synchronous calls, as the scan reads it:
-      // four system calls where async reads cost thread-pool round trips.
-      const bytes = source.size <= SYNC_READ_BYTES
-        ? readAtMostSync(source.path, source.size + 1)
-        : await readAtMost(source.path, source.size + 1);
-      verify(hash, sha256hex(bytes), bytes.byteLength, source.path, source.size);
+      const bytes = await readAtMost(source.path, source.size + 1);
+      verify(hash, hashBytes(bytes), bytes.byteLength, source.path, source.size);
       return await this.#putSingle(hash, bytes, bytes.byteLength, signal);
     }
-    if (source.size <= MULTIPART_BYTES) {
-      // A mismatch found while sending aborts the request before its last
-      // chunk: the server never has the whole body, so it stores nothing.
-      const stop = new AbortController();
-      let changed: ContentChangedError | undefined;
-      const file = await Deno.open(source.path, { read: true });
-      try {
-        const body = Readable.from(checkedChunks(file, hash, source, (err) => {
-          changed = err;
-          stop.abort(err);
-        }, signal));
-        const both = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
-        return await this.#putSingle(hash, body, source.size, both).catch((err) => {
-          throw changed ?? err;
-        });
-      } finally {
-        try {
-          file.close();
-        } catch { /* closed already */ }
-      }
-    }
-    await this.#putMultipart(hash, source, signal);
+    if (source.size > MULTIPART_BYTES) return await this.#putMultipart(hash, source, signal);
+    // A mismatch found while sending aborts the request before its last
+    // chunk: the server never has the whole body, so it stores nothing.
+    const stop = new AbortController();
+    let changed: ContentChangedError | undefined;
+    using file = await Deno.open(source.path, { read: true });
+    const body = Readable.from(checkedChunks(file, hash, source, (err) => {
+      changed = err;
+      stop.abort(err);
+    }, signal));
+    const both = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+    await this.#putSingle(hash, body, source.size, both).catch((err) => {
+      throw changed ?? err;
+    });
   }
 
-  async #putSingle(
-    hash: string,
-    body: Uint8Array | Readable,
-    size: number,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    try {
-      await this.#a.s3.client.send(
-        new PutObjectCommand({
-          Bucket: this.#a.bucket,
-          Key: this.#a.key(blobRel(hash)),
-          Body: body,
-          ContentLength: size,
-          ChecksumSHA256: b64(hash),
-          IfNoneMatch: "*",
-          ContentType: "application/octet-stream",
-        }),
-        { abortSignal: signal, requestTimeout: this.#a.timeoutFor(size) },
-      );
-      this.#stored(hash);
-    } catch (err) {
-      if (isPreconditionFailed(err)) return this.#stored(hash); // already stored: immutable
-      throw changedCause(err) ?? s3Fail(err, this.#a.fail(`store blob ${hash}`));
-    }
+  async #putSingle(hash: string, Body: Uint8Array | Readable, size: number, signal?: AbortSignal) {
+    await this.#s.send(
+      `store blob ${hash}`,
+      new PutObjectCommand({
+        ...this.#s.at(blobRel(hash)),
+        Body,
+        ContentLength: size,
+        ChecksumSHA256: Buffer.from(hash, "hex").toString("base64"),
+        IfNoneMatch: "*",
+        ContentType: "application/octet-stream",
+      }),
+      { signal, bytes: size, expect: (err) => changedCause(err) ?? lost(err) },
+    ).then((out) => {
+      if (out instanceof ContentChangedError) throw out;
+    });
+    this.#learn([hash]);
   }
 
-  async #putMultipart(
-    hash: string,
-    source: { path: string; size: number },
-    signal?: AbortSignal,
-  ): Promise<void> {
-    // An existing blob is never rewritten; checking first also saves the upload.
+  /**
+   * Uploads a large file in parts (HEAD first: an existing blob is not sent
+   * again); the whole-file hash is checked before the conditional
+   * `CompleteMultipartUpload`.
+   */
+  async #putMultipart(hash: string, source: { path: string; size: number }, signal?: AbortSignal) {
     if (await this.#head(hash, signal)) return;
-    const { client } = this.#a.s3;
-    const Bucket = this.#a.bucket;
-    const Key = this.#a.key(blobRel(hash));
-    const fail = this.#a.fail(`store blob ${hash}`);
-    let uploadId: string | undefined;
+    const at = this.#s.at(blobRel(hash));
+    const what = `store blob ${hash}`;
+    const created = await this.#s.send(
+      what,
+      new CreateMultipartUploadCommand({ ...at, ChecksumAlgorithm: "SHA256" }),
+      { signal },
+    );
+    const UploadId = created.UploadId;
+    let completed = false;
     try {
-      const created = await client.send(
-        new CreateMultipartUploadCommand({ Bucket, Key, ChecksumAlgorithm: "SHA256" }),
-        { abortSignal: signal },
-      );
-      uploadId = created.UploadId;
-      const partSize = Math.max(PART_BYTES, Math.ceil(source.size / MAX_PARTS / CHUNK) * CHUNK);
+      const partSize = Math.max(PART_BYTES, Math.ceil(source.size / 10_000 / CHUNK) * CHUNK);
       const whole = createHash("sha256");
-      const parts: { PartNumber: number; ETag?: string; ChecksumSHA256?: string }[] = [];
+      const Parts: { PartNumber: number; ETag?: string; ChecksumSHA256?: string }[] = [];
       using file = await Deno.open(source.path, { read: true });
       let total = 0;
-      for (let n = 1;; n++) {
-        signal?.throwIfAborted();
-        const buf = new Uint8Array(partSize);
-        let got = 0;
-        while (got < partSize) {
-          const r = await file.read(buf.subarray(got));
-          if (r === null) break;
-          got += r;
-        }
-        if (got === 0 && n > 1) break;
-        const part = buf.subarray(0, got);
-        whole.update(part);
-        total += got;
-        if (total > source.size) break;
-        const partHash = createHash("sha256").update(part).digest("base64");
-        const up = await client.send(
-          new UploadPartCommand({
-            Bucket,
-            Key,
-            UploadId: uploadId,
-            PartNumber: n,
-            Body: part,
-            ContentLength: got,
-            ChecksumSHA256: partHash,
-          }),
-          { abortSignal: signal, requestTimeout: this.#a.timeoutFor(got) },
+      for (let PartNumber = 1;; PartNumber++) {
+        const Body = await readUpTo(file, partSize);
+        whole.update(Body);
+        total += Body.length;
+        if (total > source.size || (Body.length === 0 && PartNumber > 1)) break;
+        const ChecksumSHA256 = createHash("sha256").update(Body).digest("base64");
+        const up = await this.#s.send(
+          what,
+          new UploadPartCommand({ ...at, UploadId, PartNumber, Body, ChecksumSHA256 }),
+          { signal, bytes: Body.length },
         );
-        parts.push({ PartNumber: n, ETag: up.ETag, ChecksumSHA256: partHash });
-        if (got < partSize) break;
+        Parts.push({ PartNumber, ETag: up.ETag, ChecksumSHA256 });
+        if (Body.length < partSize) break;
       }
       // Never complete an object whose content does not hash to its name.
       verify(hash, total > source.size ? "" : whole.digest("hex"), total, source.path, source.size);
-      try {
-        await client.send(
-          new CompleteMultipartUploadCommand({
-            Bucket,
-            Key,
-            UploadId: uploadId,
-            MultipartUpload: { Parts: parts },
-            IfNoneMatch: "*",
-          }),
-          { abortSignal: signal },
-        );
-        uploadId = undefined;
-      } catch (err) {
-        if (!isPreconditionFailed(err)) throw err;
-        // Stored meanwhile by someone else: fine; our parts are aborted below.
-      }
-      this.#stored(hash);
-    } catch (err) {
-      throw s3Fail(err, fail);
+      const complete = new CompleteMultipartUploadCommand({
+        ...at,
+        UploadId,
+        MultipartUpload: { Parts },
+        IfNoneMatch: "*",
+      });
+      // A lost race: stored meanwhile by someone else; our parts are aborted.
+      completed = (await this.#s.send(what, complete, { signal, expect: lost })) !== null;
+      this.#learn([hash]);
     } finally {
-      if (uploadId !== undefined) {
-        await client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId }))
+      if (!completed) {
+        await this.#s.client.send(new AbortMultipartUploadCommand({ ...at, UploadId }))
           .catch(() => {});
       }
     }
   }
 
-  /** Streams a blob; NotFoundError when missing. */
-  async get(hash: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+  /** Streams a blob or a range of it; NotFoundError when missing. */
+  async get(hash: string, range?: ByteRange, signal?: AbortSignal) {
     checkHash(hash);
-    let out;
-    try {
-      out = await this.#a.s3.client.send(
-        new GetObjectCommand({ Bucket: this.#a.bucket, Key: this.#a.key(blobRel(hash)) }),
-        { abortSignal: signal },
-      );
-    } catch (err) {
-      if (isNoSuchKey(err)) {
-        throw new NotFoundError(
-          `Blob ${hash} is missing from the datastore ${this.#a.fail("").where}: push the model ` +
-            `that names it again from a repository that has the file.`,
-        );
-      }
-      throw s3Fail(err, this.#a.fail(`read blob ${hash}`));
+    const what = `read blob ${hash}`;
+    const missing = new NotFoundError(
+      `Blob ${hash} is missing from the datastore ${this.#s.where}: push the model that names ` +
+        `it again from a repository that has the file.`,
+    );
+    if (range !== undefined && range.length <= 0) {
+      if (!(await this.#head(hash, signal))) throw missing;
+      return EMPTY();
     }
-    if (out.Body === undefined) throw new NotFoundError(`Blob ${hash} came back without a body.`);
+    const out = await this.#s.send(
+      what,
+      new GetObjectCommand({
+        ...this.#s.at(blobRel(hash)),
+        ...(range && { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` }),
+      }),
+      // A range that starts past the end: no bytes.
+      {
+        signal,
+        expect: (e) => (isNoSuchKey(e) ? 0 : (e as Error)?.name === "InvalidRange" ? 1 : undefined),
+      },
+    );
+    if (out === 1) return EMPTY();
+    if (out === 0 || out.Body === undefined) throw missing;
     // A fault mid-stream (reset, timeout) becomes a retryable DatastoreError.
     const reader = (out.Body.transformToWebStream() as ReadableStream<Uint8Array>).getReader();
-    const fail = this.#a.fail(`read blob ${hash}`);
     return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          const { done, value } = await reader.read();
-          if (done) controller.close();
-          else controller.enqueue(value);
-        } catch (err) {
-          controller.error(s3Fail(err, fail));
-        }
-      },
-      cancel(reason) {
-        return reader.cancel(reason);
-      },
+      pull: (controller) =>
+        reader.read().then(
+          ({ done, value }) => done ? controller.close() : controller.enqueue(value),
+          (err) => controller.error(s3Fail(err, this.#s, what)),
+        ),
+      cancel: (reason) => reader.cancel(reason),
     });
   }
+
+  /** One page of stored blobs (a page that held only stray names reads on). */
+  async list(cursor?: string, signal?: AbortSignal): Promise<Page<BlobListing>> {
+    for (let after = cursor;;) {
+      const got = await this.#s.list("blobs/", after, signal);
+      const items = got.objects.flatMap((o) => {
+        const hash = hashOf(o.rel);
+        return hash === undefined ? [] : [{ hash, size: o.size, modifiedMs: o.modifiedMs }];
+      });
+      if (got.more === undefined || items.length > 0) return { items, cursor: got.more };
+      after = got.more;
+    }
+  }
+
+  /** Deletes a blob; a missing one is fine. */
+  async delete(hash: string, signal?: AbortSignal): Promise<void> {
+    checkHash(hash);
+    this.#known.delete(hash);
+    const cmd = new DeleteObjectCommand(this.#s.at(blobRel(hash)));
+    await this.#s.send(`delete blob ${hash}`, cmd, { signal, expect: noKey(null) });
+  }
 }
 
-/** Reads up to `max` bytes of a file (a file that grew is never read whole). */
+/** `expect` answers: a lost race, or a missing key. */
+const lost = (err: unknown) => (isLostRace(err) ? null : undefined);
+const noKey = <T>(answer: T) => (err: unknown) => (isNoSuchKey(err) ? answer : undefined);
+
+/** Up to `max` bytes from the file's position (fewer only at its end). */
+async function readUpTo(file: Deno.FsFile, max: number, sync = false): Promise<Uint8Array> {
+  const buf = new Uint8Array(max);
+  let got = 0;
+  while (got < max) {
+    const n = sync ? file.readSync(buf.subarray(got)) : await file.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
+
+/** Up to `max` bytes of a file (one that grew is never read whole); small ones synchronously. */
 async function readAtMost(path: string, max: number): Promise<Uint8Array> {
-  using file = await Deno.open(path, { read: true });
-  const buf = new Uint8Array(max);
-  let got = 0;
-  while (got < max) {
-    const n = await file.read(buf.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return buf.subarray(0, got);
-}
-
-/** {@linkcode readAtMost} with synchronous calls (small files only: it blocks). */
-function readAtMostSync(path: string, max: number): Uint8Array {
-  using file = Deno.openSync(path, { read: true });
-  const buf = new Uint8Array(max);
-  let got = 0;
-  while (got < max) {
-    const n = file.readSync(buf.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return buf.subarray(0, got);
-}
-
-/** SHA-256 in hex; small buffers in JavaScript (no native hash object per blob). */
-function sha256hex(bytes: Uint8Array): string {
-  return hashBytes(bytes);
+  const sync = max <= SYNC_READ_BYTES + 1;
+  using file = sync ? Deno.openSync(path, { read: true }) : await Deno.open(path, { read: true });
+  return await readUpTo(file, max, sync);
 }
 
 function verify(hash: string, got: string, size: number, what: string, expectSize?: number): void {
@@ -512,10 +373,9 @@ function verify(hash: string, got: string, size: number, what: string, expectSiz
 }
 
 /**
- * Reads a file of `size` bytes in chunks, hashing them, and holds back the
- * last chunk until the whole content hashed to `hash`: on a mismatch (or a
- * size change) the stream fails before the request body is complete, so the
- * server never stores it.
+ * A file's chunks, hashed as read, with the last one held back until the
+ * whole content hashed to `hash`: on a mismatch (or a size change) the
+ * stream ends early, so the request body is never complete.
  */
 async function* checkedChunks(
   file: Deno.FsFile,
@@ -527,23 +387,18 @@ async function* checkedChunks(
   const h = createHash("sha256");
   let held: Uint8Array | undefined;
   let total = 0;
-  for (;;) {
-    if (signal?.aborted) return;
-    const buf = new Uint8Array(CHUNK);
-    const n = await file.read(buf);
-    if (n === null) break;
-    const chunk = buf.subarray(0, n);
-    total += n;
+  for (let chunk; !signal?.aborted && (chunk = await readUpTo(file, CHUNK)).length > 0;) {
+    total += chunk.length;
     if (total > source.size) break; // grew: fails the check below
     h.update(chunk);
     if (held !== undefined) yield held;
     held = chunk;
   }
+  if (signal?.aborted) return;
   try {
     verify(hash, total > source.size ? "" : h.digest("hex"), total, source.path, source.size);
   } catch (err) {
-    onMismatch(err as ContentChangedError);
-    return; // the request is aborted; the last chunk is never sent
+    return onMismatch(err as ContentChangedError); // the last chunk is never sent
   }
   if (held !== undefined) yield held;
 }
