@@ -1,50 +1,34 @@
 /**
- * Blobs of the S3 provider: `blobs/AB/SHA256`, immutable, created with
- * `If-None-Match: *` (412 = already stored = success), their content checked
- * against their name before it can become visible, and the hashes known to
- * be stored remembered (design/s3.md, "Blobs" and "hasBlobs").
+ * The blob half of the S3 provider: `blobs/AB/SHA256`, immutable, created
+ * with `If-None-Match: *`, checked against its name before it can become
+ * visible; hashes known to be stored are remembered (design/s3.md, "Blobs").
  *
  * @module
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  PutObjectCommand,
-  UploadPartCommand,
-} from "@aws-sdk/client-s3";
+import * as S3 from "@aws-sdk/client-s3";
 import { runPool } from "../../async.ts";
 import { ContentChangedError, NotFoundError } from "../../errors.ts";
 import { hashBytes } from "../../model/hash.ts";
-import type { BlobListing, BlobSource, ByteRange, Page } from "../../provider/contract.ts";
-import { isLostRace, isNoSuchKey, s3Fail, type S3Store } from "./client.ts";
+import type * as C from "../../provider/contract.ts";
+import { conditionFailed, noKey, s3Fail, type S3Store } from "./client.ts";
 
 const SHA256 = /^[0-9a-f]{64}$/;
-/** Files up to this size are read with synchronous calls (as the scan reads them). */
-const SYNC_READ_BYTES = 64 * 1024;
-/** Files up to this size are read whole and checked before they are sent. */
-export const SMALL_BLOB_BYTES = 8 * 1024 * 1024;
-/** Files over this size are uploaded in parts. */
-export const MULTIPART_BYTES = 64 * 1024 * 1024;
-/** Smallest part; larger for files that would need more than 10,000 parts. */
-const PART_BYTES = 8 * 1024 * 1024;
-const CHUNK = 1024 * 1024;
-/** A `has` call asking about this many hashes first lists the whole blobs area once, */
+const MiB = 1024 * 1024;
+/** Files up to this size are read whole (synchronously up to 64 KiB) and checked before sending. */
+export const SMALL_BLOB_BYTES = 8 * MiB;
+/** Files over this size go up in parts of 8 MiB (more for files over ~78 GiB). */
+export const MULTIPART_BYTES = 64 * MiB;
+/** A `has` asking about this many hashes first lists the whole blobs area, */
 export const SWEEP_MIN_HASHES = 32;
-/** reading at most one page per this many asked hashes (and 50 pages). */
+/** at most one page per this many asked hashes (50 pages at most). */
 export const SWEEP_HASHES_PER_PAGE = 8;
-/** Most hashes remembered (about 10 MB). */
+/** Most hashes remembered (about 10 MB), and for how long (far below gc's grace period). */
 const MAX_KNOWN = 100_000;
-/** How long what `has` learnt is trusted (far below gc's grace period). */
 const CACHE_MS = 30 * 60_000;
 const EMPTY = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });
-const hex2 = (i: number) => i.toString(16).padStart(2, "0");
 
 function checkHash(hash: string): void {
   if (!SHA256.test(hash)) {
@@ -53,9 +37,7 @@ function checkHash(hash: string): void {
 }
 
 /** The key of a blob below the datastore prefix. */
-export function blobRel(hash: string): string {
-  return `blobs/${hash.slice(0, 2)}/${hash}`;
-}
+export const blobRel = (hash: string) => `blobs/${hash.slice(0, 2)}/${hash}`;
 
 /** The hash of a blob key, only for a blob at its own key (never a stray name). */
 function hashOf(rel: string): string | undefined {
@@ -63,21 +45,19 @@ function hashOf(rel: string): string | undefined {
   return SHA256.test(hash) && rel === blobRel(hash) ? hash : undefined;
 }
 
-/** The blobs area of one S3 datastore. */
-export class S3BlobStore {
-  readonly #s: S3Store;
-  /** Hashes known to be stored: uploaded, found by HEAD, or listed. */
+/** The blob primitives of an S3 datastore. */
+export class S3Blobs {
+  protected readonly s3: S3Store;
+  /** Hashes known to be stored (uploaded, found or listed), and shards (`AB`) listed in full. */
   readonly #known = new Set<string>();
-  /** Shards (`AB`) listed in full: a hash of one not in #known was not stored then. */
   readonly #complete = new Set<string>();
-  /** Shard listings in flight, shared by concurrent callers. */
+  /** Shard listings in flight, shared by concurrent callers; the one whole-area listing. */
   readonly #listing = new Map<string, Promise<Set<string>>>();
-  /** The one listing of the whole area, once started. */
   #sweep: Promise<void> | undefined;
   #since = performance.now();
 
-  constructor(store: S3Store) {
-    this.#s = store;
+  constructor(s3: S3Store) {
+    this.s3 = s3;
   }
 
   /**
@@ -85,7 +65,8 @@ export class S3BlobStore {
    * lists the whole area once (within a page budget); a shard with two or
    * more asked hashes is listed; an isolated hash gets a HEAD.
    */
-  async has(hashes: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
+  async hasBlobs(hashes: string[], opts: C.CallOptions = {}): Promise<Set<string>> {
+    const { signal } = opts;
     const unique = new Set(hashes);
     for (const h of unique) checkHash(h);
     if (performance.now() - this.#since > CACHE_MS) {
@@ -97,59 +78,49 @@ export class S3BlobStore {
       this.#sweep = this.#sweepArea(Math.min(50, unique.size / SWEEP_HASHES_PER_PAGE), signal);
     }
     await this.#sweep?.catch(() => {}); // a failed sweep only means fewer answers from memory
-    const found = new Set<string>();
-    const byShard = new Map<string, string[]>();
-    for (const h of unique) {
-      if (this.#known.has(h)) found.add(h);
-      else if (!this.#complete.has(h.slice(0, 2))) {
-        byShard.set(h.slice(0, 2), [...byShard.get(h.slice(0, 2)) ?? [], h]);
-      }
-    }
-    await runPool([...byShard], { jobs: 16, signal }, async ([shard, list]) => {
+    const found = new Set([...unique].filter((h) => this.#known.has(h)));
+    const ask = [...unique].filter((h) => !found.has(h) && !this.#complete.has(h.slice(0, 2)));
+    const byShard = [...Map.groupBy(ask, (h) => h.slice(0, 2))];
+    await runPool(byShard, { jobs: 16, signal }, async ([shard, list]) => {
       if (list.length === 1 && !this.#listing.has(shard)) {
         if (await this.#head(list[0], signal)) found.add(list[0]);
-        return;
+      } else {
+        const names = await this.#shardNames(shard, signal);
+        for (const h of list) if (names.has(h)) found.add(h);
       }
-      const names = await this.#shardNames(shard, signal);
-      for (const h of list) if (names.has(h)) found.add(h);
     });
     return found;
   }
 
   /** Remembers stored hashes and shards listed in full, unless that is too many names. */
-  #learn(hashes: Iterable<string>, shards: string[] = []): void {
-    const list = [...hashes];
-    if (this.#known.size + list.length > MAX_KNOWN) return;
-    for (const h of list) this.#known.add(h);
+  #learn(hashes: string[], shards: string[] = []): void {
+    if (this.#known.size + hashes.length > MAX_KNOWN) return;
+    for (const h of hashes) this.#known.add(h);
     for (const s of shards) this.#complete.add(s);
   }
 
-  /** Lists `rel` from its start until its end (true) or `enough(pages, lastRel)`. */
-  async #scan(rel: string, signal?: AbortSignal, enough = (_p: number, _l: string) => false) {
+  /** Lists `rel` from its start until its end or `enough(pages, lastKey)`. */
+  async #scan(rel: string, signal?: AbortSignal, enough = (_p: number, _k: string) => false) {
     const hashes: string[] = [];
-    let after: string | undefined;
-    for (let page = 1;; page++) {
-      const got = await this.#s.list(rel, after, signal);
-      for (const o of got.objects) {
-        const hash = hashOf(o.rel);
-        if (hash !== undefined) hashes.push(hash);
-      }
+    for (let page = 1, after: string | undefined;; page++) {
+      const got = await this.s3.list(rel, after, signal);
+      hashes.push(...got.objects.flatMap((o) => hashOf(o.rel) ?? []));
       after = got.more;
-      if (after === undefined || enough(page, after)) return { hashes, last: after };
+      if (after === undefined || enough(page, after)) return { hashes, after };
     }
   }
 
   /**
-   * Lists `blobs/` from its start, stopping after `pages` pages or as soon as
-   * the share of the (uniform) key space read shows the area is longer; the
+   * Lists `blobs/` from its start, stopping after `pages` pages or once the
+   * share of the (uniform) key space read shows the area is longer; the
    * shards before the last key read are then known in full.
    */
   async #sweepArea(pages: number, signal?: AbortSignal): Promise<void> {
-    const { hashes, last } = await this.#scan("blobs/", signal, (page, rel) => {
-      return page >= pages || page * 65_536 / (parseInt(rel.slice(9, 13), 16) + 1) > pages;
+    const { hashes, after } = await this.#scan("blobs/", signal, (page, key) => {
+      return page >= pages || page * 65_536 / (parseInt(key.slice(9, 13), 16) + 1) > pages;
     });
-    const upTo = last === undefined ? 256 : parseInt(last.slice(6, 8), 16) || 0;
-    this.#learn(hashes, Array.from({ length: upTo }, (_, i) => hex2(i)));
+    const upTo = after === undefined ? 256 : parseInt(after.slice(6, 8), 16) || 0;
+    this.#learn(hashes, Array.from({ length: upTo }, (_, i) => i.toString(16).padStart(2, "0")));
   }
 
   /** The hashes stored in a shard: one listing, shared by concurrent callers. */
@@ -173,24 +144,23 @@ export class S3BlobStore {
   }
 
   async #head(hash: string, signal?: AbortSignal): Promise<boolean> {
-    const cmd = new HeadObjectCommand(this.#s.at(blobRel(hash)));
-    const found = await this.#s.send(`check blob ${hash}`, cmd, { signal, expect: noKey(false) });
+    const cmd = new S3.HeadObjectCommand(this.s3.at(blobRel(hash)));
+    const found = await this.s3.send(`check blob ${hash}`, cmd, { signal, expect: noKey(false) });
     if (found !== false) this.#learn([hash]);
     return found !== false;
   }
 
   /** Stores a blob unless it is there, verifying its content hashes to `hash`. */
-  async put(hash: string, source: BlobSource, signal?: AbortSignal): Promise<void> {
+  async putBlob(hash: string, source: C.BlobSource, opts: C.CallOptions = {}): Promise<void> {
+    const { signal } = opts;
     checkHash(hash);
     signal?.throwIfAborted();
-    if (source.kind === "bytes") {
-      verify(hash, hashBytes(source.bytes), source.bytes.byteLength, "the given bytes");
-      return await this.#putSingle(hash, source.bytes, source.bytes.byteLength, signal);
-    }
-    if (source.size <= SMALL_BLOB_BYTES) {
-      const bytes = await readAtMost(source.path, source.size + 1);
-      verify(hash, hashBytes(bytes), bytes.byteLength, source.path, source.size);
-      return await this.#putSingle(hash, bytes, bytes.byteLength, signal);
+    if (source.kind === "bytes" || source.size <= SMALL_BLOB_BYTES) {
+      const [what, bytes] = source.kind === "bytes"
+        ? ["the given bytes", source.bytes]
+        : [source.path, await readAtMost(source.path, source.size + 1)];
+      verify(hash, hashBytes(bytes), bytes.length, what, source.kind === "file" ? source.size : -1);
+      return await this.#putSingle(hash, bytes, bytes.length, signal);
     }
     if (source.size > MULTIPART_BYTES) return await this.#putMultipart(hash, source, signal);
     // A mismatch found while sending aborts the request before its last
@@ -209,20 +179,15 @@ export class S3BlobStore {
   }
 
   async #putSingle(hash: string, Body: Uint8Array | Readable, size: number, signal?: AbortSignal) {
-    await this.#s.send(
-      `store blob ${hash}`,
-      new PutObjectCommand({
-        ...this.#s.at(blobRel(hash)),
-        Body,
-        ContentLength: size,
-        ChecksumSHA256: Buffer.from(hash, "hex").toString("base64"),
-        IfNoneMatch: "*",
-        ContentType: "application/octet-stream",
-      }),
-      { signal, bytes: size, expect: (err) => changedCause(err) ?? lost(err) },
-    ).then((out) => {
-      if (out instanceof ContentChangedError) throw out;
+    const cmd = new S3.PutObjectCommand({
+      ...this.s3.at(blobRel(hash)),
+      Body,
+      ContentLength: size,
+      ChecksumSHA256: Buffer.from(hash, "hex").toString("base64"),
+      IfNoneMatch: "*", // 412: already stored, which is success
+      ContentType: "application/octet-stream",
     });
+    await this.s3.send(`store blob ${hash}`, cmd, { signal, bytes: size, expect: conditionFailed });
     this.#learn([hash]);
   }
 
@@ -233,17 +198,13 @@ export class S3BlobStore {
    */
   async #putMultipart(hash: string, source: { path: string; size: number }, signal?: AbortSignal) {
     if (await this.#head(hash, signal)) return;
-    const at = this.#s.at(blobRel(hash));
+    const at = this.s3.at(blobRel(hash));
     const what = `store blob ${hash}`;
-    const created = await this.#s.send(
-      what,
-      new CreateMultipartUploadCommand({ ...at, ChecksumAlgorithm: "SHA256" }),
-      { signal },
-    );
-    const UploadId = created.UploadId;
+    const create = new S3.CreateMultipartUploadCommand({ ...at, ChecksumAlgorithm: "SHA256" });
+    const { UploadId } = await this.s3.send(what, create, { signal });
     let completed = false;
     try {
-      const partSize = Math.max(PART_BYTES, Math.ceil(source.size / 10_000 / CHUNK) * CHUNK);
+      const partSize = Math.max(8 * MiB, Math.ceil(source.size / 10_000 / MiB) * MiB);
       const whole = createHash("sha256");
       const Parts: { PartNumber: number; ETag?: string; ChecksumSHA256?: string }[] = [];
       using file = await Deno.open(source.path, { read: true });
@@ -254,75 +215,79 @@ export class S3BlobStore {
         total += Body.length;
         if (total > source.size || (Body.length === 0 && PartNumber > 1)) break;
         const ChecksumSHA256 = createHash("sha256").update(Body).digest("base64");
-        const up = await this.#s.send(
-          what,
-          new UploadPartCommand({ ...at, UploadId, PartNumber, Body, ChecksumSHA256 }),
-          { signal, bytes: Body.length },
-        );
-        Parts.push({ PartNumber, ETag: up.ETag, ChecksumSHA256 });
+        const part = new S3.UploadPartCommand({
+          ...at,
+          UploadId,
+          PartNumber,
+          Body,
+          ChecksumSHA256,
+        });
+        const { ETag } = await this.s3.send(what, part, { signal, bytes: Body.length });
+        Parts.push({ PartNumber, ETag, ChecksumSHA256 });
         if (Body.length < partSize) break;
       }
       // Never complete an object whose content does not hash to its name.
       verify(hash, total > source.size ? "" : whole.digest("hex"), total, source.path, source.size);
-      const complete = new CompleteMultipartUploadCommand({
+      const complete = new S3.CompleteMultipartUploadCommand({
         ...at,
         UploadId,
         MultipartUpload: { Parts },
         IfNoneMatch: "*",
       });
-      // A lost race: stored meanwhile by someone else; our parts are aborted.
-      completed = (await this.#s.send(what, complete, { signal, expect: lost })) !== null;
+      // A failed condition: stored meanwhile by someone else; our parts are aborted.
+      completed =
+        (await this.s3.send(what, complete, { signal, expect: conditionFailed })) !== null;
       this.#learn([hash]);
     } finally {
       if (!completed) {
-        await this.#s.client.send(new AbortMultipartUploadCommand({ ...at, UploadId }))
+        await this.s3.client.send(new S3.AbortMultipartUploadCommand({ ...at, UploadId }))
           .catch(() => {});
       }
     }
   }
 
   /** Streams a blob or a range of it; NotFoundError when missing. */
-  async get(hash: string, range?: ByteRange, signal?: AbortSignal) {
+  async getBlob(hash: string, opts: C.GetBlobOptions = {}): Promise<ReadableStream<Uint8Array>> {
+    const { signal, range } = opts;
     checkHash(hash);
     const what = `read blob ${hash}`;
-    const missing = new NotFoundError(
-      `Blob ${hash} is missing from the datastore ${this.#s.where}: push the model that names ` +
-        `it again from a repository that has the file.`,
-    );
+    const missing = () =>
+      new NotFoundError(
+        `Blob ${hash} is missing from the datastore ${this.s3.where}: push the model that names ` +
+          `it again from a repository that has the file.`,
+      );
     if (range !== undefined && range.length <= 0) {
-      if (!(await this.#head(hash, signal))) throw missing;
+      if (!(await this.#head(hash, signal))) throw missing();
       return EMPTY();
     }
-    const out = await this.#s.send(
-      what,
-      new GetObjectCommand({
-        ...this.#s.at(blobRel(hash)),
-        ...(range && { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` }),
-      }),
-      // A range that starts past the end: no bytes.
-      {
-        signal,
-        expect: (e) => (isNoSuchKey(e) ? 0 : (e as Error)?.name === "InvalidRange" ? 1 : undefined),
-      },
-    );
-    if (out === 1) return EMPTY();
-    if (out === 0 || out.Body === undefined) throw missing;
+    const cmd = new S3.GetObjectCommand({
+      ...this.s3.at(blobRel(hash)),
+      ...(range && { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` }),
+    });
+    // A range that starts past the end has no bytes.
+    const pastEnd = (e: unknown) => ((e as Error)?.name === "InvalidRange" ? true : undefined);
+    const out = await this.s3.send(what, cmd, {
+      signal,
+      expect: (e) => noKey(false)(e) ?? (range && pastEnd(e)),
+    });
+    if (out === true) return EMPTY();
+    if (out === false || out.Body === undefined) throw missing();
     // A fault mid-stream (reset, timeout) becomes a retryable DatastoreError.
     const reader = (out.Body.transformToWebStream() as ReadableStream<Uint8Array>).getReader();
     return new ReadableStream<Uint8Array>({
       pull: (controller) =>
         reader.read().then(
           ({ done, value }) => done ? controller.close() : controller.enqueue(value),
-          (err) => controller.error(s3Fail(err, this.#s, what)),
+          (err) => controller.error(s3Fail(err, this.s3, what)),
         ),
       cancel: (reason) => reader.cancel(reason),
     });
   }
 
   /** One page of stored blobs (a page that held only stray names reads on). */
-  async list(cursor?: string, signal?: AbortSignal): Promise<Page<BlobListing>> {
-    for (let after = cursor;;) {
-      const got = await this.#s.list("blobs/", after, signal);
+  async listBlobs(opts: C.ListOptions = {}): Promise<C.Page<C.BlobListing>> {
+    for (let after = opts.cursor;;) {
+      const got = await this.s3.list("blobs/", after, opts.signal);
       const items = got.objects.flatMap((o) => {
         const hash = hashOf(o.rel);
         return hash === undefined ? [] : [{ hash, size: o.size, modifiedMs: o.modifiedMs }];
@@ -333,17 +298,13 @@ export class S3BlobStore {
   }
 
   /** Deletes a blob; a missing one is fine. */
-  async delete(hash: string, signal?: AbortSignal): Promise<void> {
+  async deleteBlob(hash: string, opts: C.CallOptions = {}): Promise<void> {
     checkHash(hash);
     this.#known.delete(hash);
-    const cmd = new DeleteObjectCommand(this.#s.at(blobRel(hash)));
-    await this.#s.send(`delete blob ${hash}`, cmd, { signal, expect: noKey(null) });
+    const cmd = new S3.DeleteObjectCommand(this.s3.at(blobRel(hash)));
+    await this.s3.send(`delete blob ${hash}`, cmd, { signal: opts.signal, expect: noKey(null) });
   }
 }
-
-/** `expect` answers: a lost race, or a missing key. */
-const lost = (err: unknown) => (isLostRace(err) ? null : undefined);
-const noKey = <T>(answer: T) => (err: unknown) => (isNoSuchKey(err) ? answer : undefined);
 
 /** Up to `max` bytes from the file's position (fewer only at its end). */
 async function readUpTo(file: Deno.FsFile, max: number, sync = false): Promise<Uint8Array> {
@@ -359,13 +320,14 @@ async function readUpTo(file: Deno.FsFile, max: number, sync = false): Promise<U
 
 /** Up to `max` bytes of a file (one that grew is never read whole); small ones synchronously. */
 async function readAtMost(path: string, max: number): Promise<Uint8Array> {
-  const sync = max <= SYNC_READ_BYTES + 1;
+  const sync = max <= 64 * 1024 + 1;
   using file = sync ? Deno.openSync(path, { read: true }) : await Deno.open(path, { read: true });
   return await readUpTo(file, max, sync);
 }
 
-function verify(hash: string, got: string, size: number, what: string, expectSize?: number): void {
-  if (got === hash && (expectSize === undefined || size === expectSize)) return;
+/** Throws ContentChangedError unless the content read hashed to `hash` at the size expected (-1: any). */
+function verify(hash: string, got: string, size: number, what: string, expectSize: number): void {
+  if (got === hash && (expectSize < 0 || size === expectSize)) return;
   throw new ContentChangedError(
     `${what} does not hash to ${hash} (it changed since it was scanned, ${size} bytes read): ` +
       `nothing was stored. Rerun once the file no longer changes.`,
@@ -387,7 +349,7 @@ async function* checkedChunks(
   const h = createHash("sha256");
   let held: Uint8Array | undefined;
   let total = 0;
-  for (let chunk; !signal?.aborted && (chunk = await readUpTo(file, CHUNK)).length > 0;) {
+  for (let chunk; !signal?.aborted && (chunk = await readUpTo(file, MiB)).length > 0;) {
     total += chunk.length;
     if (total > source.size) break; // grew: fails the check below
     h.update(chunk);
@@ -401,13 +363,4 @@ async function* checkedChunks(
     return onMismatch(err as ContentChangedError); // the last chunk is never sent
   }
   if (held !== undefined) yield held;
-}
-
-/** A ContentChangedError raised inside the request body, if that is what failed. */
-function changedCause(err: unknown): ContentChangedError | undefined {
-  for (let e = err, i = 0; e !== undefined && e !== null && i < 5; i++) {
-    if (e instanceof ContentChangedError) return e;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
 }

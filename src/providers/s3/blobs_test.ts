@@ -1,11 +1,11 @@
 /**
- * `S3BlobStore.has` against a fake bucket (no server): how many requests the
+ * `S3Blobs.hasBlobs` against a fake bucket (no server): how many requests the
  * whole-area listing costs on small and large stores. moto is too slow to
  * seed a store of more than 1,000 blobs in a unit test.
  */
 import assert from "node:assert/strict";
 import type { HeadObjectCommandInput, ListObjectsV2CommandInput } from "@aws-sdk/client-s3";
-import { S3BlobStore } from "./blobs.ts";
+import { S3Blobs } from "./blobs.ts";
 import { S3Store } from "./client.ts";
 
 /** A sorted store of `n` blob names spread evenly over the key space. */
@@ -42,7 +42,8 @@ function fakeStore(stored: string[]) {
     });
     return Promise.reject(err);
   }, { step: "initialize", priority: "low" });
-  return { store: new S3BlobStore(s3), calls };
+  const blobs = new S3Blobs(s3);
+  return { store: { has: (h: string[]) => blobs.hasBlobs(h) }, calls };
 }
 
 const missing = (i: number) => "f".repeat(4) + i.toString(16).padStart(60, "0");

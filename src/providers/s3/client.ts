@@ -22,6 +22,9 @@ const SERVER_DATE = Symbol.for("modelsync.s3.serverDate");
 type Headers = Record<string, string> | undefined;
 /** Turns an expected error (a lost race, a missing key) into an answer; undefined: not expected. */
 type Expect<F> = (err: unknown) => F | undefined;
+/** One object as listed, its key relative to the datastore prefix. */
+type Listed = { rel: string; etag: string; size: number; modifiedMs: number };
+type StoreOptions = { callTimeoutMs: number; pageSize?: number; signal?: AbortSignal };
 
 /** A datastore's prefix of a bucket, and the client that reaches it. */
 export class S3Store {
@@ -32,20 +35,13 @@ export class S3Store {
   /** Requests sent so far (tests, benchmarks, debug logs). */
   requests = 0;
   readonly #prefix: string;
-  readonly #timeoutMs: number;
-  readonly #pageSize: number | undefined;
-  readonly #signal: AbortSignal | undefined;
+  readonly #opts: StoreOptions;
 
-  constructor(
-    c: ResolvedS3Config,
-    opts: { callTimeoutMs: number; pageSize?: number; signal?: AbortSignal },
-  ) {
+  constructor(c: ResolvedS3Config, opts: StoreOptions) {
     this.bucket = c.bucket;
     this.where = describeLocation(c);
     this.#prefix = c.prefix === "" ? "" : `${c.prefix}/`;
-    this.#timeoutMs = opts.callTimeoutMs;
-    this.#pageSize = opts.pageSize;
-    this.#signal = opts.signal;
+    this.#opts = opts;
     this.client = new S3Client({
       ...(c.region === undefined ? {} : { region: c.region }),
       ...(c.endpoint === undefined ? {} : { endpoint: c.endpoint }),
@@ -96,7 +92,7 @@ export class S3Store {
     fn: (signal: AbortSignal | undefined) => Promise<T>,
     opts: { signal?: AbortSignal; expect?: Expect<F> } = {},
   ): Promise<T | F> {
-    const [a, b] = [opts.signal, this.#signal];
+    const [a, b] = [opts.signal, this.#opts.signal];
     try {
       return await fn(a === undefined ? b : b === undefined ? a : AbortSignal.any([a, b]));
     } catch (err) {
@@ -113,7 +109,7 @@ export class S3Store {
     command: $Command<I, O, any, ServiceInputTypes, ServiceOutputTypes>,
     opts: { signal?: AbortSignal; bytes?: number; expect?: Expect<F> } = {},
   ): Promise<O | F> {
-    const requestTimeout = this.#timeoutMs + Math.ceil((opts.bytes ?? 0) / 1_048_576) * 1_000;
+    const requestTimeout = this.#opts.callTimeoutMs + Math.ceil((opts.bytes ?? 0) / 2 ** 20) * 1e3;
     return this.run(
       what,
       (abortSignal) => this.client.send(command, { abortSignal, requestTimeout }),
@@ -128,18 +124,16 @@ export class S3Store {
    */
   async list(
     rel: string,
-    after: string | undefined,
+    after?: string,
     signal?: AbortSignal,
-  ): Promise<
-    { objects: { rel: string; etag: string; size: number; modifiedMs: number }[]; more?: string }
-  > {
+  ): Promise<{ objects: Listed[]; more?: string }> {
     const out = await this.send(
       `list ${rel === "" ? "the datastore" : rel}`,
       new ListObjectsV2Command({
         Bucket: this.bucket,
         Prefix: this.#prefix + rel,
         ...(after === undefined ? {} : { StartAfter: this.#prefix + after }),
-        ...(this.#pageSize === undefined ? {} : { MaxKeys: this.#pageSize }),
+        ...(this.#opts.pageSize && { MaxKeys: this.#opts.pageSize }),
       }),
       { signal },
     );
@@ -184,6 +178,12 @@ export function isLostRace(err: unknown): boolean {
   return statusOf(err) === 412 || name === "PreconditionFailed" ||
     name === "ConditionalRequestConflict";
 }
+
+/** `expect` answers: null for a failed condition (a lost race, or the record is gone). */
+export const conditionFailed = (err: unknown) =>
+  isLostRace(err) || isNoSuchKey(err) ? null : undefined;
+/** `expect` answers: `answer` for a missing key. */
+export const noKey = <T>(answer: T) => (err: unknown) => (isNoSuchKey(err) ? answer : undefined);
 
 /** A missing key (404 on GET, HEAD, conditional PUT or DELETE), not a missing bucket. */
 export function isNoSuchKey(err: unknown): boolean {

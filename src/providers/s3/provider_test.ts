@@ -83,8 +83,15 @@ Deno.test({ name: "s3 open: a missing bucket is NotFound naming it", ...opts }, 
     { env: ENV },
   );
   await p.open(); // sends nothing: the marker read that follows finds out
+  await p.init();
   assert.equal(p.requestCount, 0);
-  for (const call of [() => p.init(), () => p.getRecord("config"), () => p.listRecords("heads/")]) {
+  const calls = [
+    () => p.getRecord("config"),
+    () => p.createRecord("config", enc("{}")),
+    () => p.listRecords("heads/"),
+    () => p.putBlob(sha(enc("x")), { kind: "bytes", bytes: enc("x") }),
+  ];
+  for (const call of calls) {
     const err = await call().catch((e) => e);
     assert.ok(err instanceof NotFoundError, String(err));
     assert.equal(err.exitCode, 3);
@@ -403,7 +410,7 @@ Deno.test("s3 a refused connection is a retryable exit 6 without secrets", async
       ctx({ callTimeoutMs: 2_000 }),
       { env: ENV },
     );
-    for (const call of [() => p.init(), () => p.getRecord("config"), () => p.listBlobs()]) {
+    for (const call of [() => p.getRecord("config"), () => p.listBlobs()]) {
       const err = await call().catch((e) => e);
       assert.ok(err instanceof DatastoreError, String(err));
       assert.equal(err.retryable, true, "connection refused is transient");
