@@ -221,7 +221,10 @@ Deno.test(
     assert.deepEqual((await listAllRecords(p, "heads/b")).map((r) => r.key), keys.slice(3));
     assert.deepEqual((await listAllRecords(p, "heads/b/")).map((r) => r.key), ["heads/b/m1"]);
     // The whole datastore: every record, no blob; the blobs area costs one jump.
+    const before = p.requestCount;
     const everything = await listAllRecords(p, "");
+    // 12 objects, 2 a page: one page of blobs, the jump past them, 3 pages of records.
+    assert.equal(p.requestCount - before, 5, "the blobs area is skipped in one jump");
     assert.deepEqual(everything.map((r) => r.key), [
       ...keys,
       "history/a/m1/000000000001-ab12cd34ab12cd34",
