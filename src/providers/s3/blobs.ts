@@ -166,12 +166,16 @@ export class S3Blobs {
     // A mismatch found while sending aborts the request before its last
     // chunk: the server never has the whole body, so it stores nothing.
     const stop = new AbortController();
-    let changed: ContentChangedError | undefined;
+    let changed: unknown;
     using file = await Deno.open(source.path, { read: true });
-    const body = Readable.from(checkedChunks(file, hash, source, (err) => {
-      changed = err;
-      stop.abort(err);
-    }, signal));
+    const body = Readable.from((async function* () {
+      try {
+        yield* checkedChunks(file, hash, source, MiB);
+      } catch (err) {
+        changed = err;
+        stop.abort(err);
+      }
+    })());
     const both = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
     await this.#putSingle(hash, body, source.size, both).catch((err) => {
       throw changed ?? err;
@@ -205,15 +209,11 @@ export class S3Blobs {
     let completed = false;
     try {
       const partSize = Math.max(8 * MiB, Math.ceil(source.size / 10_000 / MiB) * MiB);
-      const whole = createHash("sha256");
       const Parts: { PartNumber: number; ETag?: string; ChecksumSHA256?: string }[] = [];
       using file = await Deno.open(source.path, { read: true });
-      let total = 0;
-      for (let PartNumber = 1;; PartNumber++) {
-        const Body = await readUpTo(file, partSize);
-        whole.update(Body);
-        total += Body.length;
-        if (total > source.size || (Body.length === 0 && PartNumber > 1)) break;
+      // The last part is sent only once the whole file hashed to its name.
+      for await (const Body of checkedChunks(file, hash, source, partSize)) {
+        const PartNumber = Parts.length + 1;
         const ChecksumSHA256 = createHash("sha256").update(Body).digest("base64");
         const part = new S3.UploadPartCommand({
           ...at,
@@ -224,10 +224,7 @@ export class S3Blobs {
         });
         const { ETag } = await this.s3.send(what, part, { signal, bytes: Body.length });
         Parts.push({ PartNumber, ETag, ChecksumSHA256 });
-        if (Body.length < partSize) break;
       }
-      // Never complete an object whose content does not hash to its name.
-      verify(hash, total > source.size ? "" : whole.digest("hex"), total, source.path, source.size);
       const complete = new S3.CompleteMultipartUploadCommand({
         ...at,
         UploadId,
@@ -335,32 +332,27 @@ function verify(hash: string, got: string, size: number, what: string, expectSiz
 }
 
 /**
- * A file's chunks, hashed as read, with the last one held back until the
- * whole content hashed to `hash`: on a mismatch (or a size change) the
- * stream ends early, so the request body is never complete.
+ * A file's content in chunks of `chunkBytes`, hashed as read; the last
+ * chunk is held back until the whole content hashed to `hash` at the size
+ * scanned, and a ContentChangedError thrown instead of it otherwise (a file
+ * that grew stops at once), so a consumer never sends all of a changed file.
  */
 async function* checkedChunks(
   file: Deno.FsFile,
   hash: string,
   source: { path: string; size: number },
-  onMismatch: (err: ContentChangedError) => void,
-  signal?: AbortSignal,
+  chunkBytes: number,
 ): AsyncGenerator<Uint8Array> {
   const h = createHash("sha256");
   let held: Uint8Array | undefined;
   let total = 0;
-  for (let chunk; !signal?.aborted && (chunk = await readUpTo(file, MiB)).length > 0;) {
+  for (let chunk; (chunk = await readUpTo(file, chunkBytes)).length > 0;) {
     total += chunk.length;
-    if (total > source.size) break; // grew: fails the check below
+    if (total > source.size) break;
     h.update(chunk);
     if (held !== undefined) yield held;
     held = chunk;
   }
-  if (signal?.aborted) return;
-  try {
-    verify(hash, total > source.size ? "" : h.digest("hex"), total, source.path, source.size);
-  } catch (err) {
-    return onMismatch(err as ContentChangedError); // the last chunk is never sent
-  }
+  verify(hash, total > source.size ? "" : h.digest("hex"), total, source.path, source.size);
   if (held !== undefined) yield held;
 }
