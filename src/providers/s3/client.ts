@@ -24,7 +24,7 @@ type Headers = Record<string, string> | undefined;
 type Expect<F> = (err: unknown) => F | undefined;
 /** One object as listed, its key relative to the datastore prefix. */
 type Listed = { rel: string; etag: string; size: number; modifiedMs: number };
-type StoreOptions = { callTimeoutMs: number; pageSize?: number; signal?: AbortSignal };
+type StoreOptions = { callTimeoutMs: number; pageSize?: number };
 
 /** A datastore's prefix of a bucket, and the client that reaches it. */
 export class S3Store {
@@ -84,17 +84,17 @@ export class S3Store {
   }
 
   /**
-   * Runs requests under the call's signal (and the provider's); an error is
-   * mapped by {@linkcode s3Fail} naming `what`, unless `expect` answers it.
+   * Runs requests under the call's signal (the guard's, which ends with the
+   * caller's); an error is mapped by {@linkcode s3Fail} naming `what`, unless
+   * `expect` answers it.
    */
   async run<T, F = never>(
     what: string,
     fn: (signal: AbortSignal | undefined) => Promise<T>,
     opts: { signal?: AbortSignal; expect?: Expect<F> } = {},
   ): Promise<T | F> {
-    const [a, b] = [opts.signal, this.#opts.signal];
     try {
-      return await fn(a === undefined ? b : b === undefined ? a : AbortSignal.any([a, b]));
+      return await fn(opts.signal);
     } catch (err) {
       const answer = opts.expect?.(err);
       if (answer !== undefined) return answer;

@@ -65,7 +65,10 @@ export class S3Provider extends S3Blobs implements C.Provider {
   readonly type = "s3";
 
   constructor(config: S3Config, context: C.ProviderContext, opts: S3ProviderOptions = {}) {
-    super(new S3Store(resolveS3Config(config, opts.env), { ...context, ...opts }));
+    const { callTimeoutMs } = context;
+    super(
+      new S3Store(resolveS3Config(config, opts.env), { callTimeoutMs, pageSize: opts.pageSize }),
+    );
     opts.configureClient?.(this.s3.client);
   }
 
