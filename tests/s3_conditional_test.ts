@@ -67,7 +67,7 @@ Deno.test({
         "compare-and-swap",
         "conditional delete",
         "list-after-write",
-        "server clock",
+        "store clock",
       ]
     ) assert.ok(names.includes(name), `${name} is probed\n${describe(res)}`);
     assert.ok(checks.every((c) => c.ok), describe(res));
@@ -119,7 +119,8 @@ Deno.test({
       `caps --json names the limitation in warnings\n${dump}`,
     );
 
-    const manifestsBefore = await s3.store.objects("manifests/");
+    const headsBefore = await s3.store.objects("heads/");
+    const historyBefore = await s3.store.objects("history/");
     const blobsBefore = await s3.store.keys("blobs/");
     await repo.write("models/vpc/m2/b.txt", "must not be committed\n");
     const local = await snapshot(repo.path("models"));
@@ -134,9 +135,10 @@ Deno.test({
         assert.notEqual(rows.get("vpc/m2")?.status, "pushed", describe(res));
       }
     }
-    assert.deepEqual(await s3.store.objects("manifests/"), manifestsBefore, "nothing committed");
+    assert.deepEqual(await s3.store.objects("heads/"), headsBefore, "nothing committed");
+    assert.deepEqual(await s3.store.objects("history/"), historyBefore, "no history written");
     assert.deepEqual(await s3.store.keys("blobs/"), blobsBefore, "no blob uploaded");
-    assert.deepEqual(await s3.store.keys("locks/"), [], "no lock left behind");
+    assert.deepEqual(await s3.store.keys("leases/"), [], "no lock left behind");
     assert.deepEqual(await snapshot(repo.path("models")), local, "local files kept");
 
     // Reading needs no conditional writes.

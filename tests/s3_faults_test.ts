@@ -80,7 +80,7 @@ Deno.test({
     }
     assert.ok(s3.proxy!.requests.some((r) => r.status === 403), s3.proxy!.summary());
     assert.deepEqual(await snapshot(repo.path("models")), before, "local data untouched");
-    assert.deepEqual(await s3.store.keys("manifests/"), [], "nothing committed");
+    assert.deepEqual(await s3.store.keys("heads/"), [], "nothing committed");
     // init with refused credentials fails the same way.
     const dir = await s3.sb.dir("fresh");
     const init = await s3.sb.run(["init", "--datastore", s3.spec], { cwd: dir, env: FAKE });
@@ -149,11 +149,11 @@ Deno.test({
       "failed",
     ]);
     assert.deepEqual(await snapshot(a.path("models")), before, "local data untouched");
-    assert.deepEqual(await s3.store.keys("manifests/"), [], "nothing committed");
+    assert.deepEqual(await s3.store.keys("heads/"), [], "nothing committed");
 
     await proxy.resume();
     // The lock could not be released while the server was down; its holder is gone now.
-    const leftover = (await s3.store.keys("locks/")).includes("locks/models/vpc/m1.json");
+    const leftover = (await s3.store.keys("leases/")).includes("leases/models/vpc/m1");
     const rerun = expectCode(await a.run(["push", "--json"]), 0, "rerun after the server is back");
     if (leftover) {
       assert.match(rerun.stderr, /Took over the stale lock on vpc\/m1/, describe(rerun));
@@ -163,7 +163,7 @@ Deno.test({
     assert.equal(again.get("vpc/m2")?.status, "pushed", describe(rerun));
     assert.deepEqual(await snapshot(a.path("models")), before, "local data still untouched");
     assert.deepEqual(await s3.store.integrityProblems(), []);
-    assert.deepEqual(await s3.store.keys("locks/"), [], "no lock left behind");
+    assert.deepEqual(await s3.store.keys("leases/"), [], "no lock left behind");
 
     const b = await s3.sb.repo("b");
     expectCode(await b.run(["pull"]), 0, "fresh pull");
@@ -215,10 +215,10 @@ Deno.test({
     const a = await s3.sb.repo("a");
     await a.write("models/vpc/m1/a.txt", "a\n");
     await a.write("models/vpc/m1/b.txt", "b\n");
-    // The first manifest PUT lands on the server, but the client never sees the answer.
+    // The first head PUT (the commit point) lands on the server, but the client never sees the answer.
     let lost = 0;
     proxy.loseAnswer = (r, status) =>
-      r.method === "PUT" && r.path.includes("/manifests/") && status === 200 && lost++ === 0;
+      r.method === "PUT" && r.path.includes("/heads/") && status === 200 && lost++ === 0;
     const res = await a.run(["push", "--json"]);
     expectCode(res, 6, "push whose commit answer is lost");
     assert.equal(lost, 1, proxy.summary());
@@ -235,6 +235,6 @@ Deno.test({
     const m = (st.models as { local: Record<string, string[]>; remote: { state: string } }[])[0];
     assert.deepEqual(m.remote.state, "same", JSON.stringify(st));
     assert.deepEqual(Object.values(m.local).flat(), [], `clean: ${JSON.stringify(st)}`);
-    assert.deepEqual(await s3.store.keys("locks/"), [], "no lock left behind");
+    assert.deepEqual(await s3.store.keys("leases/"), [], "no lock left behind");
   },
 });

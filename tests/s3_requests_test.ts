@@ -67,7 +67,7 @@ Deno.test({
     // None of them wrote anything but (at most) the datastore marker.
     for (const m of [pull, push, flush]) {
       const writes = m.breakdown.split("\n").filter((l) =>
-        /^(PUT|POST|DELETE) /.test(l) && !l.includes("/modelsync.json")
+        /^(PUT|POST|DELETE) /.test(l) && !l.includes("/config?")
       );
       assert.deepEqual(writes, [], m.breakdown);
     }

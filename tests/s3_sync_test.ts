@@ -40,11 +40,11 @@ Deno.test({
     assert.equal(pushed.get("@acme/nlp/bert")?.status, "pushed", describe(push));
     assert.deepEqual(await s3.store.integrityProblems(), []);
     assert.deepEqual(
-      (await s3.store.keys()).filter((k) => k.startsWith("locks/")),
+      (await s3.store.keys()).filter((k) => k.startsWith("leases/")),
       [],
       "no lock left behind",
     );
-    assert.ok((await s3.store.keys()).includes("modelsync.json"), "the datastore marker");
+    assert.ok((await s3.store.keys()).includes("config"), "the datastore marker");
 
     const pull = expectCode(await b.run(["pull", "--json"]), 0, "pull");
     const pulled = reportByModel(expectJson(pull, "modelsync.pull/1"));

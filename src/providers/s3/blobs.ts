@@ -1,80 +1,34 @@
 /**
- * Blob storage of the S3 provider: `blobs/AB/SHA256`, immutable and
- * content-addressed (design/s3.md).
- *
- * - A blob is created with `If-None-Match: *`, so a stored blob is never
- *   rewritten; a 412 means it is already there, which is success.
- * - Its content is checked against its name before it can become visible:
- *   the request carries `x-amz-checksum-sha256` (servers that enforce it
- *   refuse a mismatch), and the body is hashed while it is sent with the last
- *   chunk held back until the hash matched, so a file that changed during the
- *   upload aborts the request before the server has the whole body (moto does
- *   not enforce the checksum; this does not rely on it).
- * - Files over {@linkcode MULTIPART_BYTES} go up in parts; the whole-file hash
- *   is checked before `CompleteMultipartUpload` (itself conditional).
+ * The blob half of the S3 provider: `blobs/AB/SHA256`, immutable, created
+ * with `If-None-Match: *`, checked against its name before it can become
+ * visible; hashes known to be stored are remembered (design/s3.md, "Blobs").
  *
  * @module
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  PutObjectCommand,
-  UploadPartCommand,
-} from "@aws-sdk/client-s3";
+import * as S3 from "@aws-sdk/client-s3";
+import { runPool } from "../../async.ts";
 import { ContentChangedError, NotFoundError } from "../../errors.ts";
 import { hashBytes } from "../../model/hash.ts";
-import type { BlobSource } from "../../provider/contract.ts";
-import { runPool } from "../../async.ts";
-import {
-  type FailContext,
-  isNoSuchKey,
-  isPreconditionFailed,
-  s3Fail,
-  type S3Handle,
-} from "./client.ts";
+import type * as C from "../../provider/contract.ts";
+import { conditionFailed, noKey, s3Fail, type S3Store } from "./client.ts";
 
 const SHA256 = /^[0-9a-f]{64}$/;
-/** Files up to this size are read with synchronous calls (as the scan reads them). */
-const SYNC_READ_BYTES = 64 * 1024;
-/** Files up to this size are read in one piece and checked before sending. */
-export const SMALL_BLOB_BYTES = 8 * 1024 * 1024;
-/** Files over this size are uploaded in parts. */
-export const MULTIPART_BYTES = 64 * 1024 * 1024;
-/** Smallest part; larger for files that would need more than 10,000 parts. */
-const PART_BYTES = 8 * 1024 * 1024;
-const MAX_PARTS = 10_000;
-const CHUNK = 1024 * 1024;
-/** Parallel requests in `has`. */
-const HAS_CONCURRENCY = 16;
-/** A `has` call asking about this many hashes lists the whole blobs area once. */
+const MiB = 1024 * 1024;
+/** Files up to this size are read whole (synchronously up to 64 KiB) and checked before sending. */
+export const SMALL_BLOB_BYTES = 8 * MiB;
+/** Files over this size go up in parts of 8 MiB (more for files over ~78 GiB). */
+export const MULTIPART_BYTES = 64 * MiB;
+/** A `has` asking about this many hashes first lists the whole blobs area, */
 export const SWEEP_MIN_HASHES = 32;
-/** The whole-area listing reads at most one page (1,000 keys) per this many asked hashes. */
+/** at most one page per this many asked hashes (50 pages at most). */
 export const SWEEP_HASHES_PER_PAGE = 8;
-/** Most blob names remembered (about 10 MB); beyond, answers are not cached. */
+/** Most hashes remembered (about 10 MB), and for how long (far below gc's grace period). */
 const MAX_KNOWN = 100_000;
-/** Pages of the whole-area listing at most (its names must fit in MAX_KNOWN). */
-const SWEEP_MAX_PAGES = 50;
-/** How long `has` trusts what it learnt (a command; far below gc's grace period). */
 const CACHE_MS = 30 * 60_000;
-
-/** Where the blobs live and how to reach them. */
-export interface BlobArea {
-  s3: S3Handle;
-  bucket: string;
-  /** Key of a path under the datastore prefix. */
-  key(rel: string): string;
-  fail(what: string): FailContext;
-  /** Deadline of one request that sends `bytes` (the guard's rule: +1 s per MiB). */
-  timeoutFor(bytes: number): number;
-}
+const EMPTY = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });
 
 function checkHash(hash: string): void {
   if (!SHA256.test(hash)) {
@@ -83,428 +37,294 @@ function checkHash(hash: string): void {
 }
 
 /** The key of a blob below the datastore prefix. */
-export function blobRel(hash: string): string {
-  return `blobs/${hash.slice(0, 2)}/${hash}`;
+export const blobRel = (hash: string) => `blobs/${hash.slice(0, 2)}/${hash}`;
+
+/** The hash of a blob key, only for a blob at its own key (never a stray name). */
+function hashOf(rel: string): string | undefined {
+  const hash = rel.slice(9);
+  return SHA256.test(hash) && rel === blobRel(hash) ? hash : undefined;
 }
 
-/**
- * The objects under `rel` (below the datastore prefix), one ListObjectsV2
- * page (up to 1,000 keys) at a time; S3 errors mapped as every call's are.
- */
-export async function* listPages(
-  area: BlobArea,
-  rel: string,
-  opts: { what: string; signal?: AbortSignal },
-): AsyncGenerator<ListObjectsV2CommandOutput, void> {
-  const prefix = area.key(rel);
-  let token: string | undefined;
-  do {
-    let page: ListObjectsV2CommandOutput;
-    try {
-      page = await area.s3.client.send(
-        new ListObjectsV2Command({ Bucket: area.bucket, Prefix: prefix, ContinuationToken: token }),
-        { abortSignal: opts.signal },
-      );
-    } catch (err) {
-      throw s3Fail(err, area.fail(`list ${opts.what}`));
-    }
-    yield page;
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token !== undefined);
-}
-
-function b64(hexHash: string): string {
-  return Buffer.from(hexHash, "hex").toString("base64");
-}
-
-/** The blobs area of one S3 datastore. */
-export class S3BlobStore {
-  readonly #a: BlobArea;
-  /** Hashes known to be stored: uploaded, found by HEAD, or listed. */
+/** The blob primitives of an S3 datastore. */
+export class S3Blobs {
+  protected readonly s3: S3Store;
+  /** Hashes known to be stored (uploaded, found or listed), and shards (`AB`) listed in full. */
   readonly #known = new Set<string>();
-  /** Shards listed in full: a hash of one not in #known was not stored then. */
   readonly #complete = new Set<string>();
-  /** Shard listings in flight, shared by concurrent callers. */
+  /** Shard listings in flight, shared by concurrent callers; the one whole-area listing. */
   readonly #listing = new Map<string, Promise<Set<string>>>();
-  /** The one listing of the whole area (see `has`), once started. */
   #sweep: Promise<void> | undefined;
-  /** When #known and #complete were started (performance.now()). */
   #since = performance.now();
 
-  constructor(area: BlobArea) {
-    this.#a = area;
+  constructor(s3: S3Store) {
+    this.s3 = s3;
   }
 
   /**
-   * Which of `hashes` are stored (design/s3.md, "hasBlobs").
-   *
-   * - Hashes already known to be stored (uploaded, found or listed by this
-   *   store in the last 30 minutes) and hashes of shards listed in full then
-   *   are answered without a request. A blob is never deleted while a command runs (gc keeps blobs
-   *   younger than its grace period), so a "stored" answer does not go stale;
-   *   a "missing" one may (another writer stored it since), which costs only
-   *   an upload answered 412 (already stored: success).
-   * - A call asking about {@linkcode SWEEP_MIN_HASHES} or more hashes first
-   *   lists the whole blobs area once per store, with at most one page per
-   *   {@linkcode SWEEP_HASHES_PER_PAGE} asked hashes (50 at most): a first push to an empty
-   *   or small datastore then costs one request for all its models. A longer
-   *   area keeps what was listed (the shards before the last key are complete).
-   * - Otherwise a shard (`blobs/AB/`) holding two or more of the asked hashes
-   *   is listed (one request per 1,000 keys in it; concurrent callers share
-   *   it); an isolated hash gets a HEAD.
+   * Which of `hashes` are stored: from memory when known; a first large ask
+   * lists the whole area once (within a page budget); a shard with two or
+   * more asked hashes is listed; an isolated hash gets a HEAD.
    */
-  async has(hashes: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
+  async hasBlobs(hashes: string[], opts: C.CallOptions = {}): Promise<Set<string>> {
+    const { signal } = opts;
     const unique = new Set(hashes);
     for (const h of unique) checkHash(h);
     if (performance.now() - this.#since > CACHE_MS) {
-      // Forget answers older than that: they are asked again (gc grace is far longer).
       this.#known.clear();
       this.#complete.clear();
       this.#since = performance.now();
     }
     if (this.#sweep === undefined && unique.size >= SWEEP_MIN_HASHES) {
-      const pages = Math.min(
-        SWEEP_MAX_PAGES,
-        Math.ceil(unique.size / SWEEP_HASHES_PER_PAGE),
-      );
-      this.#sweep = this.#sweepArea(pages, signal);
+      this.#sweep = this.#sweepArea(Math.min(50, unique.size / SWEEP_HASHES_PER_PAGE), signal);
     }
-    // A failed or aborted sweep only means fewer answers come from the cache.
-    if (this.#sweep !== undefined) await this.#sweep.catch(() => {});
-    const found = new Set<string>();
-    const byShard = new Map<string, string[]>();
-    for (const h of unique) {
-      if (this.#known.has(h)) {
-        found.add(h);
-        continue;
-      }
-      const shard = h.slice(0, 2);
-      if (this.#complete.has(shard)) continue; // listed in full: not stored then
-      const list = byShard.get(shard);
-      if (list === undefined) byShard.set(shard, [h]);
-      else list.push(h);
-    }
-    await runPool([...byShard], { jobs: HAS_CONCURRENCY, signal }, async ([shard, list]) => {
+    await this.#sweep?.catch(() => {}); // a failed sweep only means fewer answers from memory
+    const found = new Set([...unique].filter((h) => this.#known.has(h)));
+    const ask = [...unique].filter((h) => !found.has(h) && !this.#complete.has(h.slice(0, 2)));
+    const byShard = [...Map.groupBy(ask, (h) => h.slice(0, 2))];
+    await runPool(byShard, { jobs: 16, signal }, async ([shard, list]) => {
       if (list.length === 1 && !this.#listing.has(shard)) {
         if (await this.#head(list[0], signal)) found.add(list[0]);
-        return;
+      } else {
+        const names = await this.#shardNames(shard, signal);
+        for (const h of list) if (names.has(h)) found.add(h);
       }
-      const names = await this.#shardNames(shard, signal);
-      for (const h of list) if (names.has(h)) found.add(h);
     });
     return found;
   }
 
-  /** Remembers that a blob is stored (it is never deleted while a command runs). */
-  #stored(hash: string): void {
-    if (this.#known.size < MAX_KNOWN) this.#known.add(hash);
+  /** Remembers stored hashes and shards listed in full, unless that is too many names. */
+  #learn(hashes: string[], shards: string[] = []): void {
+    if (this.#known.size + hashes.length > MAX_KNOWN) return;
+    for (const h of hashes) this.#known.add(h);
+    for (const s of shards) this.#complete.add(s);
+  }
+
+  /** Lists `rel` from its start until its end or `enough(pages, lastKey)`. */
+  async #scan(rel: string, signal?: AbortSignal, enough = (_p: number, _k: string) => false) {
+    const hashes: string[] = [];
+    for (let page = 1, after: string | undefined;; page++) {
+      const got = await this.s3.list(rel, after, signal);
+      hashes.push(...got.objects.flatMap((o) => hashOf(o.rel) ?? []));
+      after = got.more;
+      if (after === undefined || enough(page, after)) return { hashes, after };
+    }
   }
 
   /**
-   * Lists `blobs/` from its start, at most `pages` pages (fewer when the first
-   * ones show the area is longer than that): every shard before the last key
-   * seen is then known in full (the listing is in key order).
+   * Lists `blobs/` from its start, stopping after `pages` pages or once the
+   * share of the (uniform) key space read shows the area is longer; the
+   * shards before the last key read are then known in full.
    */
   async #sweepArea(pages: number, signal?: AbortSignal): Promise<void> {
-    const prefix = this.#a.key("blobs/");
-    let last = "";
-    let page = 0;
-    for await (const out of listPages(this.#a, "blobs/", { what: "blobs/", signal })) {
-      for (const o of out.Contents ?? []) {
-        if (o.Key === undefined) continue;
-        last = o.Key.slice(prefix.length);
-        // Only a blob at its own key counts ("AB/ABCD…"), never a stray name.
-        const hash = last.slice(3);
-        if (SHA256.test(hash) && last === blobRel(hash).slice(6)) this.#stored(hash);
-      }
-      if (!out.IsTruncated || out.NextContinuationToken === undefined) {
-        for (let i = 0; i < 256; i++) this.#complete.add(i.toString(16).padStart(2, "0"));
-        return;
-      }
-      // Keys are in order and hashes uniform: the share of the key space read
-      // so far tells how many pages the whole area has. Stop at once when
-      // that is over the budget (a large store: the shards answer better).
-      const at = parseInt(last.slice(3, 7), 16);
-      if (++page >= pages || (Number.isFinite(at) && page * 65_536 / (at + 1) > pages)) break;
-    }
-    if (this.#known.size >= MAX_KNOWN) return; // names were dropped: nothing is complete
-    // Shards strictly before the one holding the last key were listed in full.
-    const upTo = parseInt(last.slice(0, 2), 16);
-    for (let i = 0; i < (Number.isNaN(upTo) ? 0 : upTo); i++) {
-      this.#complete.add(i.toString(16).padStart(2, "0"));
-    }
+    const { hashes, after } = await this.#scan("blobs/", signal, (page, key) => {
+      return page >= pages || page * 65_536 / (parseInt(key.slice(9, 13), 16) + 1) > pages;
+    });
+    const upTo = after === undefined ? 256 : parseInt(after.slice(6, 8), 16) || 0;
+    this.#learn(hashes, Array.from({ length: upTo }, (_, i) => i.toString(16).padStart(2, "0")));
   }
 
-  /** The names in a shard: one listing, shared by concurrent callers. */
+  /** The hashes stored in a shard: one listing, shared by concurrent callers. */
   async #shardNames(shard: string, signal?: AbortSignal): Promise<Set<string>> {
     const running = this.#listing.get(shard);
     if (running !== undefined) {
       try {
         return await running;
-      } catch { /* the other caller's listing failed (or was aborted): list again */ }
+      } catch { /* that caller's listing failed or was aborted: list again */ }
     }
-    const p = this.#listShard(shard, signal);
+    const p = this.#scan(`blobs/${shard}/`, signal).then(({ hashes }) => {
+      this.#learn(hashes, [shard]);
+      return new Set(hashes);
+    });
     this.#listing.set(shard, p);
     try {
-      const names = await p;
-      if (this.#known.size + names.size <= MAX_KNOWN) {
-        // Only blobs of this shard ("AB/ABCD…"): a stray name is never "stored".
-        for (const h of names) if (SHA256.test(h) && h.startsWith(shard)) this.#known.add(h);
-        this.#complete.add(shard);
-      }
-      return names;
+      return await p;
     } finally {
       if (this.#listing.get(shard) === p) this.#listing.delete(shard);
     }
   }
 
   async #head(hash: string, signal?: AbortSignal): Promise<boolean> {
-    try {
-      await this.#a.s3.client.send(
-        new HeadObjectCommand({ Bucket: this.#a.bucket, Key: this.#a.key(blobRel(hash)) }),
-        { abortSignal: signal },
-      );
-      this.#stored(hash);
-      return true;
-    } catch (err) {
-      if (isNoSuchKey(err)) return false;
-      throw s3Fail(err, this.#a.fail(`check blob ${hash}`));
-    }
-  }
-
-  async #listShard(shard: string, signal?: AbortSignal): Promise<Set<string>> {
-    const rel = `blobs/${shard}/`;
-    const prefix = this.#a.key(rel);
-    const names = new Set<string>();
-    for await (const page of listPages(this.#a, rel, { what: rel, signal })) {
-      for (const o of page.Contents ?? []) {
-        if (o.Key !== undefined) names.add(o.Key.slice(prefix.length));
-      }
-    }
-    return names;
+    const cmd = new S3.HeadObjectCommand(this.s3.at(blobRel(hash)));
+    const found = await this.s3.send(`check blob ${hash}`, cmd, { signal, expect: noKey(false) });
+    if (found !== false) this.#learn([hash]);
+    return found !== false;
   }
 
   /** Stores a blob unless it is there, verifying its content hashes to `hash`. */
-  async put(hash: string, source: BlobSource, signal?: AbortSignal): Promise<void> {
+  async putBlob(hash: string, source: C.BlobSource, opts: C.CallOptions = {}): Promise<void> {
+    const { signal } = opts;
     checkHash(hash);
     signal?.throwIfAborted();
-    if (source.kind === "bytes") {
-      verify(hash, sha256hex(source.bytes), source.bytes.byteLength, "the given bytes");
-      return await this.#putSingle(hash, source.bytes, source.bytes.byteLength, signal);
+    if (source.kind === "bytes" || source.size <= SMALL_BLOB_BYTES) {
+      const [what, bytes] = source.kind === "bytes"
+        ? ["the given bytes", source.bytes]
+        : [source.path, await readAtMost(source.path, source.size + 1)];
+      verify(hash, hashBytes(bytes), bytes.length, what, source.kind === "file" ? source.size : -1);
+      return await this.#putSingle(hash, bytes, bytes.length, signal);
     }
-    if (source.size <= SMALL_BLOB_BYTES) {
-      // A small file is read with synchronous calls, as the scan reads it:
-      // four system calls where async reads cost thread-pool round trips.
-      const bytes = source.size <= SYNC_READ_BYTES
-        ? readAtMostSync(source.path, source.size + 1)
-        : await readAtMost(source.path, source.size + 1);
-      verify(hash, sha256hex(bytes), bytes.byteLength, source.path, source.size);
-      return await this.#putSingle(hash, bytes, bytes.byteLength, signal);
-    }
-    if (source.size <= MULTIPART_BYTES) {
-      // A mismatch found while sending aborts the request before its last
-      // chunk: the server never has the whole body, so it stores nothing.
-      const stop = new AbortController();
-      let changed: ContentChangedError | undefined;
-      const file = await Deno.open(source.path, { read: true });
+    if (source.size > MULTIPART_BYTES) return await this.#putMultipart(hash, source, signal);
+    // A mismatch found while sending aborts the request before its last
+    // chunk: the server never has the whole body, so it stores nothing.
+    const stop = new AbortController();
+    let changed: unknown;
+    using file = await Deno.open(source.path, { read: true });
+    const body = Readable.from((async function* () {
       try {
-        const body = Readable.from(checkedChunks(file, hash, source, (err) => {
-          changed = err;
-          stop.abort(err);
-        }, signal));
-        const both = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
-        return await this.#putSingle(hash, body, source.size, both).catch((err) => {
-          throw changed ?? err;
-        });
-      } finally {
-        try {
-          file.close();
-        } catch { /* closed already */ }
-      }
-    }
-    await this.#putMultipart(hash, source, signal);
-  }
-
-  async #putSingle(
-    hash: string,
-    body: Uint8Array | Readable,
-    size: number,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    try {
-      await this.#a.s3.client.send(
-        new PutObjectCommand({
-          Bucket: this.#a.bucket,
-          Key: this.#a.key(blobRel(hash)),
-          Body: body,
-          ContentLength: size,
-          ChecksumSHA256: b64(hash),
-          IfNoneMatch: "*",
-          ContentType: "application/octet-stream",
-        }),
-        { abortSignal: signal, requestTimeout: this.#a.timeoutFor(size) },
-      );
-      this.#stored(hash);
-    } catch (err) {
-      if (isPreconditionFailed(err)) return this.#stored(hash); // already stored: immutable
-      throw changedCause(err) ?? s3Fail(err, this.#a.fail(`store blob ${hash}`));
-    }
-  }
-
-  async #putMultipart(
-    hash: string,
-    source: { path: string; size: number },
-    signal?: AbortSignal,
-  ): Promise<void> {
-    // An existing blob is never rewritten; checking first also saves the upload.
-    if (await this.#head(hash, signal)) return;
-    const { client } = this.#a.s3;
-    const Bucket = this.#a.bucket;
-    const Key = this.#a.key(blobRel(hash));
-    const fail = this.#a.fail(`store blob ${hash}`);
-    let uploadId: string | undefined;
-    try {
-      const created = await client.send(
-        new CreateMultipartUploadCommand({ Bucket, Key, ChecksumAlgorithm: "SHA256" }),
-        { abortSignal: signal },
-      );
-      uploadId = created.UploadId;
-      const partSize = Math.max(PART_BYTES, Math.ceil(source.size / MAX_PARTS / CHUNK) * CHUNK);
-      const whole = createHash("sha256");
-      const parts: { PartNumber: number; ETag?: string; ChecksumSHA256?: string }[] = [];
-      using file = await Deno.open(source.path, { read: true });
-      let total = 0;
-      for (let n = 1;; n++) {
-        signal?.throwIfAborted();
-        const buf = new Uint8Array(partSize);
-        let got = 0;
-        while (got < partSize) {
-          const r = await file.read(buf.subarray(got));
-          if (r === null) break;
-          got += r;
-        }
-        if (got === 0 && n > 1) break;
-        const part = buf.subarray(0, got);
-        whole.update(part);
-        total += got;
-        if (total > source.size) break;
-        const partHash = createHash("sha256").update(part).digest("base64");
-        const up = await client.send(
-          new UploadPartCommand({
-            Bucket,
-            Key,
-            UploadId: uploadId,
-            PartNumber: n,
-            Body: part,
-            ContentLength: got,
-            ChecksumSHA256: partHash,
-          }),
-          { abortSignal: signal, requestTimeout: this.#a.timeoutFor(got) },
-        );
-        parts.push({ PartNumber: n, ETag: up.ETag, ChecksumSHA256: partHash });
-        if (got < partSize) break;
-      }
-      // Never complete an object whose content does not hash to its name.
-      verify(hash, total > source.size ? "" : whole.digest("hex"), total, source.path, source.size);
-      try {
-        await client.send(
-          new CompleteMultipartUploadCommand({
-            Bucket,
-            Key,
-            UploadId: uploadId,
-            MultipartUpload: { Parts: parts },
-            IfNoneMatch: "*",
-          }),
-          { abortSignal: signal },
-        );
-        uploadId = undefined;
+        yield* checkedChunks(file, hash, source, MiB);
       } catch (err) {
-        if (!isPreconditionFailed(err)) throw err;
-        // Stored meanwhile by someone else: fine; our parts are aborted below.
+        changed = err;
+        stop.abort(err);
       }
-      this.#stored(hash);
-    } catch (err) {
-      throw s3Fail(err, fail);
+    })());
+    const both = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+    await this.#putSingle(hash, body, source.size, both).catch((err) => {
+      throw changed ?? err;
+    });
+  }
+
+  async #putSingle(hash: string, Body: Uint8Array | Readable, size: number, signal?: AbortSignal) {
+    const cmd = new S3.PutObjectCommand({
+      ...this.s3.at(blobRel(hash)),
+      Body,
+      ContentLength: size,
+      ChecksumSHA256: Buffer.from(hash, "hex").toString("base64"),
+      IfNoneMatch: "*", // 412: already stored, which is success
+      ContentType: "application/octet-stream",
+    });
+    await this.s3.send(`store blob ${hash}`, cmd, { signal, bytes: size, expect: conditionFailed });
+    this.#learn([hash]);
+  }
+
+  /**
+   * Uploads a large file in parts (HEAD first: an existing blob is not sent
+   * again); the whole-file hash is checked before the conditional
+   * `CompleteMultipartUpload`.
+   */
+  async #putMultipart(hash: string, source: { path: string; size: number }, signal?: AbortSignal) {
+    if (await this.#head(hash, signal)) return;
+    const at = this.s3.at(blobRel(hash));
+    const what = `store blob ${hash}`;
+    const create = new S3.CreateMultipartUploadCommand({ ...at, ChecksumAlgorithm: "SHA256" });
+    const { UploadId } = await this.s3.send(what, create, { signal });
+    let completed = false;
+    try {
+      const partSize = Math.max(8 * MiB, Math.ceil(source.size / 10_000 / MiB) * MiB);
+      const Parts: { PartNumber: number; ETag?: string; ChecksumSHA256?: string }[] = [];
+      using file = await Deno.open(source.path, { read: true });
+      // The last part is sent only once the whole file hashed to its name.
+      for await (const Body of checkedChunks(file, hash, source, partSize)) {
+        const PartNumber = Parts.length + 1;
+        const ChecksumSHA256 = createHash("sha256").update(Body).digest("base64");
+        const part = new S3.UploadPartCommand({
+          ...at,
+          UploadId,
+          PartNumber,
+          Body,
+          ChecksumSHA256,
+        });
+        const { ETag } = await this.s3.send(what, part, { signal, bytes: Body.length });
+        Parts.push({ PartNumber, ETag, ChecksumSHA256 });
+      }
+      const complete = new S3.CompleteMultipartUploadCommand({
+        ...at,
+        UploadId,
+        MultipartUpload: { Parts },
+        IfNoneMatch: "*",
+      });
+      // A failed condition: stored meanwhile by someone else; our parts are aborted.
+      completed =
+        (await this.s3.send(what, complete, { signal, expect: conditionFailed })) !== null;
+      this.#learn([hash]);
     } finally {
-      if (uploadId !== undefined) {
-        await client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId }))
+      if (!completed) {
+        await this.s3.client.send(new S3.AbortMultipartUploadCommand({ ...at, UploadId }))
           .catch(() => {});
       }
     }
   }
 
-  /** Streams a blob; NotFoundError when missing. */
-  async get(hash: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+  /** Streams a blob or a range of it; NotFoundError when missing. */
+  async getBlob(hash: string, opts: C.GetBlobOptions = {}): Promise<ReadableStream<Uint8Array>> {
+    const { signal, range } = opts;
     checkHash(hash);
-    let out;
-    try {
-      out = await this.#a.s3.client.send(
-        new GetObjectCommand({ Bucket: this.#a.bucket, Key: this.#a.key(blobRel(hash)) }),
-        { abortSignal: signal },
+    const what = `read blob ${hash}`;
+    const missing = () =>
+      new NotFoundError(
+        `Blob ${hash} is missing from the datastore ${this.s3.where}: push the model that names ` +
+          `it again from a repository that has the file.`,
       );
-    } catch (err) {
-      if (isNoSuchKey(err)) {
-        throw new NotFoundError(
-          `Blob ${hash} is missing from the datastore ${this.#a.fail("").where}: push the model ` +
-            `that names it again from a repository that has the file.`,
-        );
-      }
-      throw s3Fail(err, this.#a.fail(`read blob ${hash}`));
+    if (range !== undefined && range.length <= 0) {
+      if (!(await this.#head(hash, signal))) throw missing();
+      return EMPTY();
     }
-    if (out.Body === undefined) throw new NotFoundError(`Blob ${hash} came back without a body.`);
+    const cmd = new S3.GetObjectCommand({
+      ...this.s3.at(blobRel(hash)),
+      ...(range && { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` }),
+    });
+    // A range that starts past the end has no bytes.
+    const pastEnd = (e: unknown) => ((e as Error)?.name === "InvalidRange" ? true : undefined);
+    const out = await this.s3.send(what, cmd, {
+      signal,
+      expect: (e) => noKey(false)(e) ?? (range && pastEnd(e)),
+    });
+    if (out === true) return EMPTY();
+    if (out === false || out.Body === undefined) throw missing();
     // A fault mid-stream (reset, timeout) becomes a retryable DatastoreError.
     const reader = (out.Body.transformToWebStream() as ReadableStream<Uint8Array>).getReader();
-    const fail = this.#a.fail(`read blob ${hash}`);
     return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          const { done, value } = await reader.read();
-          if (done) controller.close();
-          else controller.enqueue(value);
-        } catch (err) {
-          controller.error(s3Fail(err, fail));
-        }
-      },
-      cancel(reason) {
-        return reader.cancel(reason);
-      },
+      pull: (controller) =>
+        reader.read().then(
+          ({ done, value }) => done ? controller.close() : controller.enqueue(value),
+          (err) => controller.error(s3Fail(err, this.s3, what)),
+        ),
+      cancel: (reason) => reader.cancel(reason),
     });
   }
+
+  /** One page of stored blobs (a page that held only stray names reads on). */
+  async listBlobs(opts: C.ListOptions = {}): Promise<C.Page<C.BlobListing>> {
+    for (let after = opts.cursor;;) {
+      const got = await this.s3.list("blobs/", after, opts.signal);
+      const items = got.objects.flatMap((o) => {
+        const hash = hashOf(o.rel);
+        return hash === undefined ? [] : [{ hash, size: o.size, modifiedMs: o.modifiedMs }];
+      });
+      if (got.more === undefined || items.length > 0) return { items, cursor: got.more };
+      after = got.more;
+    }
+  }
+
+  /** Deletes a blob; a missing one is fine. */
+  async deleteBlob(hash: string, opts: C.CallOptions = {}): Promise<void> {
+    checkHash(hash);
+    this.#known.delete(hash);
+    const cmd = new S3.DeleteObjectCommand(this.s3.at(blobRel(hash)));
+    await this.s3.send(`delete blob ${hash}`, cmd, { signal: opts.signal, expect: noKey(null) });
+  }
 }
 
-/** Reads up to `max` bytes of a file (a file that grew is never read whole). */
+/** Up to `max` bytes from the file's position (fewer only at its end). */
+async function readUpTo(file: Deno.FsFile, max: number, sync = false): Promise<Uint8Array> {
+  const buf = new Uint8Array(max);
+  let got = 0;
+  while (got < max) {
+    const n = sync ? file.readSync(buf.subarray(got)) : await file.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
+
+/** Up to `max` bytes of a file (one that grew is never read whole); small ones synchronously. */
 async function readAtMost(path: string, max: number): Promise<Uint8Array> {
-  using file = await Deno.open(path, { read: true });
-  const buf = new Uint8Array(max);
-  let got = 0;
-  while (got < max) {
-    const n = await file.read(buf.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return buf.subarray(0, got);
+  const sync = max <= 64 * 1024 + 1;
+  using file = sync ? Deno.openSync(path, { read: true }) : await Deno.open(path, { read: true });
+  return await readUpTo(file, max, sync);
 }
 
-/** {@linkcode readAtMost} with synchronous calls (small files only: it blocks). */
-function readAtMostSync(path: string, max: number): Uint8Array {
-  using file = Deno.openSync(path, { read: true });
-  const buf = new Uint8Array(max);
-  let got = 0;
-  while (got < max) {
-    const n = file.readSync(buf.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return buf.subarray(0, got);
-}
-
-/** SHA-256 in hex; small buffers in JavaScript (no native hash object per blob). */
-function sha256hex(bytes: Uint8Array): string {
-  return hashBytes(bytes);
-}
-
-function verify(hash: string, got: string, size: number, what: string, expectSize?: number): void {
-  if (got === hash && (expectSize === undefined || size === expectSize)) return;
+/** Throws ContentChangedError unless the content read hashed to `hash` at the size expected (-1: any). */
+function verify(hash: string, got: string, size: number, what: string, expectSize: number): void {
+  if (got === hash && (expectSize < 0 || size === expectSize)) return;
   throw new ContentChangedError(
     `${what} does not hash to ${hash} (it changed since it was scanned, ${size} bytes read): ` +
       `nothing was stored. Rerun once the file no longer changes.`,
@@ -512,47 +332,27 @@ function verify(hash: string, got: string, size: number, what: string, expectSiz
 }
 
 /**
- * Reads a file of `size` bytes in chunks, hashing them, and holds back the
- * last chunk until the whole content hashed to `hash`: on a mismatch (or a
- * size change) the stream fails before the request body is complete, so the
- * server never stores it.
+ * A file's content in chunks of `chunkBytes`, hashed as read; the last
+ * chunk is held back until the whole content hashed to `hash` at the size
+ * scanned, and a ContentChangedError thrown instead of it otherwise (a file
+ * that grew stops at once), so a consumer never sends all of a changed file.
  */
 async function* checkedChunks(
   file: Deno.FsFile,
   hash: string,
   source: { path: string; size: number },
-  onMismatch: (err: ContentChangedError) => void,
-  signal?: AbortSignal,
+  chunkBytes: number,
 ): AsyncGenerator<Uint8Array> {
   const h = createHash("sha256");
   let held: Uint8Array | undefined;
   let total = 0;
-  for (;;) {
-    if (signal?.aborted) return;
-    const buf = new Uint8Array(CHUNK);
-    const n = await file.read(buf);
-    if (n === null) break;
-    const chunk = buf.subarray(0, n);
-    total += n;
-    if (total > source.size) break; // grew: fails the check below
+  for (let chunk; (chunk = await readUpTo(file, chunkBytes)).length > 0;) {
+    total += chunk.length;
+    if (total > source.size) break;
     h.update(chunk);
     if (held !== undefined) yield held;
     held = chunk;
   }
-  try {
-    verify(hash, total > source.size ? "" : h.digest("hex"), total, source.path, source.size);
-  } catch (err) {
-    onMismatch(err as ContentChangedError);
-    return; // the request is aborted; the last chunk is never sent
-  }
+  verify(hash, total > source.size ? "" : h.digest("hex"), total, source.path, source.size);
   if (held !== undefined) yield held;
-}
-
-/** A ContentChangedError raised inside the request body, if that is what failed. */
-function changedCause(err: unknown): ContentChangedError | undefined {
-  for (let e = err, i = 0; e !== undefined && e !== null && i < 5; i++) {
-    if (e instanceof ContentChangedError) return e;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
 }

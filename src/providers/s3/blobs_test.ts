@@ -1,62 +1,49 @@
 /**
- * `S3BlobStore.has` against a fake client (no server): how many requests the
+ * `S3Blobs.hasBlobs` against a fake bucket (no server): how many requests the
  * whole-area listing costs on small and large stores. moto is too slow to
  * seed a store of more than 1,000 blobs in a unit test.
  */
 import assert from "node:assert/strict";
-import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import { S3BlobStore } from "./blobs.ts";
-import type { S3Handle } from "./client.ts";
+import type { HeadObjectCommandInput, ListObjectsV2CommandInput } from "@aws-sdk/client-s3";
+import { S3Blobs } from "./blobs.ts";
+import { S3Store } from "./client.ts";
 
 /** A sorted store of `n` blob names spread evenly over the key space. */
 function names(n: number): string[] {
   return Array.from(
     { length: n },
     (_, j) =>
-      Math.floor(j * 65_536 / n).toString(16).padStart(4, "0") +
-      j.toString(16).padStart(60, "0"),
+      Math.floor(j * 65_536 / n).toString(16).padStart(4, "0") + j.toString(16).padStart(60, "0"),
   );
 }
 
+/** A store whose client answers ListObjectsV2 (StartAfter, 1,000 keys a page) and HEAD. */
 function fakeStore(stored: string[]) {
   const keys = stored.map((h) => `blobs/${h.slice(0, 2)}/${h}`);
   const calls: string[] = [];
-  const client = {
-    send(cmd: unknown) {
-      if (cmd instanceof ListObjectsV2Command) {
-        const { Prefix = "", ContinuationToken } = cmd.input;
-        calls.push(`LIST ${Prefix}`);
-        const all = keys.filter((k) => k.startsWith(Prefix));
-        const from = ContinuationToken === undefined ? 0 : Number(ContinuationToken);
-        const page = all.slice(from, from + 1000);
-        const more = from + 1000 < all.length;
-        return Promise.resolve({
-          Contents: page.map((Key) => ({ Key })),
-          IsTruncated: more,
-          NextContinuationToken: more ? String(from + 1000) : undefined,
-        });
-      }
-      if (cmd instanceof HeadObjectCommand) {
-        calls.push(`HEAD ${cmd.input.Key}`);
-        if (keys.includes(cmd.input.Key!)) return Promise.resolve({});
-        const err = Object.assign(new Error("not found"), {
-          name: "NotFound",
-          $metadata: { httpStatusCode: 404 },
-        });
-        return Promise.reject(err);
-      }
-      throw new Error("unexpected command");
-    },
-  } as unknown as S3Client;
-  const s3: S3Handle = { client, requests: { count: 0 }, lastDate: null };
-  const store = new S3BlobStore({
-    s3,
-    bucket: "b",
-    key: (rel) => rel,
-    fail: (what) => ({ where: "s3://b", bucket: "b", what }),
-    timeoutFor: () => 30_000,
+  const s3 = new S3Store({ bucket: "b", prefix: "", forcePathStyle: true, region: "us-east-1" }, {
+    callTimeoutMs: 5_000,
   });
-  return { store, calls };
+  s3.client.middlewareStack.add((_next, context) => (args) => {
+    if (context.commandName === "ListObjectsV2Command") {
+      const { Prefix = "", StartAfter = "" } = args.input as ListObjectsV2CommandInput;
+      calls.push(`LIST ${Prefix}`);
+      const all = keys.filter((k) => k.startsWith(Prefix) && k > StartAfter);
+      const page = all.slice(0, 1000);
+      const output = { Contents: page.map((Key) => ({ Key })), IsTruncated: all.length > 1000 };
+      return Promise.resolve({ output: output as never, response: {} });
+    }
+    const { Key = "" } = args.input as HeadObjectCommandInput;
+    calls.push(`HEAD ${Key}`);
+    if (keys.includes(Key)) return Promise.resolve({ output: {} as never, response: {} });
+    const err = Object.assign(new Error("not found"), {
+      name: "NotFound",
+      $metadata: { httpStatusCode: 404 },
+    });
+    return Promise.reject(err);
+  }, { step: "initialize", priority: "low" });
+  const blobs = new S3Blobs(s3);
+  return { store: { has: (h: string[]) => blobs.hasBlobs(h) }, calls };
 }
 
 const missing = (i: number) => "f".repeat(4) + i.toString(16).padStart(60, "0");
@@ -92,4 +79,13 @@ Deno.test("has: concurrent callers share one whole-area listing", async () => {
   const all = await Promise.all([store.has(ask), store.has(ask), store.has(ask.slice(0, 2))]);
   for (const found of all) assert.equal(found.size, 0);
   assert.deepEqual(calls, ["LIST blobs/"]);
+});
+
+Deno.test("has: isolated hashes get a HEAD, shards with two a listing", async () => {
+  const stored = names(300);
+  const { store, calls } = fakeStore(stored);
+  const twin = stored[0].slice(0, 4) + "f".repeat(60);
+  const found = await store.has([stored[0], twin, stored[150]]);
+  assert.deepEqual([...found].sort(), [stored[0], stored[150]].sort());
+  assert.deepEqual(calls.sort(), [`HEAD blobs/80/${stored[150]}`, "LIST blobs/00/"].sort());
 });

@@ -1,255 +1,266 @@
 /**
- * The SDK client of the S3 provider, and how its errors become modelsync
- * errors. The client makes exactly one attempt per request (the guard in
- * `src/provider/guard.ts` owns retries and deadlines), has connection and
- * request timeouts of its own, counts requests, and records the server's
- * `Date` header of every response (lock expiry is judged by it).
+ * The S3 provider's access to its bucket: one SDK client making one attempt
+ * per request (the guard owns retries and deadlines), each response's `Date`
+ * attached to its output, and every error mapped to a modelsync error
+ * (design/s3.md, "Errors, deadlines, retries").
  *
  * @module
  */
-import { S3Client, S3ServiceException } from "@aws-sdk/client-s3";
-import { DatastoreError, ModelsyncError, NotFoundError } from "../../errors.ts";
+import {
+  type $Command,
+  ListObjectsV2Command,
+  S3Client,
+  S3ServiceException,
+  type ServiceInputTypes,
+  type ServiceOutputTypes,
+} from "@aws-sdk/client-s3";
 import { getLogger } from "@logtape/logtape";
-import type { ResolvedS3Config } from "./config.ts";
+import { DatastoreError, ModelsyncError, NotFoundError } from "../../errors.ts";
+import { describeLocation, type ResolvedS3Config } from "./config.ts";
 
-/** The server's clock as seen in one response. */
-export interface ServerDate {
-  /** The `Date` header, 1 s resolution (truncated by the server). */
-  dateMs: number;
-  /** Local clock when the response arrived. */
-  localMs: number;
-}
+const SERVER_DATE = Symbol.for("modelsync.s3.serverDate");
+type Headers = Record<string, string> | undefined;
+/** Turns an expected error (a lost race, a missing key) into an answer; undefined: not expected. */
+type Expect<F> = (err: unknown) => F | undefined;
+/** One object as listed, its key relative to the datastore prefix. */
+type Listed = { rel: string; etag: string; size: number; modifiedMs: number };
+type StoreOptions = { callTimeoutMs: number; pageSize?: number };
 
-/** The client plus what its middleware observed. */
-export interface S3Handle {
-  client: S3Client;
-  /** Requests sent so far (for tests, benchmarks and debug logs). */
-  requests: { count: number };
-  /** The most recent server Date seen, if any. */
-  lastDate: ServerDate | null;
-}
+/** A datastore's prefix of a bucket, and the client that reaches it. */
+export class S3Store {
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** The redacted location, e.g. `s3://bucket/prefix (endpoint …)`. */
+  readonly where: string;
+  /** Requests sent so far (tests, benchmarks, debug logs). */
+  requests = 0;
+  readonly #prefix: string;
+  readonly #opts: StoreOptions;
 
-/** Creates the client for a resolved configuration. */
-export function makeClient(
-  c: ResolvedS3Config,
-  opts: { callTimeoutMs: number },
-): S3Handle {
-  const client = new S3Client({
-    ...(c.region === undefined ? {} : { region: c.region }),
-    ...(c.endpoint === undefined ? {} : { endpoint: c.endpoint }),
-    forcePathStyle: c.forcePathStyle,
-    // The guard retries idempotent calls with backoff; CAS writes never blindly.
-    maxAttempts: 1,
-    // We send SHA-256 checksums ourselves where they matter; no CRC32 on every PUT.
-    requestChecksumCalculation: "WHEN_REQUIRED",
-    responseChecksumValidation: "WHEN_REQUIRED",
-    // The SDK's own warnings go to our debug log, never to stdout/stderr raw.
-    logger: sdkLogger,
-    requestHandler: {
-      connectionTimeout: Math.min(10_000, opts.callTimeoutMs),
-      // Until the response headers; blob transfers pass a longer one per request.
-      requestTimeout: opts.callTimeoutMs,
-      throwOnRequestTimeout: true,
-    },
-  });
-  const handle: S3Handle = { client, requests: { count: 0 }, lastDate: null };
-  const log = getLogger(["modelsync", "s3"]);
-  const note = (headers: Record<string, string> | undefined) => {
-    const date = headers?.date ?? headers?.Date;
-    if (date === undefined) return undefined;
-    const dateMs = Date.parse(date);
-    if (!Number.isFinite(dateMs)) return undefined;
-    const seen = { dateMs, localMs: Date.now() };
-    handle.lastDate = seen;
-    return seen;
-  };
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      handle.requests.count++;
+  constructor(c: ResolvedS3Config, opts: StoreOptions) {
+    this.bucket = c.bucket;
+    this.where = describeLocation(c);
+    this.#prefix = c.prefix === "" ? "" : `${c.prefix}/`;
+    this.#opts = opts;
+    this.client = new S3Client({
+      ...(c.region === undefined ? {} : { region: c.region }),
+      ...(c.endpoint === undefined ? {} : { endpoint: c.endpoint }),
+      forcePathStyle: c.forcePathStyle,
+      maxAttempts: 1,
+      // SHA-256 checksums are sent where they matter; no CRC32 on every PUT.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      logger: sdkLogger,
+      requestHandler: {
+        connectionTimeout: Math.min(10_000, opts.callTimeoutMs),
+        requestTimeout: opts.callTimeoutMs, // until the response headers
+        throwOnRequestTimeout: true,
+      },
+    });
+    const log = getLogger(["modelsync", "s3"]);
+    const note = (target: unknown, headers: Headers) => {
+      const dateMs = Date.parse(headers?.date ?? headers?.Date ?? "");
+      if (Number.isFinite(dateMs) && target !== null && typeof target === "object") {
+        Object.defineProperty(target, SERVER_DATE, { value: dateMs, enumerable: false });
+      }
+    };
+    this.client.middlewareStack.add((next, context) => async (args) => {
+      this.requests++;
       log.debug("s3 {command}", { command: context.commandName });
       try {
         const result = await next(args);
-        const seen = note((result.response as { headers?: Record<string, string> })?.headers);
-        if (seen !== undefined && result.output !== null && typeof result.output === "object") {
-          Object.defineProperty(result.output, SERVER_DATE, { value: seen, enumerable: false });
-        }
+        note(result.output, (result.response as { headers?: Headers })?.headers);
         return result;
       } catch (err) {
-        const seen = note(
-          (err as { $response?: { headers?: Record<string, string> } })
-            ?.$response?.headers,
-        );
-        if (seen !== undefined && err !== null && typeof err === "object") {
-          Object.defineProperty(err, SERVER_DATE, { value: seen, enumerable: false });
-        }
+        note(err, (err as { $response?: { headers?: Headers } })?.$response?.headers);
         throw err;
       }
-    },
-    { step: "initialize", name: "modelsyncServerDate", priority: "high" },
-  );
-  return handle;
+    }, { step: "initialize", name: "modelsyncServerDate", priority: "high" });
+  }
+
+  /** Bucket and object key of a key relative to the datastore prefix. */
+  at(rel: string): { Bucket: string; Key: string } {
+    return { Bucket: this.bucket, Key: this.#prefix + rel };
+  }
+
+  /**
+   * Runs requests under the call's signal (the guard's, which ends with the
+   * caller's); an error is mapped by {@linkcode s3Fail} naming `what`, unless
+   * `expect` answers it.
+   */
+  async run<T, F = never>(
+    what: string,
+    fn: (signal: AbortSignal | undefined) => Promise<T>,
+    opts: { signal?: AbortSignal; expect?: Expect<F> } = {},
+  ): Promise<T | F> {
+    try {
+      return await fn(opts.signal);
+    } catch (err) {
+      const answer = opts.expect?.(err);
+      if (answer !== undefined) return answer;
+      throw s3Fail(err, this, what);
+    }
+  }
+
+  /** Sends one command (one sending `bytes` gets +1 s per MiB, as the guard allows). */
+  send<I extends ServiceInputTypes, O extends ServiceOutputTypes, F = never>(
+    what: string,
+    // deno-lint-ignore no-explicit-any
+    command: $Command<I, O, any, ServiceInputTypes, ServiceOutputTypes>,
+    opts: { signal?: AbortSignal; bytes?: number; expect?: Expect<F> } = {},
+  ): Promise<O | F> {
+    const requestTimeout = this.#opts.callTimeoutMs + Math.ceil((opts.bytes ?? 0) / 2 ** 20) * 1e3;
+    return this.run(
+      what,
+      (abortSignal) => this.client.send(command, { abortSignal, requestTimeout }),
+      opts,
+    );
+  }
+
+  /**
+   * One ListObjectsV2 page of the keys under `rel` after the relative key
+   * `after` (`StartAfter`: the cursor is a key, so a listing can jump).
+   * `more` is the `after` of the next page, absent on the last one.
+   */
+  async list(
+    rel: string,
+    after?: string,
+    signal?: AbortSignal,
+  ): Promise<{ objects: Listed[]; more?: string }> {
+    const out = await this.send(
+      `list ${rel === "" ? "the datastore" : rel}`,
+      new ListObjectsV2Command({
+        Bucket: this.bucket,
+        Prefix: this.#prefix + rel,
+        ...(after === undefined ? {} : { StartAfter: this.#prefix + after }),
+        ...(this.#opts.pageSize && { MaxKeys: this.#opts.pageSize }),
+      }),
+      { signal },
+    );
+    const objects = (out.Contents ?? []).flatMap((o) =>
+      o.Key === undefined ? [] : [{
+        rel: o.Key.slice(this.#prefix.length),
+        etag: unquote(o.ETag),
+        size: o.Size ?? 0,
+        modifiedMs: o.LastModified?.getTime() ?? 0,
+      }]
+    );
+    const last = objects.at(-1)?.rel;
+    return out.IsTruncated && last !== undefined ? { objects, more: last } : { objects };
+  }
 }
 
 const sdkLog = getLogger(["modelsync", "s3", "sdk"]);
-const sdkLogger = {
-  trace: () => {},
-  debug: () => {},
-  info: () => {},
-  warn: (...args: unknown[]) => sdkNote(args),
-  error: (...args: unknown[]) => sdkNote(args),
-};
-
-/**
- * Logs the SDK's own warnings at debug level, text only: its objects can
- * carry request headers (credentials), so they are never printed.
- */
-function sdkNote(args: unknown[]): void {
+/** The SDK's own warnings, text only (its objects can carry credentials), at debug level. */
+const sdkNote = (...args: unknown[]) => {
   const text = args.filter((a): a is string => typeof a === "string").join(" ");
   if (text !== "") sdkLog.debug("{message}", { message: oneLine(text) });
+};
+const sdkLogger = { trace() {}, debug() {}, info() {}, warn: sdkNote, error: sdkNote };
+
+/** The server's `Date` (1 s resolution) of the response an output came from. */
+export function serverDateOf(output: unknown): number | undefined {
+  return (output as Record<symbol, number | undefined> | null)?.[SERVER_DATE];
 }
 
-const SERVER_DATE = Symbol.for("modelsync.s3.serverDate");
-
-/** The server Date of the response an output (or error) came from. */
-export function serverDateOf(outputOrError: unknown): ServerDate | undefined {
-  if (outputOrError === null || typeof outputOrError !== "object") return undefined;
-  return (outputOrError as Record<symbol, ServerDate | undefined>)[SERVER_DATE];
+/** An ETag without its quotes: the version token of a record. */
+export function unquote(etag: string | undefined): string {
+  return (etag ?? "").replace(/^"|"$/g, "");
 }
 
-/** HTTP status of an SDK error, if any. */
-export function statusOf(err: unknown): number | undefined {
+function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
 }
 
-/** True for a failed precondition (412): a lost compare-and-swap. */
-export function isPreconditionFailed(err: unknown): boolean {
-  return statusOf(err) === 412 || (err as Error)?.name === "PreconditionFailed";
+/** A lost conditional write: 412, or 409 `ConditionalRequestConflict` (a concurrent one won). */
+export function isLostRace(err: unknown): boolean {
+  const name = (err as Error)?.name;
+  return statusOf(err) === 412 || name === "PreconditionFailed" ||
+    name === "ConditionalRequestConflict";
 }
 
-/** True for a missing key (404 on GET/HEAD), but not a missing bucket. */
+/** `expect` answers: null for a failed condition (a lost race, or the record is gone). */
+export const conditionFailed = (err: unknown) =>
+  isLostRace(err) || isNoSuchKey(err) ? null : undefined;
+/** `expect` answers: `answer` for a missing key. */
+export const noKey = <T>(answer: T) => (err: unknown) => (isNoSuchKey(err) ? answer : undefined);
+
+/** A missing key (404 on GET, HEAD, conditional PUT or DELETE), not a missing bucket. */
 export function isNoSuchKey(err: unknown): boolean {
   const name = (err as Error)?.name;
-  if (name === "NoSuchBucket") return false;
-  return name === "NoSuchKey" || name === "NotFound" || statusOf(err) === 404;
+  return name !== "NoSuchBucket" &&
+    (name === "NoSuchKey" || name === "NotFound" || statusOf(err) === 404);
 }
 
-const AUTH_ERRORS = new Set([
-  "InvalidAccessKeyId",
-  "SignatureDoesNotMatch",
-  "AccessDenied",
-  "ExpiredToken",
-  "TokenRefreshRequired",
-  "InvalidToken",
-  "ExpiredTokenException",
-  "AccountProblem",
-  "AllAccessDisabled",
-  "InvalidClientTokenId",
-]);
-
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ENETUNREACH",
-  "EHOSTUNREACH",
-  "ECONNABORTED",
-  "UND_ERR_SOCKET",
-]);
-
-/** True for an AccessDenied-like refusal (read-only credentials, policy). */
-export function isAccessDenied(err: unknown): boolean {
-  return (err as Error)?.name === "AccessDenied" || statusOf(err) === 403;
-}
-
-/** Where and what, for messages. */
-export interface FailContext {
-  /** The redacted location, e.g. `s3://bucket/prefix (endpoint …)`. */
-  where: string;
-  bucket: string;
-  /** What was being done, e.g. "read manifest vpc/m1". */
-  what: string;
-}
+const AUTH_ERRORS = new Set(
+  ("InvalidAccessKeyId SignatureDoesNotMatch AccessDenied ExpiredToken TokenRefreshRequired " +
+    "InvalidToken ExpiredTokenException AccountProblem AllAccessDisabled InvalidClientTokenId")
+    .split(" "),
+);
+/** Transient S3 error names and network error codes. */
+const TRANSIENT = new Set(
+  ("SlowDown RequestTimeout TimeoutError InternalError ServiceUnavailable ECONNREFUSED " +
+    "ECONNRESET ETIMEDOUT EPIPE ENOTFOUND EAI_AGAIN ENETUNREACH EHOSTUNREACH ECONNABORTED " +
+    "UND_ERR_SOCKET").split(" "),
+);
 
 /**
- * Maps an SDK or network error to a modelsync error. Messages never include
- * the SDK's raw message for auth errors (it can echo a key id), only the
- * error name. Abort errors pass through unchanged (the guard owns them).
+ * Maps an SDK or network error met doing `what` to a modelsync error. Auth
+ * errors never carry the SDK's message (it can echo a key id), only the
+ * error name. Abort errors pass through (the guard owns them).
  */
-export function s3Fail(err: unknown, ctx: FailContext): unknown {
+export function s3Fail(err: unknown, at: { where: string; bucket: string }, what: string): unknown {
   if (err instanceof ModelsyncError) return err;
-  const e = err as Error & { code?: string; $fault?: string; $retryable?: unknown };
+  const e = err as Error & { code?: string; $retryable?: unknown };
   const name = e?.name ?? "Error";
   if (name === "AbortError") return err;
   const status = statusOf(err);
-  const head = `Cannot ${ctx.what} on the s3 datastore ${ctx.where}`;
+  const message = e?.message ?? "";
+  const head = `Cannot ${what} on the s3 datastore ${at.where}`;
+  const fatal = (why: string) => new DatastoreError(`${head}: ${why}`, { cause: err });
   if (name === "NoSuchBucket") {
     return new NotFoundError(
-      `${head}: bucket ${ctx.bucket} does not exist. Create it, or fix the datastore spec.`,
+      `${head}: bucket ${at.bucket} does not exist. Create it, or fix the datastore spec.`,
       { cause: err },
     );
   }
+  if (name === "RequestTimeTooSkewed") {
+    return fatal(
+      "the local clock is too far from the server's (RequestTimeTooSkewed). Fix it (NTP).",
+    );
+  }
   if (AUTH_ERRORS.has(name) || status === 401 || status === 403) {
-    return new DatastoreError(
-      `${head}: the credentials were refused (${safeName(name, status)}). Check ` +
-        `AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or AWS_PROFILE, and that ` +
-        `they may access bucket ${ctx.bucket}.`,
-      { cause: err, retryable: false },
+    return fatal(
+      `the credentials were refused (${safeName(name, status)}). Check AWS_ACCESS_KEY_ID/` +
+        `AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or AWS_PROFILE, and that they may access ` +
+        `bucket ${at.bucket}.`,
     );
   }
-  if (name === "CredentialsProviderError" || /could not load credentials/i.test(e?.message ?? "")) {
-    return new DatastoreError(
-      `${head}: no AWS credentials found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ` +
-        `or AWS_PROFILE.`,
-      { cause: err, retryable: false },
+  if (name === "CredentialsProviderError" || /could not load credentials/i.test(message)) {
+    return fatal(
+      "no AWS credentials found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE.",
     );
   }
-  if (/region is missing/i.test(e?.message ?? "")) {
-    return new DatastoreError(
-      `${head}: no AWS region is set. Set AWS_REGION, or region: in modelsync.yaml.`,
-      { cause: err, retryable: false },
-    );
+  if (/region is missing/i.test(message)) {
+    return fatal("no AWS region is set. Set AWS_REGION, or region: in modelsync.yaml.");
   }
-  const transient = (status !== undefined && (status >= 500 || status === 429)) ||
-    name === "SlowDown" || name === "RequestTimeout" || name === "TimeoutError" ||
-    name === "InternalError" ||
-    name === "ServiceUnavailable" || (e?.code !== undefined && NETWORK_CODES.has(e.code)) ||
-    /socket hang up|ECONNRESET|ECONNREFUSED|network|connection/i.test(e?.message ?? "") ||
-    e?.$retryable !== undefined;
-  if (transient) {
+  if (
+    (status !== undefined && (status >= 500 || status === 429)) || TRANSIENT.has(name) ||
+    TRANSIENT.has(e?.code ?? "") || e?.$retryable !== undefined ||
+    /socket hang up|ECONNRESET|ECONNREFUSED|network|connection/i.test(message)
+  ) {
+    // The most specific safe name: S3 error name, network code, or first line of the message.
+    const fault = name !== "Error" && name !== "TypeError"
+      ? name
+      : e?.code || oneLine(message) || name;
     return new DatastoreError(
-      `${head}: ${faultName(e, status)} (transient). Check that the endpoint is reachable; ` +
+      `${head}: ${safeName(fault, status)} (transient). Check that the endpoint is reachable; ` +
         `modelsync retries such faults.`,
       { cause: err, retryable: true },
     );
   }
-  if (name === "RequestTimeTooSkewed") {
-    return new DatastoreError(
-      `${head}: the local clock is too far from the server's (RequestTimeTooSkewed). Fix the ` +
-        `clock (NTP).`,
-      { cause: err, retryable: false },
-    );
-  }
-  return new DatastoreError(
-    `${head}: ${safeName(name, status)}${
-      err instanceof S3ServiceException ? "" : ` (${oneLine(e?.message)})`
-    }.`,
-    { cause: err, retryable: false },
-  );
-}
-
-/**
- * A transient fault's most specific safe name: the S3 error name, else the
- * network error code (ECONNREFUSED…), else the first line of its message.
- */
-function faultName(e: (Error & { code?: string }) | undefined, status: number | undefined): string {
-  const name = e?.name ?? "Error";
-  if (name !== "Error" && name !== "TypeError") return safeName(name, status);
-  if (typeof e?.code === "string" && e.code !== "") return safeName(e.code, status);
-  const line = oneLine(e?.message);
-  return line === "" ? safeName(name, status) : safeName(line, status);
+  const detail = err instanceof S3ServiceException ? "" : ` (${oneLine(message)})`;
+  return fatal(`${safeName(name, status)}${detail}.`);
 }
 
 function safeName(name: string, status: number | undefined): string {

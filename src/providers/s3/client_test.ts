@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { S3ServiceException } from "@aws-sdk/client-s3";
 import { DatastoreError, NotFoundError } from "../../errors.ts";
-import { s3Fail } from "./client.ts";
+import { isLostRace, isNoSuchKey, s3Fail } from "./client.ts";
 
-const CTX = { where: "s3://models/team", bucket: "models", what: "list manifests" };
+const AT = { where: "s3://models/team", bucket: "models" };
+const WHAT = "read record heads/vpc/m1";
 
 function sdkError(name: string, status: number, message = "x"): S3ServiceException {
   return new S3ServiceException({
@@ -15,10 +16,13 @@ function sdkError(name: string, status: number, message = "x"): S3ServiceExcepti
 }
 
 Deno.test("s3Fail: NoSuchBucket is not-found (exit 3) naming the bucket and remedy", () => {
-  const err = s3Fail(sdkError("NoSuchBucket", 404), CTX);
+  const err = s3Fail(sdkError("NoSuchBucket", 404), AT, WHAT);
   assert.ok(err instanceof NotFoundError);
   assert.equal(err.exitCode, 3);
-  assert.match(err.message, /bucket models does not exist\. Create it, or fix the datastore spec/);
+  assert.match(
+    err.message,
+    /^Cannot read record heads\/vpc\/m1 on the s3 datastore s3:\/\/models\/team: bucket models does not exist\. Create it, or fix the datastore spec\.$/,
+  );
 });
 
 Deno.test("s3Fail: auth errors are exit 6, not retryable, and echo no key", () => {
@@ -26,7 +30,11 @@ Deno.test("s3Fail: auth errors are exit 6, not retryable, and echo no key", () =
   for (
     const name of ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken"]
   ) {
-    const err = s3Fail(sdkError(name, 403, `The AWS Access Key Id ${key} does not exist`), CTX);
+    const err = s3Fail(
+      sdkError(name, 403, `The AWS Access Key Id ${key} does not exist`),
+      AT,
+      WHAT,
+    );
     assert.ok(err instanceof DatastoreError, name);
     assert.equal(err.exitCode, 6);
     assert.equal(err.retryable, false);
@@ -34,6 +42,15 @@ Deno.test("s3Fail: auth errors are exit 6, not retryable, and echo no key", () =
     assert.match(err.message, /s3:\/\/models\/team.*AWS_ACCESS_KEY_ID.*AWS_PROFILE/);
     assert.ok(!err.message.includes("\n"));
   }
+  const none = s3Fail(
+    Object.assign(new Error("Could not load credentials"), {
+      name: "CredentialsProviderError",
+    }),
+    AT,
+    WHAT,
+  );
+  assert.ok(none instanceof DatastoreError && !none.retryable);
+  assert.match(none.message, /no AWS credentials found/);
 });
 
 Deno.test("s3Fail: 5xx, SlowDown, 429 and connection errors are retryable", () => {
@@ -47,12 +64,26 @@ Deno.test("s3Fail: 5xx, SlowDown, 429 and connection errors are retryable", () =
     Object.assign(new Error("timed out"), { name: "TimeoutError" }),
   ];
   for (const e of transient) {
-    const err = s3Fail(e, CTX);
+    const err = s3Fail(e, AT, WHAT);
     assert.ok(err instanceof DatastoreError && err.retryable, String(e));
     assert.equal(err.exitCode, 6);
+    assert.match(err.message, /\(transient\)/);
   }
-  const other = s3Fail(sdkError("InvalidArgument", 400), CTX);
+  const refused = s3Fail(transient[4], AT, WHAT) as DatastoreError;
+  assert.match(refused.message, /: ECONNREFUSED \(transient\)/);
+  const other = s3Fail(sdkError("InvalidArgument", 400), AT, WHAT);
   assert.ok(other instanceof DatastoreError && !other.retryable);
+  assert.match(other.message, /: InvalidArgument, HTTP 400\.$/);
   const abort = new DOMException("aborted", "AbortError");
-  assert.equal(s3Fail(abort, CTX), abort, "aborts pass through to the guard");
+  assert.equal(s3Fail(abort, AT, WHAT), abort, "aborts pass through to the guard");
+});
+
+Deno.test("a lost race is 412 or 409 ConditionalRequestConflict; a missing bucket is no missing key", () => {
+  assert.ok(isLostRace(sdkError("PreconditionFailed", 412)));
+  assert.ok(isLostRace(sdkError("ConditionalRequestConflict", 409)));
+  assert.ok(!isLostRace(sdkError("BucketAlreadyExists", 409)));
+  assert.ok(!isLostRace(sdkError("NoSuchKey", 404)));
+  assert.ok(isNoSuchKey(sdkError("NoSuchKey", 404)));
+  assert.ok(isNoSuchKey(sdkError("NotFound", 404)));
+  assert.ok(!isNoSuchKey(sdkError("NoSuchBucket", 404)));
 });

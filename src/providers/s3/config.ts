@@ -1,21 +1,20 @@
 /**
- * Configuration of the S3 provider: the `datastore:` block of
- * `modelsync.yaml` (or the keys parsed from `s3://bucket/prefix?endpoint=…`),
- * and how it resolves against the AWS-standard environment.
- *
- * Credentials are never configuration: they come from the SDK's default chain
- * (environment, profile, instance role). A credentials-looking key is refused.
+ * Configuration of the S3 provider: the `datastore:` block or the keys of
+ * `s3://bucket/prefix?…`, resolved against the AWS environment
+ * (design/s3.md, "Configuration"). Credentials are never configuration.
  *
  * @example
  * ```ts
- * import { resolveS3Config, s3ConfigSchema } from "./config.ts";
- * const config = s3ConfigSchema.parse({ bucket: "models", prefix: "team/" });
+ * import { parseS3Spec, resolveS3Config, s3ConfigSchema } from "./config.ts";
+ * const config = s3ConfigSchema.parse(parseS3Spec("s3://models/team/"));
  * const r = resolveS3Config(config, { AWS_ENDPOINT_URL_S3: "http://127.0.0.1:9000" });
- * console.log(r.endpoint, r.forcePathStyle); // http://127.0.0.1:9000 true
+ * console.log(r.prefix, r.endpoint, r.forcePathStyle); // team http://127.0.0.1:9000 true
  * ```
  * @module
  */
 import { z } from "zod";
+import { UsageError } from "../../errors.ts";
+import { redactSpec } from "../../repo/datastore_spec.ts";
 
 /** Configuration of the S3 provider, as validated. */
 export interface S3Config {
@@ -29,81 +28,97 @@ export interface S3Config {
   forcePathStyle?: boolean;
 }
 
+/** The configuration with the environment applied: what the client uses. */
+export interface ResolvedS3Config extends S3Config {
+  forcePathStyle: boolean;
+}
+
 /** Keys that would hold credentials: refused with a remedy, never read. */
-export const CREDENTIAL_KEYS = [
-  "accessKeyId",
-  "secretAccessKey",
-  "sessionToken",
-  "credentials",
-  "accessKey",
-  "secretKey",
-  "access_key_id",
-  "secret_access_key",
-  "session_token",
-  "aws_access_key_id",
-  "aws_secret_access_key",
-  "aws_session_token",
-  "password",
-  "secret",
-] as const;
+export const CREDENTIAL_KEYS: readonly string[] =
+  ("accessKeyId secretAccessKey sessionToken credentials accessKey secretKey access_key_id " +
+    "secret_access_key session_token aws_access_key_id aws_secret_access_key aws_session_token " +
+    "password secret").split(" ");
 
 const CREDENTIALS_REMEDY = "credentials are never read from modelsync.yaml or the datastore " +
   "spec; remove it and use the AWS environment variables (AWS_ACCESS_KEY_ID, " +
   "AWS_SECRET_ACCESS_KEY) or a profile (AWS_PROFILE)";
+/** Why a URL with a user name or password is refused (`where`: "the endpoint URL"). */
+const userInfoRefused = (where: string) =>
+  "it holds a user name or password: credentials come from the AWS environment " +
+  `(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), never from ${where}; remove them`;
 
-const boolish = z.union([
-  z.boolean(),
-  z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1"),
-]);
+/** True when a URL carries a user name or password. */
+function hasUserInfo(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== "" || u.password !== "";
+  } catch {
+    return /^[^/]*\/\/[^/]*@/.test(url);
+  }
+}
 
 const refused = z.unknown().refine((v) => v === undefined, { message: CREDENTIALS_REMEDY })
   .optional();
 
 /** Validates the `datastore:` block (without `type`); unknown keys are refused. */
-export const s3ConfigSchema: z.ZodType<S3Config> = z.object({
+export const s3ConfigSchema = z.object({
   bucket: z.string().min(1).regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
     message: "not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)",
   }),
   prefix: z.string().default("").transform((p) => p.replace(/^\/+|\/+$/g, "")),
   region: z.string().min(1).optional(),
-  endpoint: z.url({ protocol: /^https?$/, message: "not an http(s) URL" }).optional(),
-  forcePathStyle: boolish.optional(),
+  endpoint: z.url({ protocol: /^https?$/, message: "not an http(s) URL" })
+    .refine((u) => !hasUserInfo(u), { message: userInfoRefused("the endpoint URL") }).optional(),
+  forcePathStyle: z.union([
+    z.boolean(),
+    z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1"),
+  ]).optional(),
   ...Object.fromEntries(CREDENTIAL_KEYS.map((k) => [k, refused])),
-}).strict().transform((c) => {
-  const out: S3Config = { bucket: c.bucket, prefix: c.prefix };
-  if (c.region !== undefined) out.region = c.region;
-  if (c.endpoint !== undefined) out.endpoint = c.endpoint;
-  if (c.forcePathStyle !== undefined) out.forcePathStyle = c.forcePathStyle;
-  return out;
-}) as unknown as z.ZodType<S3Config>;
+}).strict() as unknown as z.ZodType<S3Config>;
 
-/** The configuration with the environment applied: what the client uses. */
-export interface ResolvedS3Config {
-  bucket: string;
-  prefix: string;
-  /** Undefined: the SDK's default chain (AWS_REGION, profile). */
-  region?: string;
-  endpoint?: string;
-  forcePathStyle: boolean;
+/**
+ * `s3://bucket/prefix[?endpoint=URL&region=R&forcePathStyle=true]` as config
+ * keys; the query's keys are checked by the schema (credential keys refused).
+ */
+export function parseS3Spec(spec: string): Record<string, unknown> {
+  const bad = (why: string) =>
+    new UsageError(
+      `Invalid datastore ${JSON.stringify(redactSpec(spec))}: ${why}. Use ` +
+        `s3://bucket/prefix[?endpoint=URL&region=R&forcePathStyle=true].`,
+    );
+  const m = /^s3:\/\/([^/?]*)([^?]*)(?:\?(.*))?$/is.exec(spec.trim());
+  if (m === null) throw bad("it is not an s3:// URL");
+  if (m[1].includes("@")) throw bad(userInfoRefused("the datastore spec"));
+  if (m[1] === "") throw bad("it names no bucket");
+  const out: Record<string, unknown> = { bucket: m[1], prefix: m[2] };
+  for (const [k, v] of new URLSearchParams(m[3] ?? "")) {
+    if (Object.hasOwn(out, k)) throw bad(`it sets "${k}" twice`);
+    out[k] = v;
+  }
+  return out;
 }
 
 /**
- * Applies the AWS-standard environment: the endpoint from the config, else
- * `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`; path style by default when
- * an endpoint is set; region `us-east-1` for a custom endpoint when neither
- * the config nor `AWS_REGION`/`AWS_DEFAULT_REGION` names one.
+ * Applies the AWS environment: the endpoint from the config, else
+ * `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL` (refused, exit 2, with a
+ * user name or password); path style by default with an endpoint; region
+ * `us-east-1` for a custom endpoint when neither the config nor
+ * `AWS_REGION`/`AWS_DEFAULT_REGION` names one.
  */
 export function resolveS3Config(
   config: S3Config,
   env: Record<string, string | undefined> = Deno.env.toObject(),
 ): ResolvedS3Config {
-  const fromEnv = (name: string) => {
-    const v = env[name]?.trim();
-    return v === undefined || v === "" ? undefined : v;
+  const fromEnv = (name: string) => env[name]?.trim() || undefined;
+  const endpointFrom = (name: string) => {
+    const v = fromEnv(name);
+    if (v === undefined || !hasUserInfo(v)) return v;
+    throw new UsageError(`Invalid ${name}: ${userInfoRefused("an endpoint URL")}.`);
   };
-  const endpoint = config.endpoint ?? fromEnv("AWS_ENDPOINT_URL_S3") ?? fromEnv("AWS_ENDPOINT_URL");
+  const endpoint = config.endpoint ?? endpointFrom("AWS_ENDPOINT_URL_S3") ??
+    endpointFrom("AWS_ENDPOINT_URL");
   const region = config.region ?? fromEnv("AWS_REGION") ?? fromEnv("AWS_DEFAULT_REGION") ??
-    (endpoint !== undefined ? "us-east-1" : undefined);
+    (endpoint === undefined ? undefined : "us-east-1");
   return {
     bucket: config.bucket,
     prefix: config.prefix,
@@ -113,23 +128,14 @@ export function resolveS3Config(
   };
 }
 
-/**
- * The location for messages: `s3://bucket/prefix (endpoint URL)`. An
- * endpoint's user info, query and fragment are dropped (they could hold
- * secrets).
- */
-export function describeLocation(c: ResolvedS3Config): string {
+/** `s3://bucket/prefix (endpoint URL)`, the endpoint without user info, query or fragment. */
+export function describeLocation(c: S3Config): string {
   const where = `s3://${c.bucket}${c.prefix === "" ? "" : `/${c.prefix}`}`;
   if (c.endpoint === undefined) return where;
-  return `${where} (endpoint ${redactEndpoint(c.endpoint)})`;
-}
-
-/** An endpoint URL without user info, query or fragment. */
-export function redactEndpoint(endpoint: string): string {
   try {
-    const u = new URL(endpoint);
-    return `${u.protocol}//${u.host}${u.pathname === "/" ? "" : u.pathname}`;
+    const u = new URL(c.endpoint);
+    return `${where} (endpoint ${u.protocol}//${u.host}${u.pathname === "/" ? "" : u.pathname})`;
   } catch {
-    return "(invalid URL)";
+    return `${where} (endpoint: an invalid URL)`;
   }
 }

@@ -2,50 +2,90 @@ import assert from "node:assert/strict";
 import { UsageError } from "../../errors.ts";
 import { parseDatastoreSpec } from "../../repo/datastore_spec.ts";
 import { createProvider } from "../mod.ts";
-import { describeLocation, resolveS3Config, s3ConfigSchema } from "./config.ts";
+import { describeLocation, parseS3Spec, resolveS3Config, s3ConfigSchema } from "./config.ts";
+import { S3Provider } from "./provider.ts";
 
-const CTX = { callTimeoutMs: 5_000, host: "h", pid: 1, skewMarginMs: 2_000, baseDir: "/" };
+const CTX = { callTimeoutMs: 5_000, host: "h", pid: 1, baseDir: "/" };
+const SECRET = "AKIASECRETVALUE123";
 
-async function usage(config: Record<string, unknown>): Promise<string> {
-  const err = await createProvider({ type: "s3", ...config }, CTX).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+/** The one-line exit-2 error of creating a provider from a spec string or a mapping. */
+async function usage(config: string | Record<string, unknown>): Promise<string> {
+  const c = typeof config === "string"
+    ? parseDatastoreSpec(config, "/")
+    : { type: "s3", ...config };
+  const err = await createProvider(c, CTX).then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof UsageError, `expected UsageError, got ${err}`);
   assert.equal(err.exitCode, 2);
   assert.ok(!err.message.includes("\n"), err.message);
+  assert.ok(!err.message.includes(SECRET), err.message);
   return err.message;
 }
 
 Deno.test("s3 config: credentials keys are refused with the remedy, never echoed", async () => {
   for (const key of ["accessKeyId", "secretAccessKey", "sessionToken", "aws_secret_access_key"]) {
-    const msg = await usage({ bucket: "models", [key]: "AKIASECRETVALUE123" });
+    const msg = await usage({ bucket: "models", [key]: SECRET });
     assert.match(msg, new RegExp(`"${key}": credentials are never read from modelsync\\.yaml`));
     assert.match(msg, /AWS_ACCESS_KEY_ID.*AWS_PROFILE/);
-    assert.ok(!msg.includes("AKIASECRETVALUE123"), msg);
+    const viaSpec = await usage(`s3://models/p?${key}=${SECRET}`);
+    assert.match(
+      viaSpec,
+      /^Invalid datastore "s3:\/\/models\/p": ".*": credentials are never read/,
+    );
   }
-  // Also through the spec's query string.
-  const spec = parseDatastoreSpec("s3://models/p?secretAccessKey=AKIASECRETVALUE123", "/");
-  const msg = await usage(spec);
-  assert.ok(!msg.includes("AKIASECRETVALUE123"), msg);
+});
+
+Deno.test("s3 config: a user name or password in an endpoint is refused, from anywhere", async () => {
+  const creds = /it holds a user name or password: credentials come from the AWS environment/;
+  const url = `http://user:${SECRET}@127.0.0.1:9000`;
+  assert.match(await usage(`s3://models/p?endpoint=${encodeURIComponent(url)}`), creds);
+  assert.match(await usage(`s3://models/p?endpoint=${url}`), creds);
+  assert.match(await usage({ bucket: "models", endpoint: url }), creds);
+  assert.match(await usage({ bucket: "models", endpoint: `http://${SECRET}@h:1` }), creds);
+  assert.match(await usage(`s3://user:${SECRET}@models/p`), creds);
+  for (const name of ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]) {
+    const err = (() => {
+      try {
+        new S3Provider({ bucket: "models", prefix: "" }, CTX, { env: { [name]: url } });
+      } catch (e) {
+        return e;
+      }
+    })();
+    assert.ok(err instanceof UsageError && err.exitCode === 2, String(err));
+    assert.match(err.message, new RegExp(`^Invalid ${name}: `));
+    assert.match(err.message, creds);
+    assert.ok(!err.message.includes(SECRET));
+  }
 });
 
 Deno.test("s3 config: strict schema, bucket required and checked", async () => {
   assert.match(await usage({ bucket: "models", colour: "red" }), /unknown key "colour"; remove it/);
   assert.match(await usage({}), /"bucket" is required/);
   assert.match(await usage({ bucket: "Bad_Bucket" }), /"bucket": not a valid S3 bucket name/);
-  assert.match(await usage({ bucket: "models", endpoint: "ftp://x" }), /"endpoint"/);
+  assert.match(await usage({ bucket: "models", endpoint: "ftp://x" }), /"endpoint": not an http/);
+  assert.match(await usage("s3://models/p?colour=red"), /unknown key "colour"/);
+});
+
+Deno.test("s3 spec: bucket, prefix and query keys; bad specs name the problem", async () => {
+  assert.deepEqual(parseS3Spec("s3://models"), { bucket: "models", prefix: "" });
+  assert.deepEqual(
+    s3ConfigSchema.parse(parseS3Spec("S3://models//team/a/?region=eu-west-1&forcePathStyle=false")),
+    { bucket: "models", prefix: "team/a", region: "eu-west-1", forcePathStyle: false },
+  );
+  assert.match(await usage("s3://"), /: it names no bucket\. Use s3:\/\/bucket\/prefix/);
+  assert.match(await usage("s3:///p"), /it names no bucket/);
+  assert.match(await usage("s3://models/p?region=a&region=b"), /it sets "region" twice/);
+  assert.match(await usage("s3://models/p?bucket=other"), /it sets "bucket" twice/);
+  assert.throws(() => parseS3Spec("s3:models"), /it is not an s3:\/\/ URL/);
 });
 
 Deno.test("s3 config: endpoint from config, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL", () => {
   const c = s3ConfigSchema.parse({ bucket: "models", prefix: "/team/a/" });
-  assert.equal(c.prefix, "team/a");
   assert.deepEqual(resolveS3Config(c, {}), {
     bucket: "models",
     prefix: "team/a",
     forcePathStyle: false,
   });
-  assert.deepEqual(resolveS3Config(c, { AWS_REGION: "eu-west-1" }).region, "eu-west-1");
+  assert.equal(resolveS3Config(c, { AWS_REGION: "eu-west-1" }).region, "eu-west-1");
   const both = { AWS_ENDPOINT_URL_S3: "http://s3.local:9000", AWS_ENDPOINT_URL: "http://x:1" };
   assert.equal(resolveS3Config(c, both).endpoint, "http://s3.local:9000");
   assert.equal(resolveS3Config(c, { AWS_ENDPOINT_URL: "http://x:1" }).endpoint, "http://x:1");
@@ -62,17 +102,14 @@ Deno.test("s3 config: endpoint from config, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_UR
   assert.equal(r2.forcePathStyle, false);
 });
 
-Deno.test("s3 config: the spec maps to the schema; describe() redacts", async () => {
+Deno.test("s3 config: describe() names bucket, prefix and endpoint, nothing more", async () => {
   const spec = parseDatastoreSpec(
-    "s3://models/team?endpoint=http://user:pw@127.0.0.1:9000/?token=x&region=eu-west-1",
+    "s3://models/team?endpoint=http://127.0.0.1:9000/?token=x&region=eu-west-1",
     "/",
   );
-  const c = s3ConfigSchema.parse((({ type: _t, ...rest }) => rest)(spec));
-  assert.equal(c.region, "eu-west-1");
-  const where = describeLocation(resolveS3Config(c, {}));
-  assert.equal(where, "s3://models/team (endpoint http://127.0.0.1:9000)");
-  const p = await createProvider({ ...spec }, CTX);
+  const where = "s3://models/team (endpoint http://127.0.0.1:9000)";
+  const p = await createProvider(spec, CTX);
   assert.deepEqual(p.describe(), { type: "s3", location: where });
-  assert.ok(!JSON.stringify(p.describe()).includes("pw"));
+  assert.equal(describeLocation({ bucket: "b", prefix: "" }), "s3://b");
   await p.close();
 });
