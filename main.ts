@@ -23,6 +23,7 @@ import { capsCommand } from "./commands/caps.ts";
 import { flushCommand } from "./commands/flush.ts";
 import { initCommand } from "./commands/init.ts";
 import { lockCommand } from "./commands/lock.ts";
+import { migrateCommand } from "./commands/migrate.ts";
 import { pullCommand } from "./commands/pull.ts";
 import { pushCommand } from "./commands/push.ts";
 import { statusCommand } from "./commands/status.ts";
@@ -171,6 +172,7 @@ export async function main(args: string[]): Promise<number> {
           cwd: Deno.cwd(),
           signal: controller.signal,
           requireRepo: opts.requireRepo,
+          format1: opts.format1 === true,
         });
         try {
           return await fn(session);
@@ -204,6 +206,7 @@ export async function main(args: string[]): Promise<number> {
       flushCommand,
       capsCommand,
       lockCommand,
+      migrateCommand,
     ]
   ) {
     program.addCommand(build(ctx));

@@ -21,7 +21,10 @@ export interface CliContext {
   /** The global flags as parsed. */
   globals(): GlobalFlags;
   /** Opens the datastore session, runs `fn`, closes it. */
-  withSession<T>(opts: { requireRepo: boolean }, fn: (s: Session) => Promise<T>): Promise<T>;
+  withSession<T>(
+    opts: { requireRepo: boolean; format1?: boolean },
+    fn: (s: Session) => Promise<T>,
+  ): Promise<T>;
   /** Prints a result: one JSON document with --json, else the human lines. */
   emit(result: Printable, human: string[]): void;
   /** Sets the process exit code (the highest-priority one wins). */

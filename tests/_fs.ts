@@ -199,11 +199,11 @@ export class Datastore {
     await writeRecordDir(this.headDir(model), JSON.stringify(manifest));
   }
 
-  /** Directory of a lock record: `locks/global` or `locks/models/TYPE/ID`. */
+  /** Directory of a lock record: `leases/global` or `leases/models/TYPE/ID`. */
   lockPath(key: string): string {
     return key === "global"
-      ? join(this.dir, "locks", "global")
-      : join(this.dir, "locks", "models", key);
+      ? join(this.dir, "leases", "global")
+      : join(this.dir, "leases", "models", key);
   }
 
   /** The parsed lock record of a key, or null when it is free. */

@@ -89,7 +89,7 @@ export class MemoryLockStore {
 
   /** Number of lock records. */
   get lockCount(): number {
-    return [...this.records.keys()].filter((k) => k.startsWith("locks/")).length;
+    return [...this.records.keys()].filter((k) => k.startsWith("leases/")).length;
   }
 
   /** Simulates one datastore round trip: faults, latency and the signal. */

@@ -2,7 +2,7 @@
  * Lock records over a provider's records (SPEC §5, design/locks.md): the
  * lease protocol written once for every datastore.
  *
- * A lock is the record `locks/global` or `locks/models/TYPE/ID` holding a
+ * A lock is the record `leases/global` or `leases/models/TYPE/ID` holding a
  * JSON {@linkcode LockRecord}. Every change is a compare-and-swap on the
  * record's version: a free key is created if absent; a stale record is taken
  * over by replacing exactly the version judged stale (never a blind delete);
@@ -94,17 +94,19 @@ export interface LockHandle {
   forceRelease(nonce: string, opts?: CallOptions): Promise<boolean>;
 }
 
-/** The record key of a lock: `locks/global` or `locks/models/TYPE/ID`. */
+/** The record key of a lock: `leases/global` or `leases/models/TYPE/ID`. */
 export function lockRecordKey(key: LockKey): string {
-  return key.kind === "global" ? "locks/global" : `locks/models/${key.model.type}/${key.model.id}`;
+  return key.kind === "global"
+    ? "leases/global"
+    : `leases/models/${key.model.type}/${key.model.id}`;
 }
 
-/** The lock key of a record key, or undefined for anything else under `locks/`. */
+/** The lock key of a record key, or undefined for anything else under `leases/`. */
 export function lockKeyOf(recordKey: string): LockKey | undefined {
-  if (recordKey === "locks/global") return { kind: "global" };
-  if (!recordKey.startsWith("locks/models/")) return undefined;
+  if (recordKey === "leases/global") return { kind: "global" };
+  if (!recordKey.startsWith("leases/models/")) return undefined;
   try {
-    return { kind: "model", model: parseModelRef(recordKey.slice("locks/models/".length)) };
+    return { kind: "model", model: parseModelRef(recordKey.slice("leases/models/".length)) };
   } catch {
     return undefined;
   }
@@ -164,7 +166,7 @@ export class RecordLocks {
 
   /** Every lock record (global and per model) with its judgement. */
   async list(opts: CallOptions = {}): Promise<LockInfo[]> {
-    const keys = (await listAllRecords(this.#p, "locks/", opts))
+    const keys = (await listAllRecords(this.#p, "leases/", opts))
       .map((r) => ({ rk: r.key, key: lockKeyOf(r.key) }))
       .filter((k): k is { rk: string; key: LockKey } => k.key !== undefined);
     const out: LockInfo[] = [];

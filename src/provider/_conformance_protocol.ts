@@ -256,7 +256,7 @@ export const protocolChecks: ConformanceCheck[] = [
     );
   }),
   check("locks: a corrupt record is shown as corrupt and not taken at once", async (ds) => {
-    const key = "locks/models/conf/m1";
+    const key = "leases/models/conf/m1";
     await ds.provider.createRecord(key, new TextEncoder().encode("{not json"));
     const info = await ds.lock(MK).inspect();
     assert.ok(info !== null && /corrupt/.test(info.record.holder), "a corrupt record is not shown");

@@ -196,8 +196,6 @@ export interface ProbeCheck {
 export interface ProviderContext {
   /** Deadline for each single datastore call, in milliseconds. */
   callTimeoutMs: number;
-  /** Aborted when the command is interrupted. */
-  signal?: AbortSignal;
   /** This host's name and this process's pid. */
   host: string;
   pid: number;

@@ -193,55 +193,76 @@ export class Datastore {
    * Throws `NotFoundError` (exit 3) when it is not initialised, `UsageError`
    * (exit 2) for a format-1 datastore.
    */
-  async open(opts: CallOptions = {}): Promise<void> {
+  async open(opts: CallOptions & { format1?: boolean } = {}): Promise<void> {
     await this.provider.open(opts);
-    const stored = await this.provider.getRecord(CONFIG_KEY, opts);
+    let key = CONFIG_KEY;
+    let stored = await this.provider.getRecord(CONFIG_KEY, opts);
     if (stored === null) {
-      if ((await this.provider.getRecord(FORMAT1_MARKER_KEY, opts)) !== null) {
-        throw this.#format1();
+      const legacy = await this.provider.getRecord(FORMAT1_MARKER_KEY, opts);
+      if (legacy !== null && formatOf(legacy.bytes) === 1) {
+        if (!opts.format1) throw this.#format1();
+        // `migrate` opens a format-1 datastore: its marker stands in below.
+        this.#marker = { format: 1, id: "", createdAt: "" };
+        key = FORMAT1_MARKER_KEY;
+        stored = legacy;
       }
+    }
+    if (stored === null) {
       const where = this.describe();
       throw new NotFoundError(
         `The ${where.type} datastore ${where.location} is not initialised (no datastore ` +
           `marker): run "modelsync init" with it, or check the datastore named.`,
       );
     }
-    this.#marker = this.#parseMarker(stored.bytes);
+    if (key === CONFIG_KEY) this.#marker = this.#parseMarker(stored.bytes);
     // The marker exists: a second create-if-absent must be refused. A store
     // that accepts it ignores conditional writes (some minimal S3 servers).
-    const again = await this.provider.createRecord(CONFIG_KEY, stored.bytes, opts);
-    if (again !== null) this.#refuse = "ignores conditional writes";
+    if ((await this.provider.createRecord(key, stored.bytes, opts)) !== null) {
+      this.#refuse = "ignores conditional writes";
+    }
   }
 
-  /** Creates the store and its marker (create-if-absent); an existing format-2 marker is fine. */
+  /**
+   * Creates the store and its markers (create-if-absent); an existing
+   * format-2 marker is fine. Besides `config`, `modelsync.json` says
+   * `{"format": 2}`, so that a modelsync of format 1 refuses the datastore
+   * (asking to upgrade) instead of taking it for an empty one.
+   */
   async init(opts: CallOptions = {}): Promise<void> {
     await this.provider.init(opts);
     const existing = await this.provider.getRecord(CONFIG_KEY, opts);
-    if (existing === null && (await this.provider.getRecord(FORMAT1_MARKER_KEY, opts)) !== null) {
+    const legacy = await this.provider.getRecord(FORMAT1_MARKER_KEY, opts);
+    if (existing === null && legacy !== null && formatOf(legacy.bytes) === 1) {
       throw this.#format1();
     }
-    if (existing !== null) {
-      this.#marker = this.#parseMarker(existing.bytes);
-      return;
-    }
+    await this.writeMarker(opts);
+  }
+
+  /**
+   * Writes the format-2 markers if absent: `config`, and `modelsync.json`
+   * `{"format": 2}` (replacing a format-1 one: `migrate`).
+   */
+  async writeMarker(opts: CallOptions = {}): Promise<void> {
+    this.#assertWritable("write the datastore marker");
     const marker: Marker = {
       format: DATASTORE_FORMAT,
       id: randomBytes(8).toString("hex"),
       createdAt: new Date().toISOString(),
     };
-    const created = await this.provider.createRecord(
-      CONFIG_KEY,
-      encoder.encode(JSON.stringify(marker) + "\n"),
-      opts,
-    );
-    if (created === null) {
-      // Someone else initialised it at the same moment: read theirs.
+    const body = encoder.encode(JSON.stringify(marker) + "\n");
+    if ((await this.provider.createRecord(CONFIG_KEY, body, opts)) !== null) {
+      this.#marker = marker;
+    } else {
       const theirs = await this.provider.getRecord(CONFIG_KEY, opts);
-      if (theirs === null) throw new DatastoreError(`The datastore marker vanished; retry init.`);
+      if (theirs === null) throw new DatastoreError(`The datastore marker vanished; retry.`);
       this.#marker = this.#parseMarker(theirs.bytes);
-      return;
     }
-    this.#marker = marker;
+    const tripwire = encoder.encode(JSON.stringify({ format: DATASTORE_FORMAT }) + "\n");
+    const legacy = await this.provider.getRecord(FORMAT1_MARKER_KEY, opts);
+    if (legacy === null) await this.provider.createRecord(FORMAT1_MARKER_KEY, tripwire, opts);
+    else if (formatOf(legacy.bytes) === 1) {
+      await this.provider.replaceRecord(FORMAT1_MARKER_KEY, tripwire, legacy.version, opts);
+    }
   }
 
   /** Live checks of the declared capabilities (`caps --probe`), given as read once. */
@@ -312,6 +333,15 @@ export class Datastore {
         `(create-if-absent, compare-and-swap), so no lock or commit on it can be safe. Use a ` +
         `store that honours them; "modelsync pull" still reads.`,
     );
+  }
+}
+
+/** The `format` of a marker's bytes, or undefined when it has none. */
+function formatOf(bytes: Uint8Array): unknown {
+  try {
+    return (JSON.parse(decoder.decode(bytes)) as { format?: unknown } | null)?.format;
+  } catch {
+    return undefined;
   }
 }
 

@@ -6,7 +6,7 @@
  * config                                  the datastore marker {"format": 2, ...}
  * heads/TYPE/ID                           the model's current commit (moved by CAS)
  * history/TYPE/ID/GGGGGGGGGGGG-COMMIT     one immutable record per commit
- * locks/global, locks/models/TYPE/ID      lock records (src/lock/records.ts)
+ * leases/global, leases/models/TYPE/ID    lock records (src/lock/records.ts)
  * ```
  *
  * @example

@@ -51,6 +51,8 @@ export interface OpenOptions {
   signal: AbortSignal;
   /** When false, a missing repository is fine if --datastore names one. */
   requireRepo: boolean;
+  /** Open a datastore of format 1 too (only `migrate`). */
+  format1?: boolean;
 }
 
 /** Finds the repository, reads its config and settings, without opening a datastore. */
@@ -103,6 +105,7 @@ export async function openSession(opts: OpenOptions): Promise<Session> {
     identity,
     baseDir: located.repoDir ?? opts.cwd,
     signal: opts.signal,
+    format1: opts.format1 === true,
   });
   const capabilities = readCapabilities(provider, settings.disableCaps);
   provider.useCapabilities(capabilities.caps);
@@ -127,7 +130,13 @@ export async function openSession(opts: OpenOptions): Promise<Session> {
  */
 export async function openDatastore(
   config: DatastoreConfig,
-  opts: { callTimeoutMs: number; identity: Identity; baseDir: string; signal?: AbortSignal },
+  opts: {
+    callTimeoutMs: number;
+    identity: Identity;
+    baseDir: string;
+    signal?: AbortSignal;
+    format1?: boolean;
+  },
 ): Promise<Datastore> {
   const provider = await createProvider(config, {
     callTimeoutMs: opts.callTimeoutMs,
@@ -141,7 +150,10 @@ export async function openDatastore(
     skewMarginMs: SKEW_MARGIN_MS,
   });
   try {
-    await ds.open(opts.signal === undefined ? {} : { signal: opts.signal });
+    await ds.open({
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      format1: opts.format1 === true,
+    });
   } catch (err) {
     await ds.close().catch(() => {});
     throw err;

@@ -1,5 +1,5 @@
 /**
- * Private helpers of the filesystem provider: error mapping, signals,
+ * Private helpers of the filesystem provider: error mapping,
  * temporary files, atomic placement (`link` for create-exclusive, `rename`
  * for replace) and a bounded parallel map.
  *
@@ -70,28 +70,6 @@ export function fsFail(err: unknown, what: string, path: string): unknown {
     `${head}: ${message.split("\n")[0]}. Check the datastore directory and retry.`,
     { retryable: TRANSIENT.has(code), cause: err },
   );
-}
-
-/** Combines the per-call signal with the provider's context signal. */
-export class Signals {
-  readonly #base: AbortSignal | undefined;
-  readonly #combined = new WeakMap<AbortSignal, AbortSignal>();
-
-  constructor(base: AbortSignal | undefined) {
-    this.#base = base;
-  }
-
-  /** The signal to honour for one call. */
-  for(call: AbortSignal | undefined): AbortSignal | undefined {
-    if (call === undefined) return this.#base;
-    if (this.#base === undefined || call === this.#base) return call;
-    let s = this.#combined.get(call);
-    if (s === undefined) {
-      s = AbortSignal.any([this.#base, call]);
-      this.#combined.set(call, s);
-    }
-    return s;
-  }
 }
 
 /** Removes a file, ignoring "already gone" and any other error (best effort cleanup). */
@@ -300,23 +278,5 @@ export async function readDirOrEmpty(dir: string, signal?: AbortSignal): Promise
     if (isNotFound(err)) return [];
     throw fsFail(err, "list directory", dir);
   }
-  return out;
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight; results keep input order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
 }

@@ -8,12 +8,12 @@
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { ContentChangedError, NotFoundError } from "../../errors.ts";
+import { runPool } from "../../async.ts";
 import { hashBytes, readSmallFileSync } from "../../model/hash.ts";
 import type { BlobListing, BlobSource, ByteRange, Page } from "../../provider/contract.ts";
 import {
   fsFail,
   isNotFound,
-  mapLimit,
   mkdirp,
   readDirOrEmpty,
   removeQuietly,
@@ -76,7 +76,7 @@ export class BlobStore {
     const single: string[] = [];
     // Many queries under one prefix: one readdir beats many stats, unless the
     // directory is much larger than the query (estimated from its size).
-    await mapLimit([...byPrefix], 16, async ([prefix, list]) => {
+    await runPool([...byPrefix], { jobs: 16 }, async ([prefix, list]) => {
       if (list.length < READDIR_MIN_QUERIES) {
         single.push(...list);
         return;
@@ -109,7 +109,7 @@ export class BlobStore {
     // where an lstat of a missing blob builds a NotFound error (several times
     // the cost). An error reads as "absent", which is safe: the blob is stored
     // again, and a real fault surfaces in that put.
-    await mapLimit(single, EXISTS_CONCURRENCY, async (h) => {
+    await runPool(single, { jobs: EXISTS_CONCURRENCY }, async (h) => {
       signal?.throwIfAborted();
       if (await new Promise((resolve) => fs.exists(this.path(h), resolve))) found.add(h);
     });
@@ -203,7 +203,7 @@ export class BlobStore {
         .filter((e) => e.isFile && SHA256.test(e.name) && e.name.startsWith(prefix))
         .map((e) => e.name);
       if (names.length === 0) continue;
-      const items = await mapLimit(names, 32, async (name) => {
+      const items = await runPool(names, { jobs: 32 }, async (name) => {
         try {
           const st = await Deno.lstat(join(dir, name));
           return { hash: name, size: st.size, modifiedMs: st.mtime?.getTime() ?? 0 };

@@ -33,7 +33,7 @@ import type {
   RecordListing,
   StoredRecord,
 } from "../../provider/contract.ts";
-import { fsFail, isLocalDisk, isNotFound, mkdirp, Signals, TempFiles } from "./_fs.ts";
+import { fsFail, isLocalDisk, isNotFound, mkdirp, TempFiles } from "./_fs.ts";
 import { BlobStore } from "./blobs.ts";
 import { RecordStore } from "./records.ts";
 
@@ -41,7 +41,6 @@ import { RecordStore } from "./records.ts";
 export class FilesystemProvider implements Provider {
   readonly type = "filesystem";
   readonly #root: string;
-  readonly #signals: Signals;
   readonly #temps: TempFiles;
   readonly #blobs: BlobStore;
   readonly #records: RecordStore;
@@ -49,7 +48,6 @@ export class FilesystemProvider implements Provider {
   /** `root` must be absolute (the module's `create` resolves it against `baseDir`). */
   constructor(root: string, context: ProviderContext) {
     this.#root = root;
-    this.#signals = new Signals(context.signal);
     this.#temps = new TempFiles(join(root, "tmp"), context.pid);
     this.#blobs = new BlobStore(join(root, "blobs"), this.#temps);
     this.#records = new RecordStore(root, this.#temps);
@@ -57,38 +55,36 @@ export class FilesystemProvider implements Provider {
 
   hasBlobs(hashes: string[], opts: CallOptions = {}): Promise<Set<string>> {
     return this.#guard(async () => {
-      const found = await this.#blobs.has(hashes, this.#signals.for(opts.signal));
+      const found = await this.#blobs.has(hashes, opts.signal);
       return await this.#checkEmpty(found, found.size === 0 && hashes.length > 0);
     });
   }
 
   putBlob(hash: string, source: BlobSource, opts: CallOptions = {}): Promise<void> {
-    return this.#guard(() => this.#blobs.put(hash, source, this.#signals.for(opts.signal)));
+    return this.#guard(() => this.#blobs.put(hash, source, opts.signal));
   }
 
   getBlob(hash: string, opts: GetBlobOptions = {}): Promise<ReadableStream<Uint8Array>> {
-    return this.#guard(() =>
-      this.#blobs.get(hash, { signal: this.#signals.for(opts.signal), range: opts.range })
-    );
+    return this.#guard(() => this.#blobs.get(hash, { signal: opts.signal, range: opts.range }));
   }
 
   listBlobs(opts: ListOptions = {}): Promise<Page<BlobListing>> {
-    return this.#guard(() => this.#blobs.list(opts.cursor, this.#signals.for(opts.signal)));
+    return this.#guard(() => this.#blobs.list(opts.cursor, opts.signal));
   }
 
   deleteBlob(hash: string, opts: CallOptions = {}): Promise<void> {
-    return this.#guard(() => this.#blobs.delete(hash, this.#signals.for(opts.signal)));
+    return this.#guard(() => this.#blobs.delete(hash, opts.signal));
   }
 
   getRecord(key: string, opts: CallOptions = {}): Promise<StoredRecord | null> {
     return this.#guard(async () => {
-      const rec = await this.#records.get(key, this.#signals.for(opts.signal));
+      const rec = await this.#records.get(key, opts.signal);
       return await this.#checkEmpty(rec, rec === null);
     });
   }
 
   createRecord(key: string, bytes: Uint8Array, opts: CallOptions = {}): Promise<string | null> {
-    return this.#guard(() => this.#records.create(key, bytes, this.#signals.for(opts.signal)));
+    return this.#guard(() => this.#records.create(key, bytes, opts.signal));
   }
 
   replaceRecord(
@@ -97,18 +93,16 @@ export class FilesystemProvider implements Provider {
     version: string,
     opts: CallOptions = {},
   ): Promise<string | null> {
-    return this.#guard(() =>
-      this.#records.replace(key, bytes, version, this.#signals.for(opts.signal))
-    );
+    return this.#guard(() => this.#records.replace(key, bytes, version, opts.signal));
   }
 
   deleteRecord(key: string, version: string, opts: CallOptions = {}): Promise<boolean> {
-    return this.#guard(() => this.#records.delete(key, version, this.#signals.for(opts.signal)));
+    return this.#guard(() => this.#records.delete(key, version, opts.signal));
   }
 
   listRecords(prefix: string, opts: ListOptions = {}): Promise<Page<RecordListing>> {
     return this.#guard(async () => {
-      const page = await this.#records.list(prefix, this.#signals.for(opts.signal));
+      const page = await this.#records.list(prefix, opts.signal);
       return await this.#checkEmpty(page, page.items.length === 0);
     });
   }
@@ -128,7 +122,7 @@ export class FilesystemProvider implements Provider {
   }
 
   async open(opts: CallOptions = {}): Promise<void> {
-    this.#signals.for(opts.signal)?.throwIfAborted();
+    opts.signal?.throwIfAborted();
     let st: Deno.FileInfo;
     try {
       st = await Deno.stat(this.#root);
@@ -145,7 +139,7 @@ export class FilesystemProvider implements Provider {
   }
 
   async init(opts: CallOptions = {}): Promise<void> {
-    this.#signals.for(opts.signal)?.throwIfAborted();
+    opts.signal?.throwIfAborted();
     for (const d of ["blobs", "tmp"]) await mkdirp(join(this.#root, d));
     await this.open(opts);
   }
