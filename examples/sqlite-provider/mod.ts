@@ -49,7 +49,6 @@ export const sqliteProvider: ProviderModule<SqliteConfig> = {
     return new SqliteProvider({
       path: resolve(context.baseDir, config.path),
       pageSize: config.pageSize,
-      ...(context.signal === undefined ? {} : { signal: context.signal }),
     });
   },
 };

@@ -85,8 +85,6 @@ export interface SqliteOptions {
   path: string;
   /** Rows per page of `listRecords` and `listBlobs`. */
   pageSize: number;
-  /** Aborted when the command is interrupted (the provider context's signal). */
-  signal?: AbortSignal;
 }
 
 /** A datastore in a SQLite database file. */
@@ -94,14 +92,12 @@ export class SqliteProvider implements Provider {
   readonly type = "sqlite";
   readonly #path: string;
   readonly #pageSize: number;
-  readonly #signal: AbortSignal | undefined;
   #db: DatabaseSync | undefined;
   readonly #statements = new Map<string, StatementSync>();
 
   constructor(opts: SqliteOptions) {
     this.#path = opts.path;
     this.#pageSize = opts.pageSize;
-    this.#signal = opts.signal;
   }
 
   // --- blobs --------------------------------------------------------------
@@ -471,7 +467,6 @@ export class SqliteProvider implements Provider {
   }
 
   #aborted(signal: AbortSignal | undefined): void {
-    this.#signal?.throwIfAborted();
     signal?.throwIfAborted();
   }
 

@@ -70,8 +70,9 @@ Deno.test("create() returning nothing is a usage error naming the module", async
       `export default { type: "e", configSchema: { safeParse: (v) => ({ success: true, data: v }) }, create: () => undefined };\n`,
     );
     await assert.rejects(
-      moduleProvider.create({ module: "./empty.ts", config: {} }, context(dir)),
-      (e) => e instanceof UsageError && /module \.\/empty\.ts returned no provider/.test(e.message),
+      async () => await moduleProvider.create({ module: "./empty.ts", config: {} }, context(dir)),
+      (e: unknown) =>
+        e instanceof UsageError && /module \.\/empty\.ts returned no provider/.test(e.message),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
