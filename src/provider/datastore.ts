@@ -265,8 +265,8 @@ export class Datastore {
     }
   }
 
-  /** Live checks of the declared capabilities (`caps --probe`). */
-  probe(opts: CallOptions = {}): Promise<ProbeCheck[]> {
+  /** Live checks of the declared capabilities (`caps --probe`), given as read once. */
+  probe(opts: CallOptions & { caps?: Partial<Capabilities> } = {}): Promise<ProbeCheck[]> {
     return runProbe(this.provider, opts);
   }
 

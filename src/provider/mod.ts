@@ -1,8 +1,8 @@
 /**
- * What a provider author needs (the package's `./testing` and `./provider`
- * exports): the provider contract (two primitives: blobs and records), the
- * errors a provider throws, capability reading, the datastore protocol built
- * on top (to run it against a provider), and the conformance kit.
+ * What a provider's tests need (the package's `./testing` export):
+ * everything of `./provider` (`./api.ts`: the contract, the errors, SHA-256)
+ * plus capability reading, the datastore protocol built on top (to run it
+ * against a provider), the live probe and the conformance kit.
  *
  * @example
  * ```ts ignore
@@ -12,34 +12,8 @@
  * ```
  * @module
  */
-export type {
-  BlobListing,
-  BlobSource,
-  ByteRange,
-  CallOptions,
-  Capabilities,
-  CapabilityName,
-  GetBlobOptions,
-  ListOptions,
-  Page,
-  ProbeCheck,
-  Provider,
-  ProviderContext,
-  ProviderModule,
-  RecordListing,
-  StoredRecord,
-} from "./contract.ts";
-export { CAPABILITY_NAMES } from "./contract.ts";
-export {
-  ConflictError,
-  ContentChangedError,
-  CorruptError,
-  DatastoreError,
-  LeaseLostError,
-  NotFoundError,
-  UsageError,
-} from "../errors.ts";
-export { hashBytes } from "../model/hash.ts";
+export * from "./api.ts";
+export { listAllRecords } from "./keys.ts";
 export {
   capabilityProblems,
   type CapabilityReading,

@@ -22,20 +22,26 @@ const decoder = new TextDecoder();
 /** Largest clock offset between this machine and the store the probe accepts. */
 const MAX_SKEW_MS = 30_000;
 
-/** Runs every live check against `p`; never throws for a failed check. */
+/**
+ * Runs every live check against `p`; never throws for a failed check.
+ * `caps`: the capabilities the command already read (so `capabilities()` is
+ * called once per command); without it they are read here.
+ */
 export function runProbe(
   p: Provider,
-  opts: CallOptions & { contenders?: number } = {},
+  opts: CallOptions & { contenders?: number; caps?: Partial<Capabilities> } = {},
 ): Promise<ProbeCheck[]> {
   const prefix = `probe/${Deno.pid}-${randomBytes(6).toString("hex")}/`;
   const n = opts.contenders ?? 8;
   const signal = opts.signal;
   const call = signal === undefined ? {} : { signal };
-  let caps: Partial<Capabilities> = {};
-  try {
-    caps = p.capabilities?.() ?? {};
-  } catch {
-    caps = {};
+  let caps: Partial<Capabilities> = opts.caps ?? {};
+  if (opts.caps === undefined) {
+    try {
+      caps = p.capabilities?.() ?? {};
+    } catch {
+      caps = {};
+    }
   }
   const blob = randomBytes(64 * 1024);
   const hash = hashBytes(blob);

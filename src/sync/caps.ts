@@ -49,7 +49,7 @@ export async function runCaps(s: Session, opts: { probe: boolean }): Promise<Cap
   };
   if (opts.probe) {
     const checks: ProbeCheck[] = s.provider.probe
-      ? await s.provider.probe({ signal: s.signal })
+      ? await s.provider.probe({ signal: s.signal, caps: declared ?? caps })
       : [{ name: "probe", ok: false, detail: `the ${where.type} provider has no live probe` }];
     result.probe = checks;
     const failedDeclared = checks.some((c) =>
