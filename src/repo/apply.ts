@@ -272,6 +272,43 @@ export async function placeLink(
   return { mtimeMs: info.mtime?.getTime() ?? 0, size: info.size };
 }
 
+/** Names up to this many UTF-8 bytes fit every common file system (eCryptfs allows 143). */
+const SAFE_NAME_BYTES = 143;
+const encoder = new TextEncoder();
+
+/**
+ * Refuses, before anything is downloaded or written, to land paths with a
+ * name too long for the file system holding the data folder: each long name
+ * is looked up there once (`lstat` says ENAMETOOLONG without creating
+ * anything). Throws the one-line local fault (exit 2) naming the path.
+ */
+export async function assertNamesFit(
+  repoDir: string,
+  model: ModelRef,
+  paths: readonly string[],
+  opts: { dataDir: string },
+): Promise<void> {
+  const data = join(repoDir, opts.dataDir);
+  // The data folder decides (it may be a link to another disk); before it exists, the repository.
+  const root = (await lstatOrNull(data).catch(() => null)) === null ? repoDir : data;
+  const probed = new Set<string>();
+  for (const p of paths) {
+    if (p.length <= SAFE_NAME_BYTES / 3) continue; // no name in it can be long
+    for (const name of p.split("/")) {
+      if (name.length <= SAFE_NAME_BYTES / 3 || probed.has(name)) continue;
+      if (encoder.encode(name).length <= SAFE_NAME_BYTES) continue;
+      probed.add(name);
+      try {
+        await Deno.lstat(join(root, name));
+      } catch (err) {
+        if ((err as { code?: string }).code === "ENAMETOOLONG") {
+          throw localFault(err, join(modelDir(repoDir, opts.dataDir, model), p));
+        }
+      }
+    }
+  }
+}
+
 function isCrossDevice(err: unknown): boolean {
   return (err as { code?: string }).code === "EXDEV" ||
     /cross-device|EXDEV/i.test(String((err as Error).message));

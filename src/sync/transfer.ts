@@ -9,7 +9,7 @@ import path from "node:path";
 import { ConflictError, CorruptError, NotFoundError } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { writeLanding } from "../model/landing.ts";
-import { downloadToTmp, placeFile, placeLink, removeFile } from "../repo/apply.ts";
+import { assertNamesFit, downloadToTmp, placeFile, placeLink, removeFile } from "../repo/apply.ts";
 import type { FileState } from "./three_way.ts";
 import { runPool, sleep } from "../async.ts";
 import type { Progress } from "./progress.ts";
@@ -107,6 +107,7 @@ export async function landRemote(
   const writes = opts.paths.filter((p) => opts.remote.has(p));
   const removes = opts.paths.filter((p) => !opts.remote.has(p));
   const blobs = writes.filter((p) => opts.remote.get(p)!.link === undefined);
+  await assertNamesFit(s.repoDir, model, writes, { dataDir: s.config.dataDir });
   opts.progress.addTotal(blobs.length, blobs.reduce((n, p) => n + opts.remote.get(p)!.size, 0));
   const tmpFiles: string[] = [];
   let bytes = 0;
