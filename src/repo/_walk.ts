@@ -62,10 +62,9 @@ export async function walk(root: string, ctx: WalkContext): Promise<void> {
         ctx.skipped.push(`${path} (modelsync state, never synced)`);
         continue;
       }
-      const file = `${abs}/${e.name}`;
       if (e.name.includes(REPLACEMENT)) {
         lossy ??= new Set();
-        if (lossy.has(e.name) || lstatOrUndefined(file) === undefined) {
+        if (lossy.has(e.name) || lstatOrUndefined(`${abs}/${e.name}`) === undefined) {
           ctx.unsyncable(path, "its name is not valid UTF-8 (shown with U+FFFD)");
           continue;
         }
@@ -79,10 +78,11 @@ export async function walk(root: string, ctx: WalkContext): Promise<void> {
         continue;
       }
       if (e.isSymlink) {
-        onSymlink(root, path, file, ctx);
+        onSymlink(root, path, `${abs}/${e.name}`, ctx);
       } else if (e.isDirectory) {
         dirs.push(path);
       } else if (e.isFile) {
+        const file = `${abs}/${e.name}`;
         const info = lstatOrUndefined(file);
         if (info?.isFile) ctx.onFile(path, file, info);
         else if (info?.isSymlink) onSymlink(root, path, file, ctx);
