@@ -479,3 +479,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a read-only working tree is a one-line error naming the path (exit 2)",
+  ignore: !canMount,
+  fn: async () => {
+    await using sb = await Sandbox.create();
+    const a = await sb.repo("a");
+    await a.write("models/vpc/m1/a.txt", "a\n");
+    expectCode(await a.run(["push"]), 0, "push");
+    const ro = await sb.dir("ro");
+    assert.ok(await mountTmpfs(ro, "1m"), "mount a tmpfs");
+    try {
+      expectCode(await sb.run(["init", "--datastore", sb.datastoreSpec], { cwd: ro }), 0, "init");
+      const remount = await new Deno.Command("mount", { args: ["-o", "remount,ro", ro] }).output();
+      assert.ok(remount.success, "remount read-only");
+      const pull = await sb.run(["pull"], { cwd: ro });
+      const line = expectOneLineError(pull, 2, "pull into a read-only repository");
+      assert.match(
+        line,
+        new RegExp(
+          `Cannot write ${ro}/\\S+: the file system is read-only \\(EROFS\\)\\. Mount it read-write`,
+        ),
+        describe(pull),
+      );
+      assert.deepEqual(await listFiles(join(ro, "models")), []);
+    } finally {
+      await umount(ro);
+    }
+  },
+});
