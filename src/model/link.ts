@@ -11,7 +11,7 @@
  * @example
  * ```ts
  * import { resolveLink } from "./link.ts";
- * const none = () => undefined;
+ * const none = { lookup: () => undefined };
  * console.log(resolveLink("bin/run", "../lib/run.sh", none)); // { kind: "inside", path: "lib/run.sh" }
  * console.log(resolveLink("bin/run", "../../x", none).kind); // outside
  * ```
@@ -71,8 +71,9 @@ export function linkTargetProblem(target: string): string | undefined {
 export function resolveLink(
   linkPath: string,
   target: string,
-  lookup: (path: string) => LinkNode,
+  opts: { lookup: (path: string) => LinkNode },
 ): LinkResolution {
+  const { lookup } = opts;
   if (target.charCodeAt(0) === 47) return { kind: "outside", via: "" };
   const at = linkPath.split("/");
   at.pop();
@@ -137,7 +138,7 @@ export function linkListProblems(
   };
   const out: { path: string; problem: string }[] = [];
   for (const l of links) {
-    const r = resolveLink(l.path, l.link, lookup);
+    const r = resolveLink(l.path, l.link, { lookup });
     if (r.kind === "outside") {
       out.push({ path: l.path, problem: leavesProblem(l.link, r.via) });
     } else if (r.kind === "loop") {

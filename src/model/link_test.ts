@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { hashBytes } from "./hash.ts";
 import { linkEntryProblem, linkListProblems, linkTargetProblem, resolveLink } from "./link.ts";
 
-const none = () => undefined;
+const none = { lookup: () => undefined };
 const enc = (s: string) => new TextEncoder().encode(s);
 
 Deno.test("resolveLink: lexical resolution inside and outside the model", () => {
@@ -25,7 +25,7 @@ Deno.test("resolveLink follows other links on the way, and finds loops", () => {
     ["l1", { link: "l2" }],
     ["l2", { link: "l1" }],
   ]);
-  const lookup = (p: string) => tree.get(p);
+  const lookup = { lookup: (p: string) => tree.get(p) };
   // Lexically "x", but self is the model directory, so self/.. is above it.
   assert.deepEqual(resolveLink("a", "self/../x", lookup), { kind: "outside", via: "" });
   assert.deepEqual(resolveLink("a", "up/../../x", lookup), { kind: "inside", path: "x" });

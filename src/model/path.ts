@@ -91,7 +91,10 @@ function segmentsProblem(path: string, syncable: boolean): string | undefined {
   }
 }
 
-/** The rule for one segment `s[start, end)`, without slicing it out. */
+/**
+ * The rule for one segment `s[start, end)`, without slicing it out (positional
+ * arguments: it runs for every name of every scan and every base read).
+ */
 function segmentProblem(
   s: string,
   start: number,

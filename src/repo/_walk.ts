@@ -21,6 +21,8 @@ export type LinkPolicy = "store" | "follow";
 
 /** Callbacks and lists of one walk. */
 export interface WalkContext {
+  /** The model directory. */
+  root: string;
   matcher: ExcludeMatcher;
   /** Entries never synced by rule, each `path (reason)`. */
   skipped: string[];
@@ -44,7 +46,8 @@ const REPLACEMENT = "\uFFFD";
  * event loop every few thousand entries so timers (lease renewals) still run.
  * Nothing is allocated per entry beyond its path.
  */
-export async function walk(root: string, ctx: WalkContext): Promise<void> {
+export async function walk(ctx: WalkContext): Promise<void> {
+  const root = ctx.root;
   const dirs = [""];
   let sinceYield = 0;
   while (dirs.length > 0) {
@@ -78,14 +81,14 @@ export async function walk(root: string, ctx: WalkContext): Promise<void> {
         continue;
       }
       if (e.isSymlink) {
-        onSymlink(root, path, `${abs}/${e.name}`, ctx);
+        onSymlink(path, `${abs}/${e.name}`, ctx);
       } else if (e.isDirectory) {
         dirs.push(path);
       } else if (e.isFile) {
         const file = `${abs}/${e.name}`;
         const info = lstatOrUndefined(file);
         if (info?.isFile) ctx.onFile(path, file, info);
-        else if (info?.isSymlink) onSymlink(root, path, file, ctx);
+        else if (info?.isSymlink) onSymlink(path, file, ctx);
         if (++sinceYield >= YIELD_EVERY) {
           sinceYield = 0;
           await new Promise((resolve) => setTimeout(resolve, 0));
@@ -103,14 +106,14 @@ export async function walk(root: string, ctx: WalkContext): Promise<void> {
  * the working tree, so a link through another link that leaves is caught),
  * else unsyncable — or, with `follow`, the file it points to.
  */
-function onSymlink(root: string, path: string, abs: string, ctx: WalkContext): void {
+function onSymlink(path: string, abs: string, ctx: WalkContext): void {
   const target = readLinkOrProblem(abs);
   if (target === undefined) return; // vanished meanwhile
   if (typeof target !== "string") return ctx.unsyncable(path, target.problem);
-  const r = resolveLink(path, target, (p) => lookupNode(`${root}/${p}`));
+  const r = resolveLink(path, target, { lookup: (p) => lookupNode(`${ctx.root}/${p}`) });
   if (r.kind === "loop") return ctx.unsyncable(path, "a symlink loop");
   if (r.kind === "outside") {
-    if (ctx.symlinks === "follow") return follow(path, abs, target, ctx);
+    if (ctx.symlinks === "follow") return follow(path, abs, { target, ctx });
     return ctx.unsyncable(path, leavesProblem(target, r.via));
   }
   const bad = linkTargetProblem(target);
@@ -120,7 +123,8 @@ function onSymlink(root: string, path: string, abs: string, ctx: WalkContext): v
 }
 
 /** `symlinks: follow`: the file a link leaving the model points to is the entry's content. */
-function follow(path: string, abs: string, target: string, ctx: WalkContext): void {
+function follow(path: string, abs: string, opts: { target: string; ctx: WalkContext }): void {
+  const { target, ctx } = opts;
   let info: Deno.FileInfo;
   try {
     info = Deno.statSync(abs);

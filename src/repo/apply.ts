@@ -225,7 +225,7 @@ export async function placeLink(
 ): Promise<{ mtimeMs: number; size: number }> {
   checkPath(model, entry.path);
   const bad = linkTargetProblem(entry.link);
-  const r = resolveLink(entry.path, entry.link, () => undefined);
+  const r = resolveLink(entry.path, entry.link, { lookup: () => undefined });
   if (bad !== undefined || r.kind !== "inside") {
     throw new CorruptError(
       `Refusing link ${JSON.stringify(entry.path)} of ${formatRef(model)}: it is ${
@@ -285,14 +285,13 @@ const encoder = new TextEncoder();
 export async function assertNamesFit(
   repoDir: string,
   model: ModelRef,
-  paths: readonly string[],
-  opts: { dataDir: string },
+  opts: { paths: readonly string[]; dataDir: string },
 ): Promise<void> {
   const data = join(repoDir, opts.dataDir);
   // The data folder decides (it may be a link to another disk); before it exists, the repository.
   const root = (await lstatOrNull(data).catch(() => null)) === null ? repoDir : data;
   const probed = new Set<string>();
-  for (const p of paths) {
+  for (const p of opts.paths) {
     if (p.length <= SAFE_NAME_BYTES / 3) continue; // no name in it can be long
     for (const name of p.split("/")) {
       if (name.length <= SAFE_NAME_BYTES / 3 || probed.has(name)) continue;

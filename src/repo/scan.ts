@@ -263,7 +263,8 @@ export async function scanModel(
   const links: LocalFile[] = [];
   const trustBefore = (opts.base?.syncedAtMs ?? -Infinity) - RACY_WINDOW_MS;
   if (result.exists) {
-    await walk(dir, {
+    await walk({
+      root: dir,
       matcher,
       skipped: result.skipped,
       unsyncable: (path, problem) => void result.unsyncable.push({ path, problem }),

@@ -107,7 +107,7 @@ export async function landRemote(
   const writes = opts.paths.filter((p) => opts.remote.has(p));
   const removes = opts.paths.filter((p) => !opts.remote.has(p));
   const blobs = writes.filter((p) => opts.remote.get(p)!.link === undefined);
-  await assertNamesFit(s.repoDir, model, writes, { dataDir: s.config.dataDir });
+  await assertNamesFit(s.repoDir, model, { paths: writes, dataDir: s.config.dataDir });
   opts.progress.addTotal(blobs.length, blobs.reduce((n, p) => n + opts.remote.get(p)!.size, 0));
   const tmpFiles: string[] = [];
   let bytes = 0;
