@@ -23,6 +23,7 @@ import { pathProblem } from "../model/path.ts";
 import { CAPABILITY_NAMES } from "../provider/contract.ts";
 import { parseDuration } from "../duration.ts";
 import { type DatastoreConfig, localPath, parseDatastoreSpec } from "./datastore_spec.ts";
+import type { SymlinkMode } from "./scan.ts";
 
 export type { DatastoreConfig } from "./datastore_spec.ts";
 
@@ -33,6 +34,12 @@ export interface RepoConfig {
   dataDir: string;
   /** Glob patterns, relative to each model directory, never synced. */
   exclude: string[];
+  /**
+   * Symbolic links that leave their model: `store` (default) refuses to push
+   * the model, `follow` syncs the content of the file they point to. Links
+   * inside the model are synced as links either way.
+   */
+  symlinks?: SymlinkMode;
   lockTimeout?: string;
   timeout?: string;
   jobs?: number;
@@ -49,6 +56,7 @@ const KNOWN_KEYS = [
   "datastore",
   "dataDir",
   "exclude",
+  "symlinks",
   "lockTimeout",
   "timeout",
   "jobs",
@@ -60,6 +68,7 @@ const EXPECTED: Record<(typeof KNOWN_KEYS)[number], string> = {
   datastore: `a spec string like "filesystem:/path" or a mapping with a non-empty "type"`,
   dataDir: `a relative folder name such as "models"`,
   exclude: `a list of glob patterns such as ["*.tmp"]`,
+  symlinks: `"store" (links leaving a model stop its push) or "follow" (sync what they point to)`,
   lockTimeout: "a duration like 30s, 2m or 500ms",
   timeout: "a duration like 30s, 2m or 500ms",
   jobs: "a whole number from 1 up",
@@ -72,6 +81,7 @@ const configSchema = z.object({
   datastore: z.union([z.string(), z.looseObject({ type: z.string().min(1) })]).optional(),
   dataDir: z.string().optional(),
   exclude: z.array(z.string().min(1)).optional(),
+  symlinks: z.enum(["store", "follow"]).optional(),
   lockTimeout: durationSchema.optional(),
   timeout: durationSchema.optional(),
   jobs: z.number().int().positive().optional(),
@@ -193,6 +203,7 @@ export async function loadConfig(
     datastore,
     dataDir,
     exclude: c.exclude ?? [],
+    ...(c.symlinks === undefined ? {} : { symlinks: c.symlinks }),
     ...durations,
     ...(c.jobs === undefined ? {} : { jobs: c.jobs }),
     ...(c.disableCaps === undefined ? {} : { disableCaps: c.disableCaps }),

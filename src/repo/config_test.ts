@@ -87,6 +87,7 @@ Deno.test("loadConfig reads every key and applies defaults", async () => {
         "jobs: 4",
         "disableCaps: [scopedSync]",
         "holder: ci",
+        "symlinks: follow",
         "",
       ].join("\n"),
     );
@@ -99,6 +100,7 @@ Deno.test("loadConfig reads every key and applies defaults", async () => {
       jobs: 4,
       disableCaps: ["scopedSync"],
       holder: "ci",
+      symlinks: "follow",
     });
     await Deno.writeTextFile(
       join(dir, CONFIG_FILE),
@@ -125,9 +127,13 @@ Deno.test("config errors are one-line UsageErrors naming the problem and the rem
       "datastore: /x\ncolour: red\n",
       new RegExp(
         `^Invalid modelsync\\.yaml at ${file}: unknown key "colour"\\. Remove it or fix the ` +
-          `spelling \\(known keys: datastore, dataDir, exclude, lockTimeout, timeout, jobs, ` +
+          `spelling \\(known keys: datastore, dataDir, exclude, symlinks, lockTimeout, timeout, jobs, ` +
           `disableCaps, holder\\)\\.$`,
       ),
+    );
+    await check(
+      "datastore: /x\nsymlinks: keep\n",
+      /"symlinks" must be "store" \(links leaving a model stop its push\) or "follow" .*, not "keep"\. Fix the value\.$/,
     );
     await check("datastore: [unclosed\n  dataDir: {\n", /YAML/);
     await check("datastore: /x\ndatastore: /y\n", /unique/);

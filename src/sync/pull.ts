@@ -14,7 +14,14 @@ import { matchesExclude } from "../repo/exclude.ts";
 import type { ModelReport } from "./report.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
-import { baseAfterSync, effectiveBase, localStates, scanAgainst, statesOf } from "./states.ts";
+import {
+  baseAfterSync,
+  checkSyncable,
+  effectiveBase,
+  localStates,
+  scanAgainst,
+  statesOf,
+} from "./states.ts";
 import { threeWay } from "./three_way.ts";
 import { landRemote, pruneEmptyModelDir } from "./transfer.ts";
 
@@ -52,6 +59,7 @@ export async function pullModel(
     };
   }
   const scan = await scanAgainst(s, model, { base, signal });
+  checkSyncable(scan, { push: false });
   const remoteStates = statesOf(remote.manifest.files);
   const local = localStates(scan.files, { base, exclude: s.config.exclude });
   const landing = await readLanding(s.repoDir, model);

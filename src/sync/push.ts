@@ -106,7 +106,9 @@ export async function pushModel(
       const dir = modelDir(s, model);
       const items: UploadItem[] = [];
       for (const [p, st] of target) {
-        if (scan.files.get(p)?.sha256 === st.sha256) {
+        // A link is stored inline in the manifest: no blob to upload.
+        const l = scan.files.get(p);
+        if (st.link === undefined && l?.link === undefined && l?.sha256 === st.sha256) {
           items.push({ sha256: st.sha256, size: st.size, file: path.join(dir, p) });
         }
       }

@@ -18,6 +18,7 @@ import {
   LeaseLostError,
   LockTimeoutError,
   ModelsyncError,
+  UnsyncableError,
 } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { formatBytes, pad } from "./format.ts";
@@ -46,6 +47,8 @@ export interface ModelReport {
   ms: number;
   rebased?: boolean;
   conflicts?: string[];
+  /** Entries of the model that cannot be synced (the model was not pushed), each with why. */
+  unsyncable?: { path: string; problem: string }[];
   error?: string;
   /** Exit code of the error, for the run's exit code. Not printed. */
   exitCode?: number;
@@ -86,6 +89,9 @@ export function failureReport(model: ModelRef, raw: unknown, ms: number): ModelR
     return { ...base, status: "interrupted", error: message, exitCode: err.exitCode };
   }
   const exitCode = err instanceof ModelsyncError ? err.exitCode : ExitCode.unexpected;
+  if (err instanceof UnsyncableError) {
+    return { ...base, status: "failed", unsyncable: err.entries, error: message, exitCode };
+  }
   return { ...base, status: "failed", error: message, exitCode };
 }
 

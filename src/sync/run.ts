@@ -23,7 +23,7 @@ import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
-import { refreshedBase, scanAgainst } from "./states.ts";
+import { checkSyncable, refreshedBase, scanAgainst } from "./states.ts";
 
 /** The result of push, flush or pull. */
 export interface SyncResult {
@@ -87,7 +87,8 @@ async function localCandidates(s: RepoSession, named: ModelRef[] | undefined): P
 /** Uploads the blobs of an unchanged model that the datastore does not have. */
 function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
   const dir = modelDir(s, scan.model);
-  const items = [...scan.files.values()].map((f) => ({
+  // A link's content is its target, stored inline in the manifest: no blob.
+  const items = [...scan.files.values()].filter((f) => f.link === undefined).map((f) => ({
     sha256: f.sha256,
     size: f.size,
     file: path.join(dir, f.path),
@@ -119,6 +120,7 @@ export async function runPush(
     const prescans = workers === 0 ? undefined : scanInWorkers(s.repoDir, candidates, {
       dataDir: s.config.dataDir,
       exclude: s.config.exclude,
+      symlinks: s.config.symlinks,
       workers,
       hashConcurrency: s.jobs,
       signal: AbortSignal.any([s.signal, stopScan.signal]),
@@ -158,9 +160,6 @@ export async function runPush(
         }
         const base = pre?.kind === "scanned" ? pre.base : await readBase(s.repoDir, model);
         const scan = pre?.kind === "scanned" ? pre.scan : await scanAgainst(s, model, { base });
-        for (const skipped of scan.skipped) {
-          logger("repo").warn(`Skipped ${formatRef(model)}/${skipped}`);
-        }
         if (!scan.exists && base === null) {
           throw new NotFoundError(
             `Model ${
@@ -168,6 +167,7 @@ export async function runPush(
             } has no directory in ${s.config.dataDir}/ and was never synced: check the name.`,
           );
         }
+        checkSyncable(scan, { push: true });
         const lost = base !== null && base.files.length > 0 && !listed.has(formatRef(model));
         if (hasPackedChanges(scan) || lost) pending.set(formatRef(model), { scan, base });
         else {

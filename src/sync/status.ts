@@ -18,7 +18,7 @@ import { unpackScan } from "../repo/packed_scan.ts";
 import type { ManifestListing } from "../provider/contract.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
-import { refreshedBase, scanAgainst } from "./states.ts";
+import { describeUnsyncable, refreshedBase, scanAgainst } from "./states.ts";
 
 /**
  * Remote state of a model relative to its base: `diverged` is a datastore
@@ -33,6 +33,12 @@ export interface ModelStatusReport {
   local: { added: string[]; modified: string[]; deleted: string[] };
   /** Generation of the base, or null when never synced. */
   base: number | null;
+  /**
+   * Entries that cannot be synced (a name that is not valid UTF-8, a link
+   * leaving the model, ...), each with why: push refuses the model until
+   * they are fixed. Sorted by path; `runStatus` always sets it (empty when none).
+   */
+  unsyncable?: { path: string; problem: string }[];
   remote?: { generation: number | null; state: RemoteState };
 }
 
@@ -71,6 +77,7 @@ export async function runStatus(
     {
       dataDir: s.config.dataDir,
       exclude: s.config.exclude,
+      symlinks: s.config.symlinks,
       workers,
       hashConcurrency: s.jobs,
       signal: s.signal,
@@ -91,6 +98,7 @@ export async function runStatus(
           model: key,
           local: { added: [], modified: [], deleted: [] },
           base: pre.generation,
+          unsyncable: [],
         };
         if (listing !== undefined) report.remote = await remoteState(s, model, base, listing);
         return report;
@@ -106,7 +114,13 @@ export async function runStatus(
       }
       const landing = await readLanding(s.repoDir, model);
       const local = landing === null ? scan.changes : withoutLanded(scan, landing);
-      const report: ModelStatusReport = { model: key, local, base: base?.generation ?? null };
+      for (const skipped of scan.skipped) logger("repo").warn(`Skipped ${key}/${skipped}`);
+      const report: ModelStatusReport = {
+        model: key,
+        local,
+        base: base?.generation ?? null,
+        unsyncable: scan.unsyncable,
+      };
       const clean = local.added.length + local.modified.length + local.deleted.length === 0;
       if (clean && landing === null && scan.hashed > 0 && base !== null) {
         refresh.push({ model, base, scan });
@@ -202,7 +216,11 @@ export function formatStatus(result: StatusResult): string[] {
   return result.models.map((m) => {
     const { added, modified, deleted } = m.local;
     const changed = added.length + modified.length + deleted.length > 0;
-    if (!changed && m.base === null && m.remote?.state === "new") {
+    const bad = m.unsyncable ?? [];
+    const unsynced = bad.length === 0
+      ? ""
+      : `; ${bad.length} cannot be synced (push refuses the model): ${describeUnsyncable(bad)}`;
+    if (!changed && m.base === null && m.remote?.state === "new" && unsynced === "") {
       return `${
         m.model.padEnd(width)
       }  only in the datastore (generation ${m.remote.generation}); ` +
@@ -226,6 +244,6 @@ export function formatStatus(result: StatusResult): string[] {
         ? "; not in the datastore"
         : "; remote same";
     }
-    return line;
+    return line + unsynced;
   });
 }

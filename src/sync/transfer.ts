@@ -9,7 +9,7 @@ import path from "node:path";
 import { ConflictError, CorruptError, NotFoundError } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { writeLanding } from "../model/landing.ts";
-import { downloadToTmp, placeFile, removeFile } from "../repo/apply.ts";
+import { assertNamesFit, downloadToTmp, placeFile, placeLink, removeFile } from "../repo/apply.ts";
 import type { FileState } from "./three_way.ts";
 import { runPool, sleep } from "../async.ts";
 import type { Progress } from "./progress.ts";
@@ -87,9 +87,10 @@ export interface Landed extends Moved {
 
 /**
  * Makes the working tree match `remote` at `paths`: downloads present states
- * (hash-checked into .modelsync/tmp, then renamed into place) and removes
- * absent ones. Every download completes before anything is placed, so a
- * failed transfer changes no local file.
+ * (hash-checked into .modelsync/tmp, then renamed into place), makes links
+ * (no download: the target is in the manifest) and removes absent ones.
+ * Every download completes before anything is placed, so a failed transfer
+ * changes no local file.
  */
 export async function landRemote(
   s: RepoSession,
@@ -105,11 +106,13 @@ export async function landRemote(
 ): Promise<Landed> {
   const writes = opts.paths.filter((p) => opts.remote.has(p));
   const removes = opts.paths.filter((p) => !opts.remote.has(p));
-  opts.progress.addTotal(writes.length, writes.reduce((n, p) => n + opts.remote.get(p)!.size, 0));
+  const blobs = writes.filter((p) => opts.remote.get(p)!.link === undefined);
+  await assertNamesFit(s.repoDir, model, { paths: writes, dataDir: s.config.dataDir });
+  opts.progress.addTotal(blobs.length, blobs.reduce((n, p) => n + opts.remote.get(p)!.size, 0));
   const tmpFiles: string[] = [];
   let bytes = 0;
   try {
-    const fetched = await runPool(writes, { jobs: s.jobs, signal: opts.signal }, async (p) => {
+    const downloads = await runPool(blobs, { jobs: s.jobs, signal: opts.signal }, async (p) => {
       const st = opts.remote.get(p)!;
       if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
       const stream = await s.provider.getBlob(st.sha256, { signal: opts.signal }).catch((err) => {
@@ -127,6 +130,7 @@ export async function landRemote(
       opts.progress.advance(1, st.size);
       return tmp;
     });
+    const fetched = new Map(blobs.map((p, i) => [p, downloads[i]]));
     opts.signal.throwIfAborted();
     await assertUntouched(s, model, opts.paths, opts.expectLocal);
     // Journal first: a kill from here on leaves files that the next sync
@@ -151,10 +155,17 @@ export async function landRemote(
       // Test knob (MODELSYNC_TEST_BLOB_DELAY_MS): lets tests kill a sync mid-landing.
       if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
       await assertUntouched(s, model, [writes[i]], opts.expectLocal);
-      const entry = { path: writes[i], executable: st.executable };
-      const landed = await placeFile(s.repoDir, model, entry, fetched[i], {
-        dataDir: s.config.dataDir,
-      });
+      const landed = st.link === undefined
+        ? await placeFile(
+          s.repoDir,
+          model,
+          { path: writes[i], executable: st.executable },
+          fetched.get(writes[i])!,
+          { dataDir: s.config.dataDir },
+        )
+        : await placeLink(s.repoDir, model, { path: writes[i], link: st.link }, {
+          dataDir: s.config.dataDir,
+        });
       mtimes.set(writes[i], landed.mtimeMs);
     }
     return { files: writes.length + removes.length, bytes, mtimes };
@@ -188,11 +199,11 @@ async function assertUntouched(
     // An absent path may hold a directory: only its files count (they are
     // other paths of the plan, or placeFile refuses to replace them).
     if (want === undefined && st?.isDirectory) continue;
-    if (
-      want === undefined ? st !== undefined : st === undefined || st.size !== want.size ||
-        Math.abs((st.mtime?.getTime() ?? 0) - want.mtimeMs) >= 1
-    ) {
-      changed.push(p);
+    if (want === undefined ? st !== undefined : !sameStat(st, want)) {
+      // A link followed with "symlinks: follow" was scanned by what it points to.
+      if (want === undefined || !st?.isSymlink || !sameStat(await statOrUndefined(dir, p), want)) {
+        changed.push(p);
+      }
     }
   }
   if (changed.length > 0) {
@@ -203,6 +214,15 @@ async function assertUntouched(
       { paths: changed },
     );
   }
+}
+
+function sameStat(st: Deno.FileInfo | undefined, want: { size: number; mtimeMs: number }): boolean {
+  return st !== undefined && st.size === want.size &&
+    Math.abs((st.mtime?.getTime() ?? 0) - want.mtimeMs) < 1;
+}
+
+async function statOrUndefined(dir: string, p: string): Promise<Deno.FileInfo | undefined> {
+  return await Deno.stat(path.join(dir, p)).catch(() => undefined);
 }
 
 /**
