@@ -133,6 +133,52 @@ Deno.test("a running command renews repo.lock (atomically) while it works, and r
   assert.deepEqual(leftovers, [], "no temporary lock files left");
 });
 
+Deno.test("a holder whose repo.lock was taken over stops before committing (exit 75)", async () => {
+  await using sb = await Sandbox.create();
+  const repo = await sb.repo("r", { MODELSYNC_LOCK_TTL: "1s" });
+  await writeModelFiles(repo, "vpc/m1", { count: 10, size: 1024, seed: 7 });
+  const proc = repo.spawn(["push", "--jobs", "1", "--json"], {
+    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "600" },
+  });
+  await waitFor("repo.lock held by the push", async () => {
+    if (proc.exited) throw new Error(`push ended early\n${describe(await proc.done)}`);
+    return (await readRepoLock(repo))?.pid === proc.pid;
+  });
+  // Another host took the lock over (as after a pause longer than the lease): replaced atomically.
+  const tmp = repo.path(".modelsync/planted.tmp");
+  await Deno.writeTextFile(
+    tmp,
+    JSON.stringify({
+      pid: 4242,
+      host: OTHER_HOST,
+      operation: "flush",
+      startedAt: new Date().toISOString(),
+      renewedAt: new Date().toISOString(),
+      ttlMs: 30_000,
+      nonce: "feedc0ffee",
+    }),
+  );
+  await Deno.rename(tmp, repoLock(repo));
+  const res = await proc.done;
+  expectCode(res, 75, "push that lost its repository lock");
+  const errors = res.stderr.split("\n").filter((l) => l.startsWith("modelsync: error: "));
+  assert.equal(errors.length, 1, describe(res));
+  assert.match(
+    errors[0],
+    new RegExp(
+      `Lost the repository lock of ${repo.dir} \\(it was taken over by pid 4242 on another host ` +
+        `\\(${OTHER_HOST}\\), .*\\); work stopped\\. Rerun the command\\.$`,
+    ),
+    describe(res),
+  );
+  assert.equal(await sb.datastore.current("vpc/m1"), null, "nothing committed");
+  assert.equal(
+    (await readRepoLock(repo))?.nonce,
+    "feedc0ffee",
+    "the new holder's lock is left alone",
+  );
+});
+
 Deno.test("repo.lock claiming a 10-year lease or a renewal years ahead is corrupt: taken over once unchanged", async () => {
   await using sb = await Sandbox.create();
   const repo = await sb.repo("r");

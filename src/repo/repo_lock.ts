@@ -278,7 +278,8 @@ class HeldRepoLock implements RepoLock {
     this.#lost = new LeaseLostError(
       `Lost the repository lock of ${this.#repoDir} (${why}); work stopped. Rerun the command.`,
     );
-    logger("repo").warn("{message}", { message: this.#lost.message });
+    // The work reports it (its signal aborts with this error); logged here for -v only.
+    logger("repo").debug("{message}", { message: this.#lost.message });
     this.#lostCtl.abort(this.#lost);
   }
 }
