@@ -38,7 +38,7 @@ import type {
   LockRequest,
   Provider,
 } from "../provider/contract.ts";
-import { describeHolder, judgeLock } from "../provider/stale.ts";
+import { describeHolder, judgeLock, SKEW_MARGIN_MS } from "../provider/stale.ts";
 import { Backoff, runPool, sleep } from "../async.ts";
 import { formatDuration } from "../duration.ts";
 import { describeLock, Lease, lockKeyName } from "./lease.ts";
@@ -47,8 +47,8 @@ import { describeLock, Lease, lockKeyName } from "./lease.ts";
 export const DEFAULT_TTL_MS = 30_000;
 /** Default `--lock-timeout`. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
-/** Added to a record's ttl before the local clock calls it stale. */
-export const SKEW_MARGIN_MS = 5_000;
+/** Added to a record's ttl before the local clock calls it stale (defined with judgeLock). */
+export { SKEW_MARGIN_MS };
 
 /** Which locks a run takes: per model, or one global lock. */
 export type LockPath = "scoped" | "global";

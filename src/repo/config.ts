@@ -243,7 +243,10 @@ function describeIssue(issue: z.core.$ZodIssue, data: unknown): string {
  * Writes `modelsync.yaml` for `init`, creates `dataDir/` and `.modelsync/`,
  * and adds `.modelsync/` to `.gitignore`. Idempotent when the repository is
  * already initialised with the same datastore; a {@linkcode UsageError} when
- * it names a different one. Returns the path of the configuration file.
+ * it names a different one. When a later step fails, a `modelsync.yaml`
+ * this call created is removed again. Returns the path of the configuration
+ * file. `init` calls it only once the datastore spec has been validated by
+ * its provider (no secret in it) and the datastore marker exists.
  */
 export async function writeConfig(
   repoDir: string,
@@ -271,7 +274,7 @@ export async function writeConfig(
   if (existingText === undefined) {
     const body: Record<string, unknown> = { datastore: opts.datastore.trim() };
     if (dataDir !== DEFAULT_DATA_DIR) body.dataDir = dataDir;
-    await writeAtomic(
+    await writeTextAtomic(
       file,
       `# modelsync repository. Relative paths are relative to this folder.\n` +
         stringifyYaml(body, { lineWidth: 0 }),
@@ -279,9 +282,15 @@ export async function writeConfig(
   } else {
     dataDir = await reconcile(file, existingText, { repoDir, wanted, spec: opts, requestedDir });
   }
-  await Deno.mkdir(join(repoDir, dataDir), { recursive: true });
-  await Deno.mkdir(join(repoDir, ".modelsync"), { recursive: true });
-  await ensureGitignore(repoDir);
+  try {
+    await Deno.mkdir(join(repoDir, dataDir), { recursive: true });
+    await Deno.mkdir(join(repoDir, ".modelsync"), { recursive: true });
+    await ensureGitignore(repoDir);
+  } catch (err) {
+    // A half-made repository must not look initialised: drop the file we created.
+    if (existingText === undefined) await Deno.remove(file).catch(() => {});
+    throw err;
+  }
   return file;
 }
 
@@ -324,7 +333,7 @@ async function reconcile(
     // Keep the user's comments and keys; add the datastore.
     const doc = parseDocument(text);
     doc.set("datastore", ctx.spec.datastore.trim());
-    await writeAtomic(file, doc.toString({ lineWidth: 0 }));
+    await writeTextAtomic(file, doc.toString({ lineWidth: 0 }));
   }
   return current.dataDir;
 }
@@ -346,7 +355,8 @@ function sameValue(a: unknown, b: unknown): boolean {
   );
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
+/** Replaces a file's text atomically: a temporary file beside it, renamed into place. */
+export async function writeTextAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
   try {
     await Deno.writeTextFile(tmp, text);

@@ -7,6 +7,8 @@
 import { join, resolve } from "node:path";
 import { homedir } from "node:os";
 import { UsageError } from "../errors.ts";
+// The S3 spec's own rule; it moves with the spec parsing into the provider module.
+import { credentialsInUrlRemedy, endpointHasCredentials } from "../providers/s3/config.ts";
 
 /** Where the data lives: a provider type and its provider-specific keys. */
 export interface DatastoreConfig {
@@ -79,6 +81,10 @@ function parseS3(text: string, bad: (why: string) => UsageError): DatastoreConfi
   const rest = text.slice("s3://".length);
   const q = rest.indexOf("?");
   const location = q < 0 ? rest : rest.slice(0, q);
+  // A secret never reaches modelsync.yaml or a message: refused before anything is written.
+  const secret = (shown: string, what: string) =>
+    new UsageError(`Invalid datastore ${JSON.stringify(shown)}: ${credentialsInUrlRemedy(what)}.`);
+  if (hasUserInfo(location)) throw secret("s3://***", "the s3:// URL");
   const slash = location.indexOf("/");
   const bucket = slash < 0 ? location : location.slice(0, slash);
   const prefix = slash < 0 ? "" : location.slice(slash + 1).replace(/^\/+|\/+$/g, "");
@@ -88,8 +94,26 @@ function parseS3(text: string, bad: (why: string) => UsageError): DatastoreConfi
   if (q >= 0) {
     for (const [k, v] of new URLSearchParams(rest.slice(q + 1))) {
       if (k === "type" || k === "bucket" || k === "prefix") throw bad(`it sets "${k}" twice`);
+      if (k === "endpoint" && endpointHasCredentials(v)) {
+        throw secret(redactSpec(text), "its endpoint URL");
+      }
       out[k] = v;
     }
   }
   return out;
+}
+
+/**
+ * True when the part of an `s3://` spec after the scheme starts with user
+ * info: an `@` before the first `/` (never valid in a bucket name), or a `:`
+ * (never valid in a bucket name either) before the first `/` and before an
+ * `@` (a secret key may itself hold a `/`).
+ */
+function hasUserInfo(location: string): boolean {
+  const at = location.indexOf("@");
+  if (at < 0) return false;
+  const slash = location.indexOf("/");
+  const colon = location.indexOf(":");
+  const beforeSlash = (i: number) => slash < 0 || i < slash;
+  return beforeSlash(at) || (colon >= 0 && colon < at && beforeSlash(colon));
 }

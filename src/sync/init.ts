@@ -1,6 +1,6 @@
 /**
- * `init`: writes modelsync.yaml, creates the local folders and the datastore
- * marker. Idempotent.
+ * `init`: creates the datastore marker, then writes modelsync.yaml and the
+ * local folders. Idempotent; a failed init leaves no modelsync.yaml behind.
  *
  * @module
  */
@@ -10,7 +10,15 @@ import process from "node:process";
 import { UsageError } from "../errors.ts";
 import { SKEW_MARGIN_MS } from "../lock/mod.ts";
 import { createProvider } from "../providers/mod.ts";
-import { CONFIG_FILE, ensureGitignore, findRepo, loadConfig, writeConfig } from "../repo/config.ts";
+import {
+  CONFIG_FILE,
+  ensureGitignore,
+  findRepo,
+  loadConfig,
+  writeConfig,
+  writeTextAtomic,
+} from "../repo/config.ts";
+import { parseDatastoreSpec } from "../repo/datastore_spec.ts";
 import { type GlobalFlags, resolveSettings } from "./settings.ts";
 
 /** The `init` result. */
@@ -21,7 +29,18 @@ export interface InitResult {
   datastore: { type: string; location: string };
 }
 
-/** Initialises a repository in --repo or the current directory. */
+/**
+ * Initialises a repository in --repo or the current directory.
+ *
+ * Nothing is written until the datastore is known to be acceptable: its
+ * spec is parsed and validated by its provider first (a user name or
+ * password in an S3 endpoint, an unknown or unavailable type, a bad key are
+ * refused here, so no secret ever reaches `modelsync.yaml`). A new
+ * `modelsync.yaml` is written only after the datastore marker exists, so a
+ * failed init (datastore unreachable, marker write refused, interrupted)
+ * leaves none behind. An existing `modelsync.yaml` is never removed; if
+ * init added its missing datastore and then failed, its old text is put back.
+ */
 export async function runInit(
   opts: {
     flags: GlobalFlags;
@@ -33,19 +52,18 @@ export async function runInit(
   const settings = resolveSettings({ flags: opts.flags, env: opts.env });
   const repoDir = path.resolve(opts.cwd, settings.repo ?? ".");
   const configPath = path.join(repoDir, CONFIG_FILE);
-  const exists = await Deno.stat(configPath).then(() => true, () => false);
+  const before = await readIfExists(configPath);
+  const exists = before !== undefined;
   if (!exists) await refuseInsideDataFolder(repoDir);
-  if (settings.datastore !== undefined) {
-    await Deno.mkdir(repoDir, { recursive: true });
-    await writeConfig(repoDir, { datastore: settings.datastore });
-  } else if (!exists) {
+  if (settings.datastore === undefined && !exists) {
     throw new UsageError(
       `No datastore given for the new repository in ${repoDir}: pass --datastore filesystem:/path (or set MODELSYNC_DATASTORE).`,
     );
   }
-  await ensureGitignore(repoDir);
-  const config = await loadConfig(repoDir);
-  const provider = await createProvider(config.datastore, {
+  const datastore = settings.datastore !== undefined
+    ? parseDatastoreSpec(settings.datastore, repoDir)
+    : (await loadConfig(repoDir)).datastore;
+  const provider = await createProvider(datastore, {
     callTimeoutMs: settings.callTimeoutMs,
     host: os.hostname(),
     pid: process.pid,
@@ -53,7 +71,23 @@ export async function runInit(
     baseDir: repoDir,
   });
   try {
-    await provider.init({ signal: opts.signal });
+    // An existing file is checked against the spec before the datastore is touched.
+    if (exists && settings.datastore !== undefined) {
+      await writeConfig(repoDir, { datastore: settings.datastore });
+    }
+    try {
+      await provider.init({ signal: opts.signal });
+    } catch (err) {
+      if (exists && (await readIfExists(configPath)) !== before) {
+        await writeTextAtomic(configPath, before);
+      }
+      throw err;
+    }
+    if (exists) await ensureGitignore(repoDir);
+    else {
+      await Deno.mkdir(repoDir, { recursive: true });
+      await writeConfig(repoDir, { datastore: settings.datastore! });
+    }
     return {
       schema: "modelsync.init/1",
       repo: repoDir,
@@ -62,6 +96,15 @@ export async function runInit(
     };
   } finally {
     await provider.close();
+  }
+}
+
+async function readIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(file);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
   }
 }
 

@@ -48,19 +48,25 @@ function lockManager(s: RepoSession, operation: string): LockManager {
   });
 }
 
+/**
+ * Runs `fn` under the repository lock (a lease renewed every ttl/3). `fn`
+ * gets the session with a signal that also aborts when that lock is lost,
+ * so the work stops instead of carrying on unlocked.
+ */
 async function withRepoLock<T>(
   s: RepoSession,
   operation: string,
-  fn: () => Promise<T>,
+  fn: (s: RepoSession) => Promise<T>,
 ): Promise<T> {
   const lock = await acquireRepoLock(s.repoDir, {
     operation,
     timeoutMs: s.settings.lockTimeoutMs,
+    ttlMs: s.settings.lockTtlMs,
     signal: s.signal,
   });
   try {
     await cleanTmp(s.repoDir);
-    return await fn();
+    return await fn({ ...s, signal: AbortSignal.any([s.signal, lock.signal]) });
   } finally {
     await lock.release();
   }
@@ -108,8 +114,8 @@ export async function runPush(
   s: RepoSession,
   opts: { models?: ModelRef[]; operation: "push" | "flush" },
 ): Promise<SyncResult> {
-  const manager = lockManager(s, opts.operation);
-  return await withRepoLock(s, opts.operation, async () => {
+  return await withRepoLock(s, opts.operation, async (s) => {
+    const manager = lockManager(s, opts.operation);
     const named = opts.models !== undefined && opts.models.length > 0;
     const candidates = await localCandidates(s, opts.models);
     // Many models: scanned on worker threads while the datastore is listed.
@@ -232,8 +238,8 @@ export async function runPull(
   s: RepoSession,
   opts: { models?: ModelRef[]; resolution: Resolution; noLock: boolean },
 ): Promise<SyncResult> {
-  const manager = lockManager(s, "pull");
-  return await withRepoLock(s, "pull", async () => {
+  return await withRepoLock(s, "pull", async (s) => {
+    const manager = lockManager(s, "pull");
     await assertDataDir(s.repoDir, s.config.dataDir);
     const listing = new Map(
       (await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]),

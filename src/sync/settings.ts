@@ -13,7 +13,8 @@ import os from "node:os";
 import { UsageError } from "../errors.ts";
 import { type CapabilityName } from "../provider/contract.ts";
 import { parseDisabledCaps } from "../provider/capabilities.ts";
-import { parseDuration } from "../duration.ts";
+import { formatDuration, parseDuration } from "../duration.ts";
+import { MAX_LOCK_TTL_MS } from "../provider/stale.ts";
 import type { RepoConfig } from "../repo/config.ts";
 
 /** Global options as given on the command line (strings, unparsed). */
@@ -125,6 +126,10 @@ export function resolveSettings(
   const lockTtlMs = dur(flags.lockTtl, "lockTtl", undefined, "lock-ttl", "lockTtl") ??
     DEFAULTS.lockTtlMs;
   if (lockTtlMs < 100) throw new UsageError(`Invalid --lock-ttl: use at least 100ms.`);
+  // A record claiming more is judged corrupt (lockRecordProblem), so never write one.
+  if (lockTtlMs > MAX_LOCK_TTL_MS) {
+    throw new UsageError(`Invalid --lock-ttl: use at most ${formatDuration(MAX_LOCK_TTL_MS)}.`);
+  }
   const timeoutMs = dur(flags.timeout, "timeout", config?.timeout, "timeout", "timeout");
   const callTimeoutMs =
     dur(flags.callTimeout, "callTimeout", undefined, "call-timeout", "callTimeout") ??

@@ -8,7 +8,7 @@
  */
 import type { LockInfo, LockRecord } from "../../provider/contract.ts";
 import { publicRecord, storedLockRecordSchema } from "../../provider/lock_schema.ts";
-import { judgeLock } from "../../provider/stale.ts";
+import { judgeLock, lockRecordProblem } from "../../provider/stale.ts";
 import { digest } from "./blobs.ts";
 import { fsFail, isNotFound } from "./_fs.ts";
 
@@ -51,27 +51,42 @@ export function encodeRecord(r: StoredRecord): Uint8Array {
   return new TextEncoder().encode(JSON.stringify({ ...publicRecord(r), seq: r.seq }) + "\n");
 }
 
-/** Parses record bytes read for `key`. */
-export function decodeRecord(key: string, bytes: Uint8Array, mtimeMs: number): RecordState {
+/**
+ * Parses record bytes read for `key`. A record that parses but claims an
+ * impossible lease (`lockRecordProblem`: ttl over 24 h, renewal time in the
+ * future by the local clock `nowMs`) is corrupt like one that does not parse.
+ */
+export function decodeRecord(
+  key: string,
+  bytes: Uint8Array,
+  mtimeMs: number,
+  nowMs: number = Date.now(),
+): RecordState {
   const hex = digest(bytes).slice(0, 32);
-  let reason: string;
+  let reason: string | undefined;
   try {
     const parsed = storedLockRecordSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
-    if (parsed.success && parsed.data.key === key) {
-      const { seq, ...record } = parsed.data;
-      const safe = SAFE_NONCE.test(record.nonce);
-      return {
-        kind: "ok",
-        record,
-        seq,
-        ident: safe ? `${record.nonce}-${seq}` : `x${hex}`,
-        sweepPrefix: safe ? `${record.nonce}-` : `x${hex}`,
-        mtimeMs,
-      };
+    if (!parsed.success) {
+      reason = `${parsed.error.issues[0].path.join(".") || "root"}: ${
+        parsed.error.issues[0].message
+      }`;
+    } else if (parsed.data.key !== key) {
+      reason = `it names key ${JSON.stringify(parsed.data.key)}`;
+    } else {
+      reason = lockRecordProblem(parsed.data, { nowMs });
+      if (reason === undefined) {
+        const { seq, ...record } = parsed.data;
+        const safe = SAFE_NONCE.test(record.nonce);
+        return {
+          kind: "ok",
+          record,
+          seq,
+          ident: safe ? `${record.nonce}-${seq}` : `x${hex}`,
+          sweepPrefix: safe ? `${record.nonce}-` : `x${hex}`,
+          mtimeMs,
+        };
+      }
     }
-    reason = parsed.success
-      ? `it names key ${JSON.stringify(parsed.data.key)}`
-      : `${parsed.error.issues[0].path.join(".") || "root"}: ${parsed.error.issues[0].message}`;
   } catch {
     reason = "it is not valid JSON";
   }

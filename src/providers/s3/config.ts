@@ -4,7 +4,10 @@
  * and how it resolves against the AWS-standard environment.
  *
  * Credentials are never configuration: they come from the SDK's default chain
- * (environment, profile, instance role). A credentials-looking key is refused.
+ * (environment, profile, instance role). A credentials-looking key is
+ * refused, and so is an endpoint URL carrying a user name or password, in
+ * the config, the spec or `AWS_ENDPOINT_URL*` ({@linkcode endpointHasCredentials}),
+ * so no secret is ever written to `modelsync.yaml`.
  *
  * @example
  * ```ts
@@ -16,6 +19,7 @@
  * @module
  */
 import { z } from "zod";
+import { UsageError } from "../../errors.ts";
 
 /** Configuration of the S3 provider, as validated. */
 export interface S3Config {
@@ -51,6 +55,39 @@ const CREDENTIALS_REMEDY = "credentials are never read from modelsync.yaml or th
   "spec; remove it and use the AWS environment variables (AWS_ACCESS_KEY_ID, " +
   "AWS_SECRET_ACCESS_KEY) or a profile (AWS_PROFILE)";
 
+/**
+ * The remedy for a URL holding a user name or password, one clause:
+ * `what` names the URL, e.g. "the endpoint URL".
+ */
+export function credentialsInUrlRemedy(what: string): string {
+  return `${what} holds a user name or password, but credentials come from the AWS ` +
+    `environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), never from ` +
+    `a URL: remove them from it`;
+}
+
+/**
+ * True when a URL carries user info (`https://user:pass@host`). Also for
+ * text that does not parse as a URL but has an `@` in it (erring on the
+ * side of refusing: such an endpoint would not work anyway).
+ *
+ * @example
+ * ```ts
+ * import { endpointHasCredentials } from "./config.ts";
+ * endpointHasCredentials("https://key:secret@minio.local:9000"); // true
+ * endpointHasCredentials("https://minio.local:9000"); // false
+ * ```
+ */
+export function endpointHasCredentials(url: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(url.trim());
+  } catch {
+    // Not a URL (a password with a "/" in it breaks parsing): any "@" counts.
+    return url.includes("@");
+  }
+  return u.username !== "" || u.password !== "";
+}
+
 const boolish = z.union([
   z.boolean(),
   z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1"),
@@ -66,7 +103,10 @@ export const s3ConfigSchema: z.ZodType<S3Config> = z.object({
   }),
   prefix: z.string().default("").transform((p) => p.replace(/^\/+|\/+$/g, "")),
   region: z.string().min(1).optional(),
-  endpoint: z.url({ protocol: /^https?$/, message: "not an http(s) URL" }).optional(),
+  endpoint: z.url({ protocol: /^https?$/, message: "not an http(s) URL" })
+    .refine((u) => !endpointHasCredentials(u), {
+      message: credentialsInUrlRemedy("the endpoint URL"),
+    }).optional(),
   forcePathStyle: boolish.optional(),
   ...Object.fromEntries(CREDENTIAL_KEYS.map((k) => [k, refused])),
 }).strict().transform((c) => {
@@ -91,7 +131,9 @@ export interface ResolvedS3Config {
  * Applies the AWS-standard environment: the endpoint from the config, else
  * `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`; path style by default when
  * an endpoint is set; region `us-east-1` for a custom endpoint when neither
- * the config nor `AWS_REGION`/`AWS_DEFAULT_REGION` names one.
+ * the config nor `AWS_REGION`/`AWS_DEFAULT_REGION` names one. An endpoint
+ * from the environment that holds a user name or password is a
+ * {@linkcode UsageError} (exit 2) that never shows it.
  */
 export function resolveS3Config(
   config: S3Config,
@@ -101,7 +143,15 @@ export function resolveS3Config(
     const v = env[name]?.trim();
     return v === undefined || v === "" ? undefined : v;
   };
-  const endpoint = config.endpoint ?? fromEnv("AWS_ENDPOINT_URL_S3") ?? fromEnv("AWS_ENDPOINT_URL");
+  const source = config.endpoint !== undefined
+    ? undefined
+    : (["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"] as const).find((n) => fromEnv(n) !== undefined);
+  const endpoint = config.endpoint ?? (source === undefined ? undefined : fromEnv(source));
+  if (endpoint !== undefined && endpointHasCredentials(endpoint)) {
+    throw new UsageError(
+      `Invalid ${source ?? "endpoint"}: ${credentialsInUrlRemedy("the S3 endpoint URL")}.`,
+    );
+  }
   const region = config.region ?? fromEnv("AWS_REGION") ?? fromEnv("AWS_DEFAULT_REGION") ??
     (endpoint !== undefined ? "us-east-1" : undefined);
   return {

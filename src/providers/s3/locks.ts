@@ -29,7 +29,7 @@ import type {
   LockRequest,
 } from "../../provider/contract.ts";
 import { publicRecord, storedLockRecordSchema } from "../../provider/lock_schema.ts";
-import { describeHolder, judgeLock } from "../../provider/stale.ts";
+import { describeHolder, judgeLock, lockRecordProblem } from "../../provider/stale.ts";
 import { runPool } from "../../async.ts";
 import { isNoSuchKey, isPreconditionFailed, s3Fail, serverDateOf } from "./client.ts";
 import { type BlobArea, listPages } from "./blobs.ts";
@@ -289,7 +289,11 @@ export class S3LockStore {
     const etag = out.ETag ?? "";
     const lastModifiedMs = out.LastModified?.getTime() ?? NaN;
     const server = serverDateOf(out);
-    const stored = decode(name, bytes, lastModifiedMs, etag);
+    const stored = decode(name, bytes, {
+      lastModifiedMs,
+      etag,
+      nowMs: server?.dateMs ?? this.#ctx.now(),
+    });
     const info = this.#judge(stored.stored, lastModifiedMs, server?.dateMs);
     const result: Read = {
       stored: stored.stored,
@@ -337,19 +341,33 @@ export class S3LockStore {
   }
 }
 
+/**
+ * Parses a record. One that parses but claims an impossible lease
+ * (`lockRecordProblem`) is corrupt like one that does not; its renewal time
+ * is the object's Last-Modified, as the judgement uses it.
+ */
 function decode(
   name: string,
   bytes: Uint8Array,
-  lastModifiedMs: number,
-  etag: string,
+  seen: { lastModifiedMs: number; etag: string; nowMs: number },
 ): { stored: Stored; reason?: string } {
-  let reason: string;
+  const { lastModifiedMs, etag } = seen;
+  let reason: string | undefined;
   try {
     const parsed = storedLockRecordSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
-    if (parsed.success && parsed.data.key === name) return { stored: parsed.data };
-    reason = parsed.success
-      ? `it names key ${JSON.stringify(parsed.data.key)}`
-      : `${parsed.error.issues[0].path.join(".") || "root"}: ${parsed.error.issues[0].message}`;
+    if (!parsed.success) {
+      reason = `${parsed.error.issues[0].path.join(".") || "root"}: ${
+        parsed.error.issues[0].message
+      }`;
+    } else if (parsed.data.key !== name) {
+      reason = `it names key ${JSON.stringify(parsed.data.key)}`;
+    } else {
+      reason = lockRecordProblem(parsed.data, {
+        nowMs: seen.nowMs,
+        ...(Number.isFinite(lastModifiedMs) ? { renewedAtMs: lastModifiedMs + RESOLUTION_MS } : {}),
+      });
+      if (reason === undefined) return { stored: parsed.data };
+    }
   } catch {
     reason = "it is not valid JSON";
   }
