@@ -126,7 +126,7 @@ Deno.test("config errors are one-line UsageErrors naming the problem and the rem
       new RegExp(
         `^Invalid modelsync\\.yaml at ${file}: unknown key "colour"\\. Remove it or fix the ` +
           `spelling \\(known keys: datastore, dataDir, exclude, lockTimeout, timeout, jobs, ` +
-          `disableCaps, holder\\)\\.$`,
+          `disableCaps, holder, allowDelete\\)\\.$`,
       ),
     );
     await check("datastore: [unclosed\n  dataDir: {\n", /YAML/);

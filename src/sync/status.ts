@@ -19,6 +19,7 @@ import type { ManifestListing } from "../provider/contract.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
 import { refreshedBase, scanAgainst } from "./states.ts";
+import { requireDataDir } from "./data_dir.ts";
 
 /**
  * Remote state of a model relative to its base: `diverged` is a datastore
@@ -33,6 +34,11 @@ export interface ModelStatusReport {
   local: { added: string[]; modified: string[]; deleted: string[] };
   /** Generation of the base, or null when never synced. */
   base: number | null;
+  /**
+   * Present (true) when every file of the model is gone here: a push commits
+   * the deletion only for a named model or with --allow-delete.
+   */
+  wholeModelDeleted?: true;
   remote?: { generation: number | null; state: RemoteState };
 }
 
@@ -47,6 +53,7 @@ export async function runStatus(
   s: RepoSession,
   opts: { models?: ModelRef[]; remote: boolean },
 ): Promise<StatusResult> {
+  await requireDataDir(s.repoDir, s.config.dataDir);
   let models: ModelRef[];
   const named = opts.models !== undefined && opts.models.length > 0;
   if (named) models = sortUniqueRefs(opts.models!);
@@ -107,6 +114,7 @@ export async function runStatus(
       const landing = await readLanding(s.repoDir, model);
       const local = landing === null ? scan.changes : withoutLanded(scan, landing);
       const report: ModelStatusReport = { model: key, local, base: base?.generation ?? null };
+      if (scan.files.size === 0 && local.deleted.length > 0) report.wholeModelDeleted = true;
       const clean = local.added.length + local.modified.length + local.deleted.length === 0;
       if (clean && landing === null && scan.hashed > 0 && base !== null) {
         refresh.push({ model, base, scan });
@@ -208,7 +216,12 @@ export function formatStatus(result: StatusResult): string[] {
       }  only in the datastore (generation ${m.remote.generation}); ` +
         `"modelsync pull ${m.model}" brings it here`;
     }
-    const local = changed
+    const local = m.wholeModelDeleted
+      ? `deleted here (${deleted.length} ${
+        deleted.length === 1 ? "file" : "files"
+      } gone); "modelsync push ${m.model}" deletes it in ` +
+        `the datastore, "modelsync pull --theirs ${m.model}" brings it back`
+      : changed
       ? `${added.length} added, ${modified.length} modified, ${deleted.length} deleted`
       : "clean";
     let line = `${m.model.padEnd(width)}  ${local}`;
