@@ -52,8 +52,9 @@ export async function commitAt(
     );
     target = opts.expected + 1;
   }
+  target = Math.max(target, opts.expected + 1);
   let last: Committed | undefined;
-  for (let g = Math.max(opts.expected + 1, 1); g <= Math.max(target, opts.expected + 1); g++) {
+  for (let g = opts.expected + 1; g <= target; g++) {
     opts.signal.throwIfAborted();
     opts.lease.assertHeld();
     const manifest = makeManifest(model, g, opts.entries, s.identity);

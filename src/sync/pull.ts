@@ -29,6 +29,7 @@ import {
 import { type FileState, sameState, threeWay } from "./three_way.ts";
 import { landingClashes, landRemote, pruneEmptyModelDir } from "./transfer.ts";
 import { SavedConflictError, saveOurs, saveTheirs } from "./conflict_copies.ts";
+import { isWholeModelDelete } from "./delete_guard.ts";
 
 /** How to settle paths changed on both sides. */
 export type Resolution = "none" | "theirs" | "ours";
@@ -55,11 +56,6 @@ function differing(
     if (!sameState(local.get(p), remote.get(p)) && !matchesExclude(p, exclude)) out.push(p);
   }
   return out.sort();
-}
-
-/** True when the local model has no files while its base has some (deleted here, not pushed). */
-function deletedHere(base: BaseState | null, local: ReadonlyMap<string, FileState>): boolean {
-  return base !== null && base.files.length > 0 && local.size === 0;
 }
 
 /**
@@ -91,7 +87,9 @@ export async function pullModel(
   const scan = await scanAgainst(s, model, { base, signal });
   const remoteStates = statesOf(remote.manifest.files);
   const local = localStates(scan.files, { base, exclude: s.config.exclude });
-  const restore = opts.resolution === "theirs" && deletedHere(base, local);
+  // The same test as push's guard: the model was deleted here and not pushed.
+  const restore = opts.resolution === "theirs" &&
+    isWholeModelDelete(scan, base, s.config.exclude);
   if (sameVersion && !restore) return unchanged(remote.manifest.generation);
   const generation = remote.manifest.generation;
   const exclude = s.config.exclude;

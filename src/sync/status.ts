@@ -18,7 +18,7 @@ import { unpackScan } from "../repo/packed_scan.ts";
 import type { ManifestListing } from "../provider/contract.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
-import { refreshedBase, scanAgainst } from "./states.ts";
+import { isRollback, refreshedBase, scanAgainst } from "./states.ts";
 import { requireDataDir } from "./data_dir.ts";
 
 /**
@@ -141,6 +141,12 @@ async function remoteState(
   }
   const remote = await s.provider.getManifest(model, { signal: s.signal });
   const generation = remote?.manifest.generation ?? null;
+  // The same generation under a new token with the same files (a copied
+  // datastore) is the same state; with other files it went back.
+  if (base !== null && remote !== null && generation === base.generation) {
+    const full = await readBase(s.repoDir, model);
+    if (full !== null && !isRollback(full, remote)) return { generation, state: "same" };
+  }
   return {
     generation,
     state: base === null
@@ -230,7 +236,9 @@ export function formatStatus(result: StatusResult): string[] {
       line += r.state === "ahead"
         ? `; remote ahead (generation ${r.generation}, base ${m.base})`
         : r.state === "diverged"
-        ? `; the datastore's generation ${r.generation} differs from the one synced here (${m.base}); pull compares them`
+        ? `; the datastore's generation ${r.generation} is not newer than the one synced here ` +
+          `(${m.base}; restored from a backup?): "modelsync push ${m.model}" commits yours above ` +
+          `both, "modelsync pull --theirs ${m.model}" takes the datastore's`
         : r.state === "deleted"
         ? `; deleted remotely (generation ${r.generation})`
         : r.state === "new"
