@@ -33,13 +33,13 @@ export interface Committed {
  * this state, and the commit stands at the last generation reached.
  */
 export async function commitAt(
-  s: RepoSession,
+  s: Pick<RepoSession, "provider" | "identity">,
   model: ModelRef,
   opts: {
     expected: number;
     target: number;
     entries: FileEntry[];
-    lease: Lease;
+    lease: Pick<Lease, "assertHeld">;
     signal: AbortSignal;
   },
 ): Promise<Committed> {
