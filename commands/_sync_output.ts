@@ -12,15 +12,21 @@ export function syncJson(r: SyncResult) {
   };
 }
 
-/** One closing line: counts per status. */
+/** One closing line: counts per status (the rarer ones only when they occur). */
 export function summaryLine(r: SyncResult): string {
   const s = r.summary;
+  const extra = [
+    [s.deleted, "deleted"],
+    [s.kept, "kept"],
+    [s.deletePending, "delete-pending"],
+    [s.changed, "changed"],
+    [s.leaseLost, "lease-lost"],
+    [s.interrupted, "interrupted"],
+  ].filter(([n]) => (n as number) > 0).map(([n, what]) => `, ${n} ${what}`).join("");
   return `${r.models.length} ${
     r.models.length === 1 ? "model" : "models"
   }: ${s.pushed} pushed, ${s.unchanged} unchanged, ${s.conflict} conflict, ` +
-    `${s.failed} failed, ${s.lockTimeout} lock-timeout${
-      s.interrupted > 0 ? `, ${s.interrupted} interrupted` : ""
-    } (lock path ${r.lockPath})`;
+    `${s.failed} failed, ${s.lockTimeout} lock-timeout${extra} (lock path ${r.lockPath})`;
 }
 
 /** Logs each failed model's error on stderr (the report on stdout lists it too). */

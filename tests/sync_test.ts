@@ -126,9 +126,9 @@ Deno.test("deleting a model pushes a tombstone; the other repo's pull removes it
   expectCode(await b.run(["pull"]), 0);
 
   await Deno.remove(a.modelDir("vpc/m1"), { recursive: true });
-  const push = expectCode(await a.run(["push", "--json"]), 0, "push of a deleted model");
+  const push = expectCode(await a.run(["push", "--json", "vpc/m1"]), 0, "push of a deleted model");
   const pr = reportByModel(expectJson(push, "modelsync.push/1"));
-  assert.equal(pr.get("vpc/m1")?.status, "pushed", describe(push));
+  assert.equal(pr.get("vpc/m1")?.status, "deleted", describe(push));
   assert.equal(pr.get("vpc/m1")?.generation, 2);
   const tomb = await sb.datastore.current("vpc/m1");
   assert.equal(tomb?.generation, 2);
@@ -427,12 +427,12 @@ Deno.test("a mode-only change (chmod +x) is pushed and pulled", async () => {
   assert.equal(await b.read("models/vpc/m1/x.txt"), "x version one\n");
 });
 
-Deno.test("a remote delete against a local edit is a conflict; --ours keeps the edit and re-creates the model", async () => {
+Deno.test("a remote delete against a local edit is a conflict; --ours keeps the model and re-creates it", async () => {
   await using sb = await Sandbox.create();
   const { a, b } = await sharedBase(sb);
   await b.write("models/vpc/m1/x.txt", "x edited in b\n");
   await Deno.remove(a.modelDir("vpc/m1"), { recursive: true });
-  expectCode(await a.run(["push"]), 0, "tombstone");
+  expectCode(await a.run(["push", "vpc/m1"]), 0, "tombstone");
 
   const res = await b.run(["pull", "--json"]);
   expectCode(res, 4, "pull of a tombstone over a local edit");
@@ -443,13 +443,14 @@ Deno.test("a remote delete against a local edit is a conflict; --ours keeps the 
   assert.equal(await b.read("models/vpc/m1/y.txt"), "y version one\n", "conflict: nothing touched");
 
   expectCode(await b.run(["pull", "--ours"]), 0, "pull --ours");
-  assert.deepEqual(await b.modelFiles("vpc/m1"), ["x.txt"], "unchanged files follow the delete");
+  const all = ["x.txt", "y.txt", "z.txt"];
+  assert.deepEqual(await b.modelFiles("vpc/m1"), all, "--ours keeps the whole model");
   assert.equal(await b.read("models/vpc/m1/x.txt"), "x edited in b\n");
   const push = expectCode(await b.run(["push", "--json"]), 0, "push the re-created model");
   assert.equal(reportByModel(expectJson(push, "modelsync.push/1")).get("vpc/m1")?.generation, 3);
 
   expectCode(await a.run(["pull"]), 0, "a pulls the re-created model");
-  assert.deepEqual(await a.modelFiles("vpc/m1"), ["x.txt"]);
+  assert.deepEqual(await a.modelFiles("vpc/m1"), all);
   assert.equal(await a.read("models/vpc/m1/x.txt"), "x edited in b\n");
 });
 

@@ -154,9 +154,11 @@ class MemoryLockHandle implements LockHandle {
     const current = this.#store.records.get(this.#name);
     if (current === undefined || current.nonce !== nonce) {
       throw new LeaseLostError(
-        `The lock record ${this.#name} is ${
-          current === undefined ? "gone" : "held by another nonce"
-        } in the memory datastore.`,
+        `Lost the lock on ${this.#name}: ${
+          current === undefined
+            ? "it was released by force (its record is gone)"
+            : `it was taken over by ${current.holder}`
+        }; work stopped before committing. Rerun the command.`,
       );
     }
     const renewed = { ...current, renewedAt: new Date(this.#store.now()).toISOString() };

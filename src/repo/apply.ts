@@ -39,14 +39,17 @@ export function tmpDir(repoDir: string): string {
 
 /**
  * Streams a blob into `.modelsync/tmp/<random>`, hashing as it goes. When
- * the content does not match `expected`, the temporary file is removed and a
- * {@linkcode CorruptError} (exit 6) is thrown. Returns the temporary path.
+ * the content does not hash to `expected.sha256`, the blob is corrupt; when
+ * it does but its length differs from `expected.size`, the manifest that
+ * gave that size is corrupt (the blob is intact). Either way the temporary
+ * file is removed and a {@linkcode CorruptError} (exit 6) is thrown. `what`
+ * names the file for that message. Returns the temporary path.
  */
 export async function downloadToTmp(
   repoDir: string,
   stream: ReadableStream<Uint8Array>,
   expected: { sha256: string; size: number },
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; what?: { model: ModelRef; path: string } } = {},
 ): Promise<string> {
   const dir = tmpDir(repoDir);
   await Deno.mkdir(dir, { recursive: true });
@@ -61,17 +64,23 @@ export async function downloadToTmp(
       opts.signal?.throwIfAborted();
       const { done, value } = await reader.read();
       if (done) break;
+      // Past the expected size nothing is written, but the rest is still
+      // hashed: it tells a corrupt blob from a manifest with a wrong size.
+      const room = Math.max(0, expected.size - size);
       size += value.length;
-      if (size > expected.size) throw mismatch(expected.sha256);
       hash.update(value);
-      // A failed write (no space left) names no path: name the download's.
-      await writeAll(file, value).catch((err) => {
-        throw localFault(err, path);
-      });
+      if (room > 0) {
+        // A failed write (no space left) names no path: name the download's.
+        await writeAll(file, room >= value.length ? value : value.subarray(0, room)).catch(
+          (err) => {
+            throw localFault(err, path);
+          },
+        );
+      }
     }
-    if (size !== expected.size || hash.digest("hex") !== expected.sha256) {
-      throw mismatch(expected.sha256);
-    }
+    const digest = hash.digest("hex");
+    if (digest !== expected.sha256) throw mismatch(expected.sha256);
+    if (size !== expected.size) throw wrongSize(expected, size, opts.what);
     ok = true;
   } finally {
     file.close();
@@ -89,6 +98,22 @@ function mismatch(sha256: string): CorruptError {
     `Blob ${sha256} in the datastore is corrupt (its content does not match its hash); ` +
       `nothing was written. Delete that blob from the datastore, then push the model again ` +
       `from a repository that has the file.`,
+  );
+}
+
+function wrongSize(
+  expected: { sha256: string; size: number },
+  actual: number,
+  what: { model: ModelRef; path: string } | undefined,
+): CorruptError {
+  const whose = what === undefined
+    ? "A manifest"
+    : `The manifest of ${formatRef(what.model)} (file ${JSON.stringify(what.path)})`;
+  return new CorruptError(
+    `${whose} says blob ${expected.sha256} is ${expected.size} bytes, but that blob is intact ` +
+      `(its content matches its hash) and holds ${actual} bytes: the manifest is corrupt; ` +
+      `refusing it, nothing was written. Keep the blob; repair or re-push the model from a ` +
+      `good copy.`,
   );
 }
 

@@ -45,6 +45,8 @@ export interface RepoConfig {
   jobs?: number;
   disableCaps?: string[];
   holder?: string;
+  /** push/flush commit a whole-model delete of an unnamed model (`--allow-delete`). */
+  allowDelete?: boolean;
 }
 
 /** Name of the configuration file that marks a repository. */
@@ -62,6 +64,7 @@ const KNOWN_KEYS = [
   "jobs",
   "disableCaps",
   "holder",
+  "allowDelete",
 ] as const;
 
 const EXPECTED: Record<(typeof KNOWN_KEYS)[number], string> = {
@@ -74,6 +77,7 @@ const EXPECTED: Record<(typeof KNOWN_KEYS)[number], string> = {
   jobs: "a whole number from 1 up",
   disableCaps: `a list of capability names (${CAPABILITY_NAMES.join(", ")})`,
   holder: "a non-empty string",
+  allowDelete: "true or false",
 };
 
 const durationSchema = z.union([z.string(), z.number().nonnegative()]);
@@ -87,6 +91,7 @@ const configSchema = z.object({
   jobs: z.number().int().positive().optional(),
   disableCaps: z.array(z.enum(CAPABILITY_NAMES)).optional(),
   holder: z.string().min(1).optional(),
+  allowDelete: z.boolean().optional(),
 }).strict();
 
 /**
@@ -208,6 +213,7 @@ export async function loadConfig(
     ...(c.jobs === undefined ? {} : { jobs: c.jobs }),
     ...(c.disableCaps === undefined ? {} : { disableCaps: c.disableCaps }),
     ...(c.holder === undefined ? {} : { holder: c.holder }),
+    ...(c.allowDelete === undefined ? {} : { allowDelete: c.allowDelete }),
   };
 }
 

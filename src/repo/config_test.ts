@@ -127,8 +127,8 @@ Deno.test("config errors are one-line UsageErrors naming the problem and the rem
       "datastore: /x\ncolour: red\n",
       new RegExp(
         `^Invalid modelsync\\.yaml at ${file}: unknown key "colour"\\. Remove it or fix the ` +
-          `spelling \\(known keys: datastore, dataDir, exclude, symlinks, lockTimeout, timeout, jobs, ` +
-          `disableCaps, holder\\)\\.$`,
+          `spelling \\(known keys: datastore, dataDir, exclude, symlinks, lockTimeout, timeout, ` +
+          `jobs, disableCaps, holder, allowDelete\\)\\.$`,
       ),
     );
     await check(

@@ -23,7 +23,9 @@ import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
-import { checkSyncable, refreshedBase, scanAgainst } from "./states.ts";
+import { checkSyncable, isRollback, refreshedBase, scanAgainst } from "./states.ts";
+import { requireDataDir } from "./data_dir.ts";
+import { deletePendingReport, isWholeModelDelete } from "./delete_guard.ts";
 
 /** The result of push, flush or pull. */
 export interface SyncResult {
@@ -90,6 +92,19 @@ async function localCandidates(s: RepoSession, named: ModelRef[] | undefined): P
   return sortUniqueRefs([...models, ...await listBaseModels(s.repoDir)]);
 }
 
+/** True when `dir` is missing or holds no entries. */
+async function isEmptyDir(dir: string): Promise<boolean> {
+  try {
+    for await (const _ of Deno.readDir(dir)) return false;
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
+      return true;
+    }
+    throw err;
+  }
+}
+
 /** Uploads the blobs of an unchanged model that the datastore does not have. */
 function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
   const dir = modelDir(s, scan.model);
@@ -112,11 +127,15 @@ function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
  */
 export async function runPush(
   s: RepoSession,
-  opts: { models?: ModelRef[]; operation: "push" | "flush" },
+  opts: { models?: ModelRef[]; operation: "push" | "flush"; allowDelete?: boolean },
 ): Promise<SyncResult> {
   return await withRepoLock(s, opts.operation, async (s) => {
     const manager = lockManager(s, opts.operation);
+    await requireDataDir(s.repoDir, s.config.dataDir);
     const named = opts.models !== undefined && opts.models.length > 0;
+    // A whole-model delete (every file gone) is committed only when asked:
+    // the model named on the command line, or --allow-delete.
+    const mayDelete = named || opts.allowDelete === true;
     const candidates = await localCandidates(s, opts.models);
     // Many models: scanned on worker threads while the datastore is listed.
     // A named model also needs its file list (restoreMissingBlobs), so named
@@ -133,8 +152,8 @@ export async function runPush(
     });
     prescans?.catch(() => {}); // awaited below; an abort is reported there
     // One listing: a model this repository synced that the datastore no
-    // longer has (restored from an older backup, or a new datastore) is
-    // pushed again even without local changes.
+    // longer has, or has at an older generation (restored from an older
+    // backup, or a new datastore), is pushed again even without local changes.
     let listing;
     try {
       listing = await s.provider.listManifests({ signal: s.signal });
@@ -142,9 +161,17 @@ export async function runPush(
       stopScan.abort(err); // no use scanning on
       throw err;
     }
-    const listed = new Set(listing.map((l) => formatRef(l.model)));
+    const listed = new Map(listing.map((l) => [formatRef(l.model), l.version]));
     const scanned = await prescans ?? new Map<string, Prescan>();
     const reports: ModelReport[] = [];
+    // The datastore moved since the last sync of an unchanged model: one
+    // read tells whether it went back (then the local state is pushed
+    // above it) or ahead (pull's business).
+    const wentBack = async (model: ModelRef, base: BaseState | null): Promise<boolean> => {
+      const version = listed.get(formatRef(model));
+      if (base === null || version === undefined || version === base.version) return false;
+      return isRollback(base, await s.provider.getManifest(model, { signal: s.signal }));
+    };
     // A changed model's scan stays packed (as the workers sent it) until its
     // turn to push: the file records of every model are never all on the heap.
     const pending = new Map<string, { scan: ScanResult | PackedScan; base: BaseState | null }>();
@@ -153,7 +180,11 @@ export async function runPush(
       try {
         const pre = scanned.get(formatRef(model));
         scanned.delete(formatRef(model)); // let the scan be collected once handled
-        if (pre?.kind === "unchanged" && (pre.files === 0 || listed.has(formatRef(model)))) {
+        if (
+          pre?.kind === "unchanged" && (pre.files === 0 || listed.has(formatRef(model))) &&
+          (pre.files === 0 || listed.get(formatRef(model)) === pre.version ||
+            !(await wentBack(model, await readBase(s.repoDir, model))))
+        ) {
           reports.push({
             model: formatRef(model),
             status: "unchanged",
@@ -174,9 +205,14 @@ export async function runPush(
           );
         }
         checkSyncable(scan, { push: true });
+        if (!mayDelete && isWholeModelDelete(scan, base, s.config.exclude)) {
+          reports.push(deletePendingReport(model, base!, Date.now() - started));
+          return;
+        }
         const lost = base !== null && base.files.length > 0 && !listed.has(formatRef(model));
-        if (hasPackedChanges(scan) || lost) pending.set(formatRef(model), { scan, base });
-        else {
+        if (hasPackedChanges(scan) || lost || await wentBack(model, base)) {
+          pending.set(formatRef(model), { scan, base });
+        } else {
           const full = unpackScan(scan);
           // Files re-hashed and found unchanged (racily clean, or touched):
           // record their mtimes so the next scan does not read them again.
@@ -241,13 +277,17 @@ export async function runPull(
   return await withRepoLock(s, "pull", async (s) => {
     const manager = lockManager(s, "pull");
     await assertDataDir(s.repoDir, s.config.dataDir);
+    const synced = await listBaseModels(s.repoDir);
+    // A repository that synced models before needs its data folder: without
+    // it every model would look deleted here. A new one gets it created.
+    if (synced.length > 0) await requireDataDir(s.repoDir, s.config.dataDir);
     const listing = new Map(
       (await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]),
     );
     const named = opts.models !== undefined && opts.models.length > 0;
     const candidates = named ? sortUniqueRefs(opts.models!) : sortUniqueRefs([
       ...[...listing.values()].map((l) => l.model),
-      ...await listBaseModels(s.repoDir),
+      ...synced,
     ]);
     const reports: ModelReport[] = [];
     const pending = new Map<string, BaseState | null>();
@@ -270,7 +310,12 @@ export async function runPull(
             generation: base?.generation ?? null,
             ms: 0,
           });
-        } else if (base !== null && base.version === listed.version) {
+        } else if (
+          base !== null && base.version === listed.version &&
+          !(opts.resolution === "theirs" && base.files.length > 0 &&
+            await isEmptyDir(modelDir(s, model)))
+        ) {
+          // (--theirs also brings back a model deleted here and not pushed.)
           reports.push({
             model: key,
             status: "unchanged",

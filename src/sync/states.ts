@@ -15,6 +15,7 @@ import { printable } from "../provider/stale.ts";
 import type { RepoSession } from "./session.ts";
 import { type FileState, sameState } from "./three_way.ts";
 import type { LandingState } from "../model/landing.ts";
+import type { StoredManifest } from "../provider/contract.ts";
 
 /** path → state of a manifest, base or scan. */
 export function statesOf(
@@ -212,4 +213,19 @@ export function checkSyncable(
     `Cannot push ${key}: ${what} Nothing of ${key} was pushed. ${remedyFor(scan.unsyncable)}`,
     { entries: scan.unsyncable },
   );
+}
+
+/**
+ * True when the datastore's manifest differs from the base without being
+ * newer: a lower generation, or the same generation under another version
+ * with other files (a datastore restored from a backup, perhaps committed to
+ * since). The same generation and files under a new version token (a copied
+ * datastore) is not a rollback.
+ */
+export function isRollback(base: BaseState | null, remote: StoredManifest | null): boolean {
+  if (base === null || remote === null || remote.version === base.version) return false;
+  const gen = remote.manifest.generation;
+  if (gen < base.generation) return true;
+  if (gen > base.generation) return false;
+  return !sameStates(statesOf(remote.manifest.files), statesOf(base.files));
 }

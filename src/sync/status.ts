@@ -18,7 +18,8 @@ import { unpackScan } from "../repo/packed_scan.ts";
 import type { ManifestListing } from "../provider/contract.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
-import { describeUnsyncable, refreshedBase, scanAgainst } from "./states.ts";
+import { describeUnsyncable, isRollback, refreshedBase, scanAgainst } from "./states.ts";
+import { requireDataDir } from "./data_dir.ts";
 
 /**
  * Remote state of a model relative to its base: `diverged` is a datastore
@@ -39,6 +40,11 @@ export interface ModelStatusReport {
    * they are fixed. Sorted by path; `runStatus` always sets it (empty when none).
    */
   unsyncable?: { path: string; problem: string }[];
+  /**
+   * Present (true) when every file of the model is gone here: a push commits
+   * the deletion only for a named model or with --allow-delete.
+   */
+  wholeModelDeleted?: true;
   remote?: { generation: number | null; state: RemoteState };
 }
 
@@ -53,6 +59,7 @@ export async function runStatus(
   s: RepoSession,
   opts: { models?: ModelRef[]; remote: boolean },
 ): Promise<StatusResult> {
+  await requireDataDir(s.repoDir, s.config.dataDir);
   let models: ModelRef[];
   const named = opts.models !== undefined && opts.models.length > 0;
   if (named) models = sortUniqueRefs(opts.models!);
@@ -121,6 +128,7 @@ export async function runStatus(
         base: base?.generation ?? null,
         unsyncable: scan.unsyncable,
       };
+      if (scan.files.size === 0 && local.deleted.length > 0) report.wholeModelDeleted = true;
       const clean = local.added.length + local.modified.length + local.deleted.length === 0;
       if (clean && landing === null && scan.hashed > 0 && base !== null) {
         refresh.push({ model, base, scan });
@@ -147,6 +155,12 @@ async function remoteState(
   }
   const remote = await s.provider.getManifest(model, { signal: s.signal });
   const generation = remote?.manifest.generation ?? null;
+  // The same generation under a new token with the same files (a copied
+  // datastore) is the same state; with other files it went back.
+  if (base !== null && remote !== null && generation === base.generation) {
+    const full = await readBase(s.repoDir, model);
+    if (full !== null && !isRollback(full, remote)) return { generation, state: "same" };
+  }
   return {
     generation,
     state: base === null
@@ -226,7 +240,12 @@ export function formatStatus(result: StatusResult): string[] {
       }  only in the datastore (generation ${m.remote.generation}); ` +
         `"modelsync pull ${m.model}" brings it here`;
     }
-    const local = changed
+    const local = m.wholeModelDeleted
+      ? `deleted here (${deleted.length} ${
+        deleted.length === 1 ? "file" : "files"
+      } gone); "modelsync push ${m.model}" deletes it in ` +
+        `the datastore, "modelsync pull --theirs ${m.model}" brings it back`
+      : changed
       ? `${added.length} added, ${modified.length} modified, ${deleted.length} deleted`
       : "clean";
     let line = `${m.model.padEnd(width)}  ${local}`;
@@ -235,7 +254,9 @@ export function formatStatus(result: StatusResult): string[] {
       line += r.state === "ahead"
         ? `; remote ahead (generation ${r.generation}, base ${m.base})`
         : r.state === "diverged"
-        ? `; the datastore's generation ${r.generation} differs from the one synced here (${m.base}); pull compares them`
+        ? `; the datastore's generation ${r.generation} is not newer than the one synced here ` +
+          `(${m.base}; restored from a backup?): "modelsync push ${m.model}" commits yours above ` +
+          `both, "modelsync pull --theirs ${m.model}" takes the datastore's`
         : r.state === "deleted"
         ? `; deleted remotely (generation ${r.generation})`
         : r.state === "new"

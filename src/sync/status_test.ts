@@ -29,7 +29,9 @@ Deno.test("formatStatus names what a user would do next", () => {
     "a/mine  1 added, 0 modified, 0 deleted; not in the datastore",
     "a/old   0 added, 1 modified, 0 deleted; remote ahead (generation 3, base 1)",
     "a/same  clean",
-    "a/back  clean; the datastore's generation 3 differs from the one synced here (5); pull compares them",
+    `a/back  clean; the datastore's generation 3 is not newer than the one synced here (5; ` +
+    `restored from a backup?): "modelsync push a/back" commits yours above both, ` +
+    `"modelsync pull --theirs a/back" takes the datastore's`,
   ]);
   assert.deepEqual(formatStatus({ schema: "modelsync.status/1", models: [] }), ["No models."]);
 });

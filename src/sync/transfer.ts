@@ -11,6 +11,7 @@ import { formatRef, type ModelRef } from "../model/ref.ts";
 import { writeLanding } from "../model/landing.ts";
 import { assertNamesFit, downloadToTmp, placeFile, placeLink, removeFile } from "../repo/apply.ts";
 import type { FileState } from "./three_way.ts";
+import { fileDirClashes } from "./states.ts";
 import { runPool, sleep } from "../async.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
@@ -102,6 +103,12 @@ export async function landRemote(
     expectLocal: ReadonlyMap<string, { size: number; mtimeMs: number }>;
     signal: AbortSignal;
     progress: Progress;
+    /**
+     * Runs once every download is verified and the affected paths are
+     * checked unchanged, before anything is removed or replaced (a pull with
+     * --theirs saves the local versions here).
+     */
+    beforeChange?: () => Promise<void>;
   },
 ): Promise<Landed> {
   const writes = opts.paths.filter((p) => opts.remote.has(p));
@@ -124,7 +131,10 @@ export async function landRemote(
           { cause: err },
         );
       });
-      const tmp = await downloadToTmp(s.repoDir, stream, st, { signal: opts.signal });
+      const tmp = await downloadToTmp(s.repoDir, stream, st, {
+        signal: opts.signal,
+        what: { model, path: p },
+      });
       tmpFiles.push(tmp);
       bytes += st.size;
       opts.progress.advance(1, st.size);
@@ -133,6 +143,7 @@ export async function landRemote(
     const fetched = new Map(blobs.map((p, i) => [p, downloads[i]]));
     opts.signal.throwIfAborted();
     await assertUntouched(s, model, opts.paths, opts.expectLocal);
+    await opts.beforeChange?.();
     // Journal first: a kill from here on leaves files that the next sync
     // recognises as its own writes (src/model/landing.ts).
     await writeLanding(
@@ -172,6 +183,86 @@ export async function landRemote(
   } finally {
     await Promise.all(tmpFiles.map((t) => Deno.remove(t).catch(() => {})));
   }
+}
+
+async function lstatOrNull(p: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.lstat(p);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
+      return null;
+    }
+    throw err;
+  }
+}
+
+/**
+ * True when the directory `abs` (model path `rel`) holds only files the plan
+ * removes, so the removals leave it empty and prune it.
+ */
+async function emptiedByRemovals(
+  abs: string,
+  rel: string,
+  removes: ReadonlySet<string>,
+): Promise<boolean> {
+  let any = false;
+  for await (const e of Deno.readDir(abs)) {
+    any = true;
+    const childRel = `${rel}/${e.name}`;
+    if (e.isDirectory) {
+      if (!(await emptiedByRemovals(path.join(abs, e.name), childRel, removes))) return false;
+    } else if (!removes.has(childRel)) {
+      return false;
+    }
+  }
+  return any;
+}
+
+/**
+ * The paths at which landing `paths` from `remote` would need a file where
+ * a directory is, or a directory where a file is: a local file (synced,
+ * excluded or skipped) in the way of a remote directory, or a local
+ * directory in the way of a remote file. Found while planning, before
+ * anything is removed or written; sorted.
+ */
+export async function landingClashes(
+  s: RepoSession,
+  model: ModelRef,
+  opts: {
+    paths: readonly string[];
+    remote: ReadonlyMap<string, FileState>;
+    local: ReadonlyMap<string, FileState>;
+  },
+): Promise<string[]> {
+  const after = new Map(opts.local);
+  for (const p of opts.paths) {
+    const st = opts.remote.get(p);
+    if (st === undefined) after.delete(p);
+    else after.set(p, st);
+  }
+  const out = new Set(fileDirClashes(after));
+  const removes = new Set(opts.paths.filter((p) => !opts.remote.has(p)));
+  const dir = modelDir(s, model);
+  for (const p of opts.paths) {
+    if (!opts.remote.has(p)) continue;
+    const segs = p.split("/");
+    let blocked = false;
+    for (let i = 1; i < segs.length; i++) {
+      const parent = segs.slice(0, i).join("/");
+      const info = await lstatOrNull(path.join(dir, ...segs.slice(0, i)));
+      if (info === null) break;
+      if (info.isDirectory) continue;
+      if (!removes.has(parent)) out.add(parent);
+      blocked = true;
+      break;
+    }
+    if (blocked) continue;
+    const info = await lstatOrNull(path.join(dir, ...segs));
+    if (info?.isDirectory && !(await emptiedByRemovals(path.join(dir, ...segs), p, removes))) {
+      out.add(p);
+    }
+  }
+  return [...out].sort();
 }
 
 /**

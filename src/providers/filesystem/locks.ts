@@ -172,12 +172,16 @@ class FsLockHandle implements LockHandle {
     for (let attempt = 0; attempt < 3; attempt++) {
       const cur = await this.#read(signal);
       if (cur === null || cur.kind !== "ok" || cur.record.nonce !== nonce) {
+        // Gone: someone deleted it (lock release --force). Another nonce:
+        // another process took it over (it judged the lease stale).
         throw new LeaseLostError(
-          `Lease on lock ${this.#name} was lost: ${
+          `Lost the lock on ${this.#name}: ${
             cur === null
-              ? "the lock was released"
-              : `it is now held by ${describeHolder(cur.record)}`
-          }. The work stopped before its next commit; rerun the command.`,
+              ? "it was released by force (its record is gone)"
+              : cur.kind !== "ok"
+              ? "its record was overwritten with one that cannot be read"
+              : `it was taken over by ${describeHolder(cur.record)}`
+          }; work stopped before committing. Rerun the command.`,
         );
       }
       const next: StoredRecord = {
@@ -188,8 +192,8 @@ class FsLockHandle implements LockHandle {
       if (await this.#cas(cur, next, signal)) return publicRecord(next);
     }
     throw new LeaseLostError(
-      `Lease on lock ${this.#name} could not be renewed: its record kept changing. ` +
-        `Rerun the command.`,
+      `Lost the lock on ${this.#name}: its record kept changing while it was renewed; ` +
+        `work stopped before committing. Rerun the command.`,
     );
   }
 

@@ -170,15 +170,17 @@ export class S3LockStore {
     this.#ctx.assertSafe(`renew the lock on ${name}`);
     const lost = (why: string) =>
       new LeaseLostError(
-        `Lost the lock on ${name} (${why}); work stopped before committing. Rerun the command.`,
+        `Lost the lock on ${name}: ${why}; work stopped before committing. Rerun the command.`,
       );
     let base = this.#mine.get(rel);
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       if (base === undefined || base.stored.nonce !== nonce) {
         const cur = await this.#read(rel, name, opts.signal);
-        if (cur === null) throw lost("its record is gone");
+        // Gone: someone deleted it (lock release --force). Another nonce:
+        // another process took it over (it judged the lease stale).
+        if (cur === null) throw lost("it was released by force (its record is gone)");
         if (cur.stored.nonce !== nonce) {
-          throw lost(`it is now held by ${describeHolder(cur.info.record)}`);
+          throw lost(`it was taken over by ${describeHolder(cur.info.record)}`);
         }
         base = { stored: cur.stored, etag: cur.etag };
       }
@@ -191,7 +193,7 @@ export class S3LockStore {
       if (etag !== null) return publicRecord(next);
       base = undefined; // changed under us: read it again
     }
-    throw lost("its record kept changing");
+    throw lost("its record kept changing while it was renewed");
   }
 
   async #release(rel: string, name: string, nonce: string, opts: CallOptions = {}): Promise<void> {
