@@ -11,7 +11,7 @@ import { UsageError } from "../errors.ts";
 import { SKEW_MARGIN_MS } from "../lock/mod.ts";
 import { createProvider } from "../providers/mod.ts";
 import { CONFIG_FILE, ensureGitignore, findRepo, loadConfig, writeConfig } from "../repo/config.ts";
-import { type GlobalFlags, resolveSettings } from "./settings.ts";
+import type { Workspace } from "./session.ts";
 
 /** The `init` result. */
 export interface InitResult {
@@ -19,18 +19,16 @@ export interface InitResult {
   repo: string;
   config: string;
   datastore: { type: string; location: string };
+  /** Lines added to .gitignore (none when present already, or with --no-gitignore). */
+  gitignoreAdded: string[];
 }
 
 /** Initialises a repository in --repo or the current directory. */
 export async function runInit(
-  opts: {
-    flags: GlobalFlags;
-    env: Record<string, string | undefined>;
-    cwd: string;
-    signal: AbortSignal;
-  },
+  w: Workspace,
+  opts: { cwd: string; gitignore: boolean },
 ): Promise<InitResult> {
-  const settings = resolveSettings({ flags: opts.flags, env: opts.env });
+  const { settings } = w;
   const repoDir = path.resolve(opts.cwd, settings.repo ?? ".");
   const configPath = path.join(repoDir, CONFIG_FILE);
   const exists = await Deno.stat(configPath).then(() => true, () => false);
@@ -43,26 +41,43 @@ export async function runInit(
       `No datastore given for the new repository in ${repoDir}: pass --datastore filesystem:/path (or set MODELSYNC_DATASTORE).`,
     );
   }
-  await ensureGitignore(repoDir);
   const config = await loadConfig(repoDir);
+  const gitignoreAdded = opts.gitignore
+    ? await ensureGitignore(repoDir, [`${config.dataDir}/`, ".modelsync/"])
+    : [];
   const provider = await createProvider(config.datastore, {
     callTimeoutMs: settings.callTimeoutMs,
     host: os.hostname(),
     pid: process.pid,
     skewMarginMs: SKEW_MARGIN_MS,
     baseDir: repoDir,
+  }, {
+    origin: w.origins.datastore.source === "file" ? "modelsync.yaml" : w.origins.datastore.name,
   });
   try {
-    await provider.init({ signal: opts.signal });
+    await provider.init({ signal: w.signal });
     return {
       schema: "modelsync.init/1",
       repo: repoDir,
       config: configPath,
       datastore: provider.describe(),
+      gitignoreAdded,
     };
   } finally {
     await provider.close();
   }
+}
+
+/** Human lines for `init`. */
+export function formatInit(r: InitResult): string[] {
+  // A URL location (s3://…) names its type already; a path does not.
+  const { type, location } = r.datastore;
+  const where = location.includes("://") ? location : `${type}:${location}`;
+  const lines = [`Initialised ${r.repo} with datastore ${where}`];
+  if (r.gitignoreAdded.length > 0) {
+    lines.push(`Added ${r.gitignoreAdded.join(" and ")} to .gitignore`);
+  }
+  return lines;
 }
 
 /**

@@ -153,7 +153,8 @@ export async function pushModel(
     return {
       model: key,
       status: needsCommit ? "pushed" : "unchanged",
-      files: uploaded.files,
+      files: committed?.files.length ?? target.size,
+      uploaded: uploaded.files,
       bytes: uploaded.bytes,
       generation,
       ms: Date.now() - started,

@@ -16,7 +16,7 @@ import { assertDataDir, listLocalModels, type ScanResult } from "../repo/scan.ts
 import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
 import { hasPackedChanges, type PackedScan, unpackScan } from "../repo/packed_scan.ts";
 import path from "node:path";
-import { Progress } from "./progress.ts";
+import { Progress, progressOutput } from "./progress.ts";
 import { modelDir, uploadMissing } from "./transfer.ts";
 import { pushModel } from "./push.ts";
 import { pullModel, type Resolution } from "./pull.ts";
@@ -40,7 +40,7 @@ function lockManager(s: RepoSession, operation: string): LockManager {
   return new LockManager({
     provider: s.provider,
     caps: s.capabilities.caps,
-    holder: s.identity,
+    holder: { ...s.identity, repo: s.repoDir },
     operation,
     lockTimeoutMs: s.settings.lockTimeoutMs,
     ttlMs: s.settings.lockTtlMs,
@@ -94,7 +94,7 @@ function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
   }));
   return uploadMissing(s, items, {
     signal: s.signal,
-    progress: new Progress("push", { enabled: false }),
+    progress: new Progress("push", { mode: "none" }),
   });
 }
 
@@ -149,7 +149,8 @@ export async function runPush(
           reports.push({
             model: formatRef(model),
             status: "unchanged",
-            files: 0,
+            files: pre.files,
+            uploaded: 0,
             bytes: 0,
             generation: pre.generation,
             ms: Date.now() - started,
@@ -185,7 +186,8 @@ export async function runPush(
           reports.push({
             model: formatRef(model),
             status: moved.files > 0 ? "pushed" : "unchanged",
-            files: moved.files,
+            files: full.files.size,
+            uploaded: moved.files,
             bytes: moved.bytes,
             generation: base?.generation ?? null,
             ms: Date.now() - started,
@@ -196,7 +198,7 @@ export async function runPush(
       }
     });
     if (pending.size > 0) {
-      const progress = new Progress(opts.operation, { enabled: !s.settings.quiet });
+      const progress = new Progress(opts.operation, { mode: progressOutput(s.settings) });
       progress.start();
       try {
         const changed = [...pending.values()].map((p) => p.scan.model);
@@ -281,7 +283,7 @@ export async function runPull(
       }
     }
     if (pending.size > 0) {
-      const progress = new Progress("pull", { enabled: !s.settings.quiet });
+      const progress = new Progress("pull", { mode: progressOutput(s.settings) });
       progress.start();
       try {
         const models = candidates.filter((m) => pending.has(formatRef(m)));

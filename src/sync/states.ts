@@ -9,7 +9,7 @@ import type { FileEntry, Manifest } from "../model/manifest.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { matchesExclude } from "../repo/exclude.ts";
 import { type LocalFile, scanModel, type ScanResult } from "../repo/scan.ts";
-import type { RepoSession } from "./session.ts";
+import type { RepoWorkspace } from "./session.ts";
 import { type FileState, sameState } from "./three_way.ts";
 import type { LandingState } from "../model/landing.ts";
 
@@ -100,7 +100,7 @@ export function localStates(
 
 /** Scans one model of the session's repository against its base. */
 export function scanAgainst(
-  s: RepoSession,
+  s: RepoWorkspace,
   model: ModelRef,
   opts: { base: BaseState | null; signal?: AbortSignal },
 ): Promise<ScanResult> {
