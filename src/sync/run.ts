@@ -9,6 +9,7 @@ import { NotFoundError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { type BaseState, listBaseModels, readBase, writeBase } from "../model/base.ts";
 import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
+import { matchesRefPatterns } from "../model/ref_pattern.ts";
 import { LockManager, type LockPath } from "../lock/mod.ts";
 import { cleanTmp } from "../repo/apply.ts";
 import { acquireRepoLock } from "../repo/repo_lock.ts";
@@ -241,8 +242,13 @@ export async function runPull(
       (await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]),
     );
     const named = opts.models !== undefined && opts.models.length > 0;
+    // A sparse repository (models: in modelsync.yaml) brings only the models
+    // it names, plus the ones it already synced.
+    const sparse = s.config.models ?? [];
     const candidates = named ? sortUniqueRefs(opts.models!) : sortUniqueRefs([
-      ...[...listing.values()].map((l) => l.model),
+      ...[...listing.values()].map((l) => l.model).filter((m) =>
+        sparse.length === 0 || matchesRefPatterns(formatRef(m), sparse)
+      ),
       ...await listBaseModels(s.repoDir),
     ]);
     const reports: ModelReport[] = [];
