@@ -66,7 +66,10 @@ Deno.test("refs given as paths: a folder, with a trailing slash, from a subfolde
   );
   assert.deepEqual((sub.models as { model: string }[]).map((m) => m.model), ["vision/resnet"]);
   const rel = expectJson(
-    expectCode(await a.run(["status", "--json", "./bert/"], { cwd: a.path("models/@acme/nlp") }), 0),
+    expectCode(
+      await a.run(["status", "--json", "./bert/"], { cwd: a.path("models/@acme/nlp") }),
+      0,
+    ),
     "modelsync.status/1",
   );
   assert.deepEqual((rel.models as { model: string }[]).map((m) => m.model), ["@acme/nlp/bert"]);
