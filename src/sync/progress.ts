@@ -89,6 +89,7 @@ export class Progress {
   start(): void {
     if (this.#mode === "none" || this.#timer !== undefined) return;
     this.#startedAt = Date.now();
+    this.#samples = [{ at: this.#startedAt, bytes: this.#bytes }];
     if (this.#mode === "bar") {
       import("cli-progress").then((m) => this.#lib = m.default, () => {});
     }
