@@ -22,7 +22,7 @@
 import type { CommandUnknownOpts, Option } from "@commander-js/extra-typings";
 import { listBaseModels } from "../model/base.ts";
 import { formatRef, sortUniqueRefs } from "../model/ref.ts";
-import { CAPABILITY_NAMES } from "../provider/contract.ts";
+import { longFlag, SETTINGS, type SettingSpec } from "../sync/settings.ts";
 import { listLocalModels } from "../repo/scan.ts";
 import type { Workspace } from "../sync/session.ts";
 
@@ -40,12 +40,13 @@ interface Node {
   choices: string[];
 }
 
-/** Values to offer after an option (`--progress <mode>`). */
+/** Values to offer after an option: commander's choices, or the settings table's. */
 function optionValues(o: Option): string[] | undefined {
   if (o.argChoices !== undefined) return [...o.argChoices];
-  if (o.long === "--progress") return ["auto", "bar", "plain", "json", "none"];
-  if (o.long === "--disable-cap") return [...CAPABILITY_NAMES];
-  return undefined;
+  const spec = (Object.values(SETTINGS) as SettingSpec<unknown>[]).find((s) =>
+    longFlag(s).name === o.long
+  );
+  return spec?.choices === undefined ? undefined : [...spec.choices];
 }
 
 function describeOptions(cmd: CommandUnknownOpts): Node["options"] {

@@ -18,7 +18,7 @@
  */
 import os from "node:os";
 import { UsageError } from "../errors.ts";
-import type { CapabilityName } from "../provider/contract.ts";
+import { CAPABILITY_NAMES, type CapabilityName } from "../provider/contract.ts";
 import { parseDisabledCaps } from "../provider/capabilities.ts";
 import { formatDuration, parseDuration } from "../duration.ts";
 import type { RepoConfig } from "../repo/config.ts";
@@ -265,6 +265,7 @@ export const SETTINGS = {
     env: ["MODELSYNC_DISABLE_CAP"],
     config: "disableCaps",
     defaultText: "none",
+    choices: CAPABILITY_NAMES,
     repeatable: true,
     parse: parseCaps,
     fallback: () => [],
