@@ -25,7 +25,7 @@ Deno.test("status works with the datastore directory removed and lists changed f
   assert.equal(res.stderr, "", describe(res));
   assert.match(
     res.stdout,
-    /^audio\/clean\s+clean\nvision\/resnet\s+1 added, 1 modified, 1 deleted\n  M edit\.txt\n  D gone\.txt\n  A new\.txt\n$/,
+    /^audio\/clean\s+clean\nvision\/resnet\s+1 added, 1 modified, 1 deleted\n {2}M edit\.txt\n {2}D gone\.txt\n {2}A new\.txt\n$/,
     describe(res),
   );
   const doc = expectJson(expectCode(await a.run(["status", "--json"]), 0), "modelsync.status/1");
@@ -44,7 +44,7 @@ Deno.test("status --exit-code exits 0 when clean and 10 when anything changed", 
   expectCode(await a.run(["status"]), 0, "changes without --exit-code");
   await a.write("models/vpc/m1/a.txt", "changed");
   const changed = expectCode(await a.run(["status", "--exit-code"]), 10, "changed");
-  assert.match(changed.stdout, /  M a\.txt/, describe(changed));
+  assert.match(changed.stdout, / {2}M a\.txt/, describe(changed));
   assert.equal(changed.stderr, "", describe(changed));
 
   // With --remote, a datastore that moved on counts as a change too.

@@ -9,9 +9,11 @@ import { type CommandUnknownOpts, Option } from "@commander-js/extra-typings";
 import { SETTINGS, type SettingSpec } from "../sync/settings.ts";
 
 /** The exit codes of SPEC §6, for the end of every help page. */
-export const EXIT_CODES_HELP = `Exit codes: 0 ok, 1 unexpected, 2 usage or config, 3 not found, ` +
-  `4 conflict, 5 partial failure, 6 datastore, 10 changes (status --exit-code), ` +
-  `75 lock timeout, 130 interrupted. README.md, "Exit codes", explains each.`;
+export const EXIT_CODES_HELP = [
+  "Exit codes: 0 ok, 1 unexpected, 2 usage or config, 3 not found, 4 conflict,",
+  "  5 partial failure, 6 datastore, 10 changes (status --exit-code), 75 lock timeout,",
+  `  130 interrupted. README.md, "Exit codes", explains each.`,
+].join("\n");
 
 /** Examples, by command path (`lock status`). */
 const EXAMPLES: Record<string, string[]> = {

@@ -198,6 +198,10 @@ export async function runPush(
         reports.push(failureReport(model, err, Date.now() - started));
       }
     });
+    logger("sync").debug(
+      `${opts.operation}: ${candidates.length} local models, ${pending.size} with changes to ` +
+        `commit; the datastore lists ${listing.length} models.`,
+    );
     if (pending.size > 0) {
       const progress = new Progress(opts.operation, { mode: progressOutput(s.settings) });
       progress.start();
@@ -288,6 +292,10 @@ export async function runPull(
         reports.push(failureReport(model, err, 0));
       }
     }
+    logger("sync").debug(
+      `pull: the datastore lists ${listing.size} models; ${candidates.length} considered` +
+        `${sparse.length > 0 ? ` (models: ${sparse.join(", ")})` : ""}, ${pending.size} moved.`,
+    );
     if (pending.size > 0) {
       const progress = new Progress("pull", { mode: progressOutput(s.settings) });
       progress.start();
