@@ -21,7 +21,7 @@ import { z } from "zod";
 import { NotFoundError, UsageError } from "../errors.ts";
 import { pathProblem } from "../model/path.ts";
 import { refPatternProblem } from "../model/ref_pattern.ts";
-import { CAPABILITY_NAMES } from "../provider/contract.ts";
+import { CONFIG_KEYS, type ConfigKey, type ConfigKeySpec } from "./config_keys.ts";
 import { parseDuration } from "../duration.ts";
 import { type DatastoreConfig, localPath, parseDatastoreSpec } from "./datastore_spec.ts";
 
@@ -53,78 +53,7 @@ export const CONFIG_FILE = "modelsync.yaml";
 /** Default `dataDir`. */
 export const DEFAULT_DATA_DIR = "models";
 
-/** One `modelsync.yaml` key: its schema, what it expects, and its line in a new file. */
-export interface ConfigKeySpec {
-  schema: z.ZodType;
-  /** For messages: `"jobs" must be a whole number from 1 up`. */
-  expected: string;
-  /** Written commented out by `init`: an example value and what it does. */
-  template: { value: string; comment: string };
-}
-
-const durationSchema = z.union([z.string(), z.number().nonnegative()]);
-
-/**
- * Every key of `modelsync.yaml`. Adding a key is one entry here (options
- * that also have a flag name their key in `SETTINGS` of
- * `src/sync/settings.ts`).
- */
-export const CONFIG_KEYS = {
-  datastore: {
-    schema: z.union([z.string(), z.looseObject({ type: z.string().min(1) })]),
-    expected: `a spec string like "filesystem:/path" or a mapping with a non-empty "type"`,
-    template: { value: "filesystem:/srv/models", comment: "where the data is shared" },
-  },
-  dataDir: {
-    schema: z.string(),
-    expected: `a relative folder name such as "models"`,
-    template: { value: DEFAULT_DATA_DIR, comment: "folder holding TYPE/ID/..." },
-  },
-  exclude: {
-    schema: z.array(z.string().min(1)),
-    expected: `a list of glob patterns such as ["*.tmp"]`,
-    template: { value: "[]", comment: `never synced, e.g. ["*.tmp", "checkpoints/**"]` },
-  },
-  models: {
-    schema: z.array(z.string().min(1)),
-    expected: `a list of model refs or globs such as ["vision/*", "@acme/nlp/bert"]`,
-    template: {
-      value: "[]",
-      comment: `what a bare pull brings, e.g. ["vision/*"]; empty: every model`,
-    },
-  },
-  lockTimeout: {
-    schema: durationSchema,
-    expected: "a duration like 30s, 2m or 500ms",
-    template: { value: "60s", comment: "how long to wait for a lock" },
-  },
-  timeout: {
-    schema: durationSchema,
-    expected: "a duration like 30s, 2m or 500ms",
-    template: { value: "10m", comment: "deadline for a whole run (default: none)" },
-  },
-  jobs: {
-    schema: z.number().int().positive(),
-    expected: "a whole number from 1 up",
-    template: { value: "8", comment: "parallel transfers (default: what the datastore suggests)" },
-  },
-  disableCaps: {
-    schema: z.array(z.enum(CAPABILITY_NAMES)),
-    expected: `a list of capability names (${CAPABILITY_NAMES.join(", ")})`,
-    template: { value: "[]", comment: `capabilities forced off, e.g. ["scopedSync"]` },
-  },
-  holder: {
-    schema: z.string().min(1),
-    expected: "a non-empty string",
-    template: {
-      value: "ci-runner",
-      comment: "name recorded in locks and commits (default: $USER)",
-    },
-  },
-} as const satisfies Record<string, ConfigKeySpec>;
-
-/** A key of `modelsync.yaml`. */
-export type ConfigKey = keyof typeof CONFIG_KEYS;
+export { CONFIG_KEYS, type ConfigKey, type ConfigKeySpec } from "./config_keys.ts";
 
 const KNOWN_KEYS = Object.keys(CONFIG_KEYS) as ConfigKey[];
 
