@@ -210,7 +210,8 @@ export const SETTINGS = {
     help: "no colours (colours are used only on a terminal)",
     env: ["NO_COLOR", "MODELSYNC_NO_COLOR"],
     defaultText: "colour on a terminal",
-    parse: (raw, where) => !bool(raw, where),
+    // The flag is `--no-color`: commander reads it as color = false.
+    parse: bool,
     fromEnv: (value, name) =>
       value === "" ? undefined : name === "NO_COLOR" ? false : !bool(value, name),
     fallback: () => true,
