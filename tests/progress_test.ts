@@ -78,3 +78,37 @@ Deno.test("on a terminal, push draws a progress bar in bytes and files", async (
   assert.equal(out.code, 0, text);
   assert.match(text, /push \[[^\]]*\] \d+% \| \d\/5 files \| [\d.]+ KiB\/160\.0 KiB/, text);
 });
+
+Deno.test("on a terminal statuses are coloured, unless NO_COLOR or --no-color", async () => {
+  const script = await new Deno.Command("sh", { args: ["-c", "command -v script"] }).output();
+  if (!script.success) {
+    console.log("skipped: util-linux script(1) is not installed");
+    return;
+  }
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const tty = async (args: string, env: Record<string, string> = {}) => {
+    const out = await new Deno.Command("script", {
+      args: ["-qec", `${Deno.execPath()} run -A --quiet ${MAIN} ${args}`, "/dev/null"],
+      cwd: a.dir,
+      // Not the test's own environment: it may carry NO_COLOR.
+      clearEnv: true,
+      env: {
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+        HOME: Deno.env.get("HOME") ?? a.dir,
+        TERM: "xterm",
+        ...env,
+      },
+      stdin: "null",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, text);
+    return text;
+  };
+  await a.write("models/vpc/m1/a.txt", "1");
+  assert.match(await tty("push"), /\x1b\[32mpushed/);
+  await a.write("models/vpc/m1/a.txt", "2");
+  assert.match(await tty("status"), /\x1b\[33mM\x1b\[0m a\.txt/);
+  assert.doesNotMatch(await tty("--no-color status"), /\x1b\[3/);
+  assert.doesNotMatch(await tty("status", { NO_COLOR: "1" }), /\x1b\[3/);
+});
