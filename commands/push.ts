@@ -1,35 +1,25 @@
 /** `modelsync push`. @module */
-import { Command } from "@commander-js/extra-typings";
-import { formatReports } from "../src/sync/report.ts";
+import type { Command } from "@commander-js/extra-typings";
 import { type CliContext, parseRefs } from "./_context.ts";
-import { logFailures, syncJson } from "./_sync_output.ts";
+import { logFailures, syncJson, syncLines } from "./_sync_output.ts";
 
-/** Builds the `push` command. */
-export function pushCommand(ctx: CliContext) {
-  return new Command("push")
+/** Adds the `push` command. */
+export function pushCommand(parent: Command, ctx: CliContext) {
+  return parent.command("push")
     .description("upload and commit models with local changes (rebases when the datastore moved)")
-    .argument("[models...]", "models as TYPE/ID (default: every model with local changes)")
-    .option(
-      "--allow-delete",
-      "also delete in the datastore a model deleted here that is not named (MODELSYNC_ALLOW_DELETE)",
-    )
-    .action(async (models, opts) => {
-      const refs = parseRefs(models);
-      await ctx.withSession({ requireRepo: true }, async (s) => {
+    .argument("[models...]", "models as TYPE/ID or their folders (default: every changed model)")
+    .action(async (models) => {
+      const w = await ctx.workspace("required");
+      const refs = parseRefs(models, w, ctx.cwd);
+      await ctx.withSession("required", async (s) => {
         const { runPush } = await import("../src/sync/run.ts");
         const { requireRepo } = await import("../src/sync/session.ts");
-        const { resolveAllowDelete } = await import("../src/sync/delete_guard.ts");
-        const repo = requireRepo(s);
-        const r = await runPush(repo, {
+        const r = await runPush(requireRepo(s), {
           models: refs,
           operation: "push",
-          allowDelete: resolveAllowDelete({
-            flag: opts.allowDelete,
-            env: ctx.env,
-            config: repo.config,
-          }),
+          allowDelete: s.settings.allowDelete,
         });
-        ctx.emit(syncJson(r), formatReports(r.models));
+        ctx.emit(syncJson(r), syncLines(r, { verbose: s.settings.verbose, paint: ctx.paint() }));
         logFailures(r);
         ctx.setExit(r.exitCode);
       });

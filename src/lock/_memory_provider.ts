@@ -130,6 +130,7 @@ class MemoryLockHandle implements LockHandle {
       renewedAt: nowIso,
       ttlMs: req.ttlMs,
       nonce: crypto.randomUUID(),
+      ...(req.repo === undefined ? {} : { repo: req.repo }),
     };
     if (current === undefined) {
       this.#store.records.set(this.#name, record); // create-exclusive: nothing was there

@@ -59,7 +59,7 @@ export interface LockManagerOptions {
   /** Already read once by the caller (`readCapabilities`). */
   caps: Capabilities;
   /** Who we are, as written into lock records. */
-  holder: { holder: string; host: string; pid: number };
+  holder: { holder: string; host: string; pid: number; repo?: string };
   /** `"push"`, `"pull"`, `"flush"`, ... */
   operation: string;
   /** How long to wait for one lock (and the drain), from when the wait began. */

@@ -12,6 +12,9 @@ import type { z } from "zod";
 import type { Manifest } from "../model/manifest.ts";
 import type { ModelRef } from "../model/ref.ts";
 
+/** The datastore format this version reads and writes (`modelsync.json`: `{"format": 1}`). */
+export const DATASTORE_FORMAT = 1;
+
 /** What a datastore can do; plain data, read once per command by the lock manager. */
 export interface Capabilities {
   /** Per-model locks and per-model atomic commits are safe; the global lock is skipped. */
@@ -41,7 +44,17 @@ export interface CallOptions {
 
 /** The content of a blob to store. */
 export type BlobSource =
-  | { kind: "file"; path: string; size: number }
+  | {
+    kind: "file";
+    path: string;
+    size: number;
+    /**
+     * Optional progress hook: a provider that streams the file may call it
+     * with the number of bytes read as they are read. Providers that do not
+     * call it lose nothing but progress within the file.
+     */
+    onRead?: (bytes: number) => void;
+  }
   | { kind: "bytes"; bytes: Uint8Array };
 
 /** One model in a manifest listing: its ref and an opaque version token. */
@@ -70,6 +83,8 @@ export interface LockRequest {
   pid: number;
   operation: string;
   ttlMs: number;
+  /** The holder's repository directory, shown by `lock status` (optional). */
+  repo?: string;
 }
 
 /** A lock record as stored in the datastore. */
@@ -86,6 +101,11 @@ export interface LockRecord {
   ttlMs: number;
   /** Random per acquisition; release and force-release check it. */
   nonce: string;
+  /**
+   * The holder's repository directory. Written since this field was added;
+   * records written before have none, and readers must accept that.
+   */
+  repo?: string;
 }
 
 /** A lock record with the provider's judgement of it. */

@@ -29,6 +29,7 @@ export const storedLockRecordSchema: z.ZodType<LockRecord & { seq: number }, unk
   renewedAt: z.string(),
   ttlMs: z.number().int().positive(),
   nonce: z.string().min(1),
+  repo: z.string().optional(),
   seq: z.number().int().nonnegative().default(0),
 });
 
@@ -44,5 +45,6 @@ export function publicRecord(r: LockRecord): LockRecord {
     renewedAt: r.renewedAt,
     ttlMs: r.ttlMs,
     nonce: r.nonce,
+    ...(r.repo === undefined ? {} : { repo: r.repo }),
   };
 }

@@ -23,6 +23,11 @@ export const KNOWN_PROVIDER_TYPES: readonly string[] = ["filesystem", "s3", "pos
 /** Types named in the spec that a later version provides. */
 const NOT_YET = new Set(["postgres"]);
 
+/** The datastore types this version can open: the only ones a hint may offer. */
+export const AVAILABLE_PROVIDER_TYPES: readonly string[] = KNOWN_PROVIDER_TYPES.filter((t) =>
+  !NOT_YET.has(t)
+);
+
 /** Loads the provider module of a datastore type; UsageError for an unknown one. */
 export async function loadProviderModule(type: string): Promise<ProviderModule<unknown>> {
   if (type === "filesystem") {
@@ -35,12 +40,13 @@ export async function loadProviderModule(type: string): Promise<ProviderModule<u
   }
   if (NOT_YET.has(type)) {
     throw new UsageError(
-      `Datastore type ${type} is not available in this version of modelsync; use filesystem:/path.`,
+      `Datastore type ${type} is not available in this version of modelsync; use ` +
+        `${AVAILABLE_PROVIDER_TYPES.join(" or ")}.`,
     );
   }
   throw new UsageError(
     `Unknown datastore type ${JSON.stringify(type)}: use one of ` +
-      `${KNOWN_PROVIDER_TYPES.join(", ")}.`,
+      `${AVAILABLE_PROVIDER_TYPES.join(", ")}.`,
   );
 }
 
@@ -63,32 +69,43 @@ export function configProblem(error: z.ZodError, config: Record<string, unknown>
   return `"${key}": ${issue.message}`;
 }
 
+/** Options of {@linkcode createProvider}. */
+export interface CreateOptions {
+  /** Where the config came from, for messages: "modelsync.yaml" (default) or "--datastore". */
+  origin?: string;
+  /** Called once per datastore request by kind, e.g. "putBlob" (for `-v`). */
+  onCall?: (op: string) => void;
+}
+
 /**
  * Loads the module for `config.type`, validates the rest of the config with
  * its schema, and creates the provider, wrapped so that every call has a
- * deadline (`context.callTimeoutMs`). Config errors are UsageErrors (exit 2).
+ * deadline (`context.callTimeoutMs`). Config errors are UsageErrors (exit 2)
+ * naming where the config came from.
  */
 export async function createProvider(
   config: { type: string } & Record<string, unknown>,
   context: ProviderContext,
+  opts: CreateOptions = {},
 ): Promise<Provider> {
   const { type, ...rest } = config;
+  const where = opts.origin === undefined || opts.origin === "modelsync.yaml"
+    ? "datastore config in modelsync.yaml"
+    : `datastore given by ${opts.origin}`;
   if (typeof type !== "string" || type === "") {
     throw new UsageError(
-      `Invalid datastore config in modelsync.yaml: "type" is required (one of ` +
-        `${KNOWN_PROVIDER_TYPES.join(", ")}).`,
+      `Invalid ${where}: "type" is required (one of ${AVAILABLE_PROVIDER_TYPES.join(", ")}).`,
     );
   }
   const mod = await loadProviderModule(type);
   const parsed = mod.configSchema.safeParse(rest);
   if (!parsed.success) {
-    throw new UsageError(
-      `Invalid datastore config in modelsync.yaml: ${configProblem(parsed.error, rest)}.`,
-    );
+    throw new UsageError(`Invalid ${where}: ${configProblem(parsed.error, rest)}.`);
   }
   // Every call to any datastore gets a deadline, and idempotent calls retry
   // transient faults, in this one place (src/provider/guard.ts).
   return guardProvider(await mod.create(parsed.data, context), {
     callTimeoutMs: context.callTimeoutMs,
+    ...(opts.onCall ? { onCall: opts.onCall } : {}),
   });
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { NotFoundError, UsageError } from "../errors.ts";
-import { CONFIG_FILE, findRepo, loadConfig, writeConfig } from "./config.ts";
+import { CONFIG_FILE, ensureGitignore, findRepo, loadConfig, writeConfig } from "./config.ts";
 import { parseDatastoreSpec } from "./datastore_spec.ts";
 import { withTempDir } from "../_with_temp_dir.ts";
 
@@ -101,6 +101,17 @@ Deno.test("loadConfig reads every key and applies defaults", async () => {
       disableCaps: ["scopedSync"],
       holder: "ci",
       symlinks: "follow",
+      fileKeys: [
+        "datastore",
+        "dataDir",
+        "exclude",
+        "lockTimeout",
+        "timeout",
+        "jobs",
+        "disableCaps",
+        "holder",
+        "symlinks",
+      ],
     });
     await Deno.writeTextFile(
       join(dir, CONFIG_FILE),
@@ -110,6 +121,7 @@ Deno.test("loadConfig reads every key and applies defaults", async () => {
       datastore: { type: "filesystem", path: join(dir, "rel/store") },
       dataDir: "models",
       exclude: [],
+      fileKeys: ["datastore"],
     });
     await Deno.writeTextFile(join(dir, CONFIG_FILE), "datastore:\n  type: ftp\n  host: x\n");
     assert.deepEqual((await loadConfig(dir)).datastore, { type: "ftp", host: "x" });
@@ -127,8 +139,8 @@ Deno.test("config errors are one-line UsageErrors naming the problem and the rem
       "datastore: /x\ncolour: red\n",
       new RegExp(
         `^Invalid modelsync\\.yaml at ${file}: unknown key "colour"\\. Remove it or fix the ` +
-          `spelling \\(known keys: datastore, dataDir, exclude, symlinks, lockTimeout, timeout, ` +
-          `jobs, disableCaps, holder, allowDelete\\)\\.$`,
+          `spelling \\(known keys: datastore, dataDir, exclude, models, symlinks, lockTimeout, ` +
+          `timeout, jobs, disableCaps, holder, allowDelete\\)\\.$`,
       ),
     );
     await check(
@@ -175,6 +187,18 @@ Deno.test("loadConfig without modelsync.yaml is NotFoundError", async () => {
   });
 });
 
+Deno.test("ensureGitignore adds each missing entry once, in any spelling git accepts", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, ".gitignore"), "node_modules/\n/.modelsync");
+    assert.deepEqual(await ensureGitignore(dir, ["models/", ".modelsync/"]), ["models/"]);
+    assert.equal(
+      await Deno.readTextFile(join(dir, ".gitignore")),
+      "node_modules/\n/.modelsync\nmodels/\n",
+    );
+    assert.deepEqual(await ensureGitignore(dir, ["models/", ".modelsync/"]), []);
+  });
+});
+
 Deno.test("writeConfig creates the layout, is idempotent and never duplicates .gitignore", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, ".gitignore"), "node_modules/");
@@ -184,13 +208,13 @@ Deno.test("writeConfig creates the layout, is idempotent and never duplicates .g
     assert.match(yaml, /^datastore: filesystem:\/srv\/store$/m);
     assert.ok((await Deno.stat(join(dir, "models"))).isDirectory);
     assert.ok((await Deno.stat(join(dir, ".modelsync"))).isDirectory);
-    assert.equal(await Deno.readTextFile(join(dir, ".gitignore")), "node_modules/\n.modelsync/\n");
+    // .gitignore is init's business (ensureGitignore), not writeConfig's.
+    assert.equal(await Deno.readTextFile(join(dir, ".gitignore")), "node_modules/");
 
     // Same datastore, spelled differently: idempotent, file untouched.
     await writeConfig(dir, { datastore: "/srv/store" });
     await writeConfig(dir, { datastore: "filesystem:/srv/store" });
     assert.equal(await Deno.readTextFile(path), yaml);
-    assert.equal(await Deno.readTextFile(join(dir, ".gitignore")), "node_modules/\n.modelsync/\n");
 
     await usageError(
       writeConfig(dir, { datastore: "filesystem:/elsewhere" }),
@@ -214,7 +238,8 @@ Deno.test("writeConfig: custom dataDir, long paths on one line, no .gitignore ye
     assert.equal(config.dataDir, "data");
     assert.deepEqual(config.datastore, { type: "filesystem", path: long });
     assert.ok((await Deno.stat(join(dir, "data"))).isDirectory);
-    assert.equal(await Deno.readTextFile(join(dir, ".gitignore")), ".modelsync/\n");
+    // The other keys are listed, commented out, and the file still loads as written.
+    assert.match(yaml, /^# lockTimeout: 60s +# how long to wait for a lock$/m, yaml);
     await usageError(writeConfig(dir, { datastore: long, dataDir: "../x" }), /Invalid data folder/);
   });
 });

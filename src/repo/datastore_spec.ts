@@ -16,7 +16,8 @@ export interface DatastoreConfig {
   [key: string]: unknown;
 }
 
-const SPEC_HELP = "Use filesystem:/path, s3://bucket/prefix or postgres://host/db.";
+// Only the types this version opens (postgres:// is recognised, then refused as not yet available).
+const SPEC_HELP = "Use filesystem:/path, a plain path, or s3://bucket/prefix.";
 
 /**
  * Parses a datastore spec. Relative filesystem paths resolve against
@@ -29,11 +30,16 @@ const SPEC_HELP = "Use filesystem:/path, s3://bucket/prefix or postgres://host/d
  * parseDatastoreSpec("s3://bucket/team/models", "/repo"); // { type: "s3", bucket: "bucket", prefix: "team/models" }
  * ```
  */
-export function parseDatastoreSpec(spec: string, baseDir: string): DatastoreConfig {
+export function parseDatastoreSpec(
+  spec: string,
+  baseDir: string,
+  /** Where the spec came from, for messages: `--datastore`, `MODELSYNC_DATASTORE`, … */
+  what = "datastore",
+): DatastoreConfig {
   const text = spec.trim();
-  if (text === "") throw new UsageError(`Invalid datastore "": it is empty. ${SPEC_HELP}`);
+  if (text === "") throw new UsageError(`Invalid ${what} "": it is empty. ${SPEC_HELP}`);
   const bad = (why: string) =>
-    new UsageError(`Invalid datastore ${JSON.stringify(redactSpec(spec))}: ${why}. ${SPEC_HELP}`);
+    new UsageError(`Invalid ${what} ${JSON.stringify(redactSpec(spec))}: ${why}. ${SPEC_HELP}`);
   const lower = text.toLowerCase();
   if (lower.startsWith("file://")) {
     let url: URL;
@@ -78,6 +84,9 @@ export function localPath(path: string, baseDir: string): string {
 }
 
 function parseS3(text: string, bad: (why: string) => UsageError): DatastoreConfig {
+  if (text.includes("#")) {
+    throw bad("it has a #fragment, which S3 has no use for (percent-encode a # in a key as %23)");
+  }
   const rest = text.slice("s3://".length);
   const q = rest.indexOf("?");
   const location = q < 0 ? rest : rest.slice(0, q);
@@ -89,6 +98,11 @@ function parseS3(text: string, bad: (why: string) => UsageError): DatastoreConfi
   const bucket = slash < 0 ? location : location.slice(0, slash);
   const prefix = slash < 0 ? "" : location.slice(slash + 1).replace(/^\/+|\/+$/g, "");
   if (bucket === "") throw bad("it names no bucket");
+  if (
+    prefix.split("/").some((seg) => seg === "." || seg === ".." || (seg === "" && prefix !== ""))
+  ) {
+    throw bad(`its prefix "${prefix}" has an empty, "." or ".." segment; name the prefix plainly`);
+  }
   const out: DatastoreConfig = { type: "s3", bucket, prefix };
   // Extra settings such as ?endpoint=…&region=… become provider keys.
   if (q >= 0) {

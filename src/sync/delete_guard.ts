@@ -6,39 +6,17 @@
  * model is reported `delete-pending` and nothing is committed. Deleting some
  * files of a model stays an ordinary change.
  *
- * @example
- * ```ts
- * import { resolveAllowDelete } from "./delete_guard.ts";
- * console.log(resolveAllowDelete({ flag: undefined, env: { MODELSYNC_ALLOW_DELETE: "1" } })); // true
- * ```
+ * `--allow-delete` is resolved with the other settings (`src/sync/settings.ts`).
+ *
  * @module
  */
-import { ExitCode, UsageError } from "../errors.ts";
+import { ExitCode } from "../errors.ts";
 import type { BaseState } from "../model/base.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { matchesExclude } from "../repo/exclude.ts";
 import type { PackedScan } from "../repo/packed_scan.ts";
 import type { ScanResult } from "../repo/scan.ts";
 import type { ModelReport } from "./report.ts";
-
-/** The environment variable of `--allow-delete`. */
-export const ALLOW_DELETE_ENV = "MODELSYNC_ALLOW_DELETE";
-
-/** `--allow-delete` > `MODELSYNC_ALLOW_DELETE` (1 or 0) > `allowDelete` in modelsync.yaml > off. */
-export function resolveAllowDelete(src: {
-  flag: boolean | undefined;
-  env: Record<string, string | undefined>;
-  config?: { allowDelete?: boolean };
-}): boolean {
-  if (src.flag === true) return true;
-  const e = src.env[ALLOW_DELETE_ENV];
-  if (e !== undefined && e !== "") {
-    if (/^(1|true|yes|on)$/i.test(e)) return true;
-    if (/^(0|false|no|off)$/i.test(e)) return false;
-    throw new UsageError(`Invalid ${ALLOW_DELETE_ENV}=${JSON.stringify(e)}: use 1 or 0.`);
-  }
-  return src.config?.allowDelete ?? false;
-}
 
 /**
  * True when the local model holds no file while its base names some that

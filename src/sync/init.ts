@@ -1,6 +1,7 @@
 /**
- * `init`: creates the datastore marker, then writes modelsync.yaml and the
- * local folders. Idempotent; a failed init leaves no modelsync.yaml behind.
+ * `init`: creates the datastore marker, then writes modelsync.yaml, the
+ * local folders and the .gitignore entries. Idempotent; a failed init leaves
+ * no modelsync.yaml behind.
  *
  * @module
  */
@@ -19,7 +20,7 @@ import {
   writeTextAtomic,
 } from "../repo/config.ts";
 import { parseDatastoreSpec } from "../repo/datastore_spec.ts";
-import { type GlobalFlags, resolveSettings } from "./settings.ts";
+import type { Workspace } from "./session.ts";
 
 /** The `init` result. */
 export interface InitResult {
@@ -27,6 +28,8 @@ export interface InitResult {
   repo: string;
   config: string;
   datastore: { type: string; location: string };
+  /** Lines added to .gitignore (none when present already, or with --no-gitignore). */
+  gitignoreAdded: string[];
 }
 
 /**
@@ -42,14 +45,10 @@ export interface InitResult {
  * init added its missing datastore and then failed, its old text is put back.
  */
 export async function runInit(
-  opts: {
-    flags: GlobalFlags;
-    env: Record<string, string | undefined>;
-    cwd: string;
-    signal: AbortSignal;
-  },
+  w: Workspace,
+  opts: { cwd: string; gitignore: boolean },
 ): Promise<InitResult> {
-  const settings = resolveSettings({ flags: opts.flags, env: opts.env });
+  const { settings } = w;
   const repoDir = path.resolve(opts.cwd, settings.repo ?? ".");
   const configPath = path.join(repoDir, CONFIG_FILE);
   const before = await readIfExists(configPath);
@@ -61,7 +60,7 @@ export async function runInit(
     );
   }
   const datastore = settings.datastore !== undefined
-    ? parseDatastoreSpec(settings.datastore, repoDir)
+    ? parseDatastoreSpec(settings.datastore, repoDir, w.origins.datastore.name)
     : (await loadConfig(repoDir)).datastore;
   const provider = await createProvider(datastore, {
     callTimeoutMs: settings.callTimeoutMs,
@@ -69,6 +68,8 @@ export async function runInit(
     pid: process.pid,
     skewMarginMs: SKEW_MARGIN_MS,
     baseDir: repoDir,
+  }, {
+    origin: w.origins.datastore.source === "file" ? "modelsync.yaml" : w.origins.datastore.name,
   });
   try {
     // An existing file is checked against the spec before the datastore is touched.
@@ -76,27 +77,43 @@ export async function runInit(
       await writeConfig(repoDir, { datastore: settings.datastore });
     }
     try {
-      await provider.init({ signal: opts.signal });
+      await provider.init({ signal: w.signal });
     } catch (err) {
       if (exists && (await readIfExists(configPath)) !== before) {
         await writeTextAtomic(configPath, before);
       }
       throw err;
     }
-    if (exists) await ensureGitignore(repoDir);
-    else {
+    if (!exists) {
       await Deno.mkdir(repoDir, { recursive: true });
       await writeConfig(repoDir, { datastore: settings.datastore! });
     }
+    const config = await loadConfig(repoDir);
+    const gitignoreAdded = opts.gitignore
+      ? await ensureGitignore(repoDir, [`${config.dataDir}/`, ".modelsync/"])
+      : [];
     return {
       schema: "modelsync.init/1",
       repo: repoDir,
       config: configPath,
       datastore: provider.describe(),
+      gitignoreAdded,
     };
   } finally {
     await provider.close();
   }
+}
+
+/** Human lines for `init`. */
+export function formatInit(r: InitResult): string[] {
+  // A URL location (s3://…) names its type already; a path does not.
+  const { type, location } = r.datastore;
+  const where = location.includes("://") ? location : `${type}:${location}`;
+  const lines = [`Initialised ${r.repo} with datastore ${where}`];
+  if (r.gitignoreAdded.length > 0) {
+    lines.push(`Added ${r.gitignoreAdded.join(" and ")} to .gitignore`);
+  }
+  return lines;
 }
 
 async function readIfExists(file: string): Promise<string | undefined> {

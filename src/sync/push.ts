@@ -191,7 +191,8 @@ export async function pushModel(
     return {
       model: key,
       status: !needsCommit ? "unchanged" : committed?.files.length === 0 ? "deleted" : "pushed",
-      files: uploaded.files,
+      files: committed?.files.length ?? target.size,
+      uploaded: uploaded.files,
       bytes: uploaded.bytes,
       generation,
       ms: Date.now() - started,

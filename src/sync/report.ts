@@ -60,8 +60,13 @@ export interface SavedCopies {
 export interface ModelReport {
   model: string;
   status: ModelStatus;
-  /** Files uploaded (push) or written/removed locally (pull). */
+  /**
+   * Push and flush: files in the model as committed (or, unchanged, as
+   * synced). Pull: files written or removed in the working tree.
+   */
   files: number;
+  /** Push and flush: blobs uploaded (distinct contents the datastore lacked). */
+  uploaded?: number;
   /** Bytes uploaded (push) or downloaded (pull). */
   bytes: number;
   /** The generation now committed (push) or landed (pull); null when none. */
@@ -199,21 +204,38 @@ export function exitCodeFor(reports: readonly ModelReport[]): number {
   return codes.size === 1 ? [...codes][0] : ExitCode.partial;
 }
 
-/** Human lines, one per model. */
-export function formatReports(reports: readonly ModelReport[]): string[] {
+/** `1 file`, `2 files`. */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/**
+ * Human lines, one per model. A failed model's error is not repeated here:
+ * the command prints each error once on stderr.
+ */
+export function formatReports(
+  reports: readonly ModelReport[],
+  opts: { paint?: { status(status: string, text: string): string } } = {},
+): string[] {
   if (reports.length === 0) return ["No models."];
   const width = Math.max(8, ...reports.map((r) => r.model.length));
   const statusWidth = Math.max(14, ...reports.map((r) => r.status.length + 2));
   return reports.map((r) => {
-    const parts = [pad(r.status, statusWidth) + pad(r.model, width)];
+    const status = pad(r.status, statusWidth);
+    const parts = [
+      (opts.paint ? opts.paint.status(r.status, status) : status) + pad(r.model, width),
+    ];
     if (r.generation !== null) parts.push(`generation ${r.generation}`);
-    if (r.status !== "unchanged" || r.files > 0) {
-      parts.push(`${r.files} files`, formatBytes(r.bytes));
+    if (OK.has(r.status) && (r.status !== "unchanged" || r.files > 0)) {
+      parts.push(plural(r.files, "file"));
+      if (r.uploaded !== undefined && r.status !== "unchanged") {
+        parts.push(`${plural(r.uploaded, "blob")} uploaded (${formatBytes(r.bytes)})`);
+      } else if (r.status !== "unchanged") parts.push(formatBytes(r.bytes));
     }
     parts.push(`${r.ms} ms`);
     if (r.rebased) parts.push("(rebased)");
     let line = parts.join("  ");
-    if (r.error !== undefined) line += `\n  ${r.error}`;
+    // The error itself is printed once, on stderr (logFailures).
     if (r.warning !== undefined) line += `\n  warning: ${r.warning}`;
     if (r.conflicts !== undefined && r.conflicts.length > 0 && r.error === undefined) {
       line += `\n  conflicts: ${listPaths(r.conflicts)}`;

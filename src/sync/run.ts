@@ -9,6 +9,7 @@ import { NotFoundError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { type BaseState, listBaseModels, readBase, writeBase } from "../model/base.ts";
 import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
+import { matchesRefPatterns } from "../model/ref_pattern.ts";
 import { LockManager, type LockPath } from "../lock/mod.ts";
 import { cleanTmp } from "../repo/apply.ts";
 import { acquireRepoLock } from "../repo/repo_lock.ts";
@@ -16,7 +17,7 @@ import { assertDataDir, listLocalModels, type ScanResult } from "../repo/scan.ts
 import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
 import { hasPackedChanges, type PackedScan, unpackScan } from "../repo/packed_scan.ts";
 import path from "node:path";
-import { Progress } from "./progress.ts";
+import { Progress, progressOutput } from "./progress.ts";
 import { modelDir, uploadMissing } from "./transfer.ts";
 import { pushModel } from "./push.ts";
 import { pullModel, type Resolution } from "./pull.ts";
@@ -42,7 +43,7 @@ function lockManager(s: RepoSession, operation: string): LockManager {
   return new LockManager({
     provider: s.provider,
     caps: s.capabilities.caps,
-    holder: s.identity,
+    holder: { ...s.identity, repo: s.repoDir },
     operation,
     lockTimeoutMs: s.settings.lockTimeoutMs,
     ttlMs: s.settings.lockTtlMs,
@@ -116,7 +117,7 @@ function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
   }));
   return uploadMissing(s, items, {
     signal: s.signal,
-    progress: new Progress("push", { enabled: false }),
+    progress: new Progress("push", { mode: "none" }),
   });
 }
 
@@ -188,7 +189,8 @@ export async function runPush(
           reports.push({
             model: formatRef(model),
             status: "unchanged",
-            files: 0,
+            files: pre.files,
+            uploaded: 0,
             bytes: 0,
             generation: pre.generation,
             ms: Date.now() - started,
@@ -227,7 +229,8 @@ export async function runPush(
           reports.push({
             model: formatRef(model),
             status: moved.files > 0 ? "pushed" : "unchanged",
-            files: moved.files,
+            files: full.files.size,
+            uploaded: moved.files,
             bytes: moved.bytes,
             generation: base?.generation ?? null,
             ms: Date.now() - started,
@@ -237,8 +240,12 @@ export async function runPush(
         reports.push(failureReport(model, err, Date.now() - started));
       }
     });
+    logger("sync").debug(
+      `${opts.operation}: ${candidates.length} local models, ${pending.size} with changes to ` +
+        `commit; the datastore lists ${listing.length} models.`,
+    );
     if (pending.size > 0) {
-      const progress = new Progress(opts.operation, { enabled: !s.settings.quiet });
+      const progress = new Progress(opts.operation, { mode: progressOutput(s.settings) });
       progress.start();
       try {
         const changed = [...pending.values()].map((p) => p.scan.model);
@@ -285,8 +292,13 @@ export async function runPull(
       (await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]),
     );
     const named = opts.models !== undefined && opts.models.length > 0;
+    // A sparse repository (models: in modelsync.yaml) brings only the models
+    // it names, plus the ones it already synced.
+    const sparse = s.config.models ?? [];
     const candidates = named ? sortUniqueRefs(opts.models!) : sortUniqueRefs([
-      ...[...listing.values()].map((l) => l.model),
+      ...[...listing.values()].map((l) => l.model).filter((m) =>
+        sparse.length === 0 || matchesRefPatterns(formatRef(m), sparse)
+      ),
       ...synced,
     ]);
     const reports: ModelReport[] = [];
@@ -331,8 +343,12 @@ export async function runPull(
         reports.push(failureReport(model, err, 0));
       }
     }
+    logger("sync").debug(
+      `pull: the datastore lists ${listing.size} models; ${candidates.length} considered` +
+        `${sparse.length > 0 ? ` (models: ${sparse.join(", ")})` : ""}, ${pending.size} moved.`,
+    );
     if (pending.size > 0) {
-      const progress = new Progress("pull", { enabled: !s.settings.quiet });
+      const progress = new Progress("pull", { mode: progressOutput(s.settings) });
       progress.start();
       try {
         const models = candidates.filter((m) => pending.has(formatRef(m)));

@@ -12,7 +12,7 @@ import { formatRef, type ModelRef } from "../model/ref.ts";
 import { matchesExclude } from "../repo/exclude.ts";
 import { type LocalFile, scanModel, type ScanResult, type Unsyncable } from "../repo/scan.ts";
 import { printable } from "../provider/stale.ts";
-import type { RepoSession } from "./session.ts";
+import type { RepoWorkspace } from "./session.ts";
 import { type FileState, sameState } from "./three_way.ts";
 import type { LandingState } from "../model/landing.ts";
 import type { StoredManifest } from "../provider/contract.ts";
@@ -104,7 +104,7 @@ export function localStates(
 
 /** Scans one model of the session's repository against its base. */
 export function scanAgainst(
-  s: RepoSession,
+  s: RepoWorkspace,
   model: ModelRef,
   opts: { base: BaseState | null; signal?: AbortSignal },
 ): Promise<ScanResult> {

@@ -15,9 +15,12 @@ import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
 import { listLocalModels, type ScanResult } from "../repo/scan.ts";
 import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
 import { unpackScan } from "../repo/packed_scan.ts";
-import type { ManifestListing } from "../provider/contract.ts";
+import type { ManifestListing, Provider } from "../provider/contract.ts";
+import { matchesRefPatterns } from "../model/ref_pattern.ts";
 import { runPool } from "../async.ts";
-import type { RepoSession } from "./session.ts";
+import { ExitCode } from "../errors.ts";
+import { printable } from "../provider/stale.ts";
+import type { RepoWorkspace } from "./session.ts";
 import { describeUnsyncable, isRollback, refreshedBase, scanAgainst } from "./states.ts";
 import { requireDataDir } from "./data_dir.ts";
 
@@ -54,12 +57,20 @@ export interface StatusResult {
   models: ModelStatusReport[];
 }
 
-/** Computes the status of the named models, or of every local or synced model. */
+/** Exit code of `status --exit-code` when anything changed (README, "Exit codes"). */
+export const CHANGES_EXIT_CODE = 10;
+
+/**
+ * Computes the status of the named models, or of every local or synced
+ * model. Offline unless `remote` is given: then the datastore is listed once
+ * (models outside `models:` of modelsync.yaml only if named or synced here).
+ */
 export async function runStatus(
-  s: RepoSession,
-  opts: { models?: ModelRef[]; remote: boolean },
+  s: RepoWorkspace,
+  opts: { models?: ModelRef[]; remote?: Provider },
 ): Promise<StatusResult> {
   await requireDataDir(s.repoDir, s.config.dataDir);
+  const provider = opts.remote;
   let models: ModelRef[];
   const named = opts.models !== undefined && opts.models.length > 0;
   if (named) models = sortUniqueRefs(opts.models!);
@@ -68,13 +79,22 @@ export async function runStatus(
     for (const w of local.warnings) logger("repo").warn(w);
     models = sortUniqueRefs([...local.models, ...await listBaseModels(s.repoDir)]);
   }
-  const listing = opts.remote
+  if (provider === undefined) {
+    logger("sync").debug(
+      "status: local changes only; the datastore is not opened (--remote opens it).",
+    );
+  }
+  const listing = provider
     ? new Map(
-      (await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]),
+      (await provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]),
     )
     : undefined;
   if (listing !== undefined && !named) {
-    models = sortUniqueRefs([...models, ...[...listing.values()].map((l) => l.model)]);
+    const sparse = s.config.models;
+    const remoteOnly = [...listing.values()].map((l) => l.model).filter((m) =>
+      sparse === undefined || sparse.length === 0 || matchesRefPatterns(formatRef(m), sparse)
+    );
+    models = sortUniqueRefs([...models, ...remoteOnly]);
   }
   // Many models: scanned on worker threads, as push does (src/repo/scan_pool.ts).
   const workers = named ? 0 : scanWorkerCount(models.length);
@@ -107,7 +127,9 @@ export async function runStatus(
           base: pre.generation,
           unsyncable: [],
         };
-        if (listing !== undefined) report.remote = await remoteState(s, model, base, listing);
+        if (listing !== undefined) {
+          report.remote = await remoteState(s, provider!, { model, base, listing });
+        }
         return report;
       }
       const base = pre?.kind === "scanned" ? pre.base : await readBase(s.repoDir, model);
@@ -133,7 +155,9 @@ export async function runStatus(
       if (clean && landing === null && scan.hashed > 0 && base !== null) {
         refresh.push({ model, base, scan });
       }
-      if (listing !== undefined) report.remote = await remoteState(s, model, base, listing);
+      if (listing !== undefined) {
+        report.remote = await remoteState(s, provider!, { model, base, listing });
+      }
       return report;
     },
   );
@@ -143,17 +167,21 @@ export async function runStatus(
 
 /** How the datastore's state of a model compares with the base. */
 async function remoteState(
-  s: RepoSession,
-  model: ModelRef,
-  base: { generation: number; version: string } | null,
-  listing: ReadonlyMap<string, ManifestListing>,
+  s: RepoWorkspace,
+  provider: Provider,
+  at: {
+    model: ModelRef;
+    base: { generation: number; version: string } | null;
+    listing: ReadonlyMap<string, ManifestListing>;
+  },
 ): Promise<NonNullable<ModelStatusReport["remote"]>> {
+  const { model, base, listing } = at;
   const listed = listing.get(formatRef(model));
   if (listed === undefined) return { generation: null, state: "absent" };
   if (base !== null && listed.version === base.version) {
     return { generation: base.generation, state: "same" };
   }
-  const remote = await s.provider.getManifest(model, { signal: s.signal });
+  const remote = await provider.getManifest(model, { signal: s.signal });
   const generation = remote?.manifest.generation ?? null;
   // The same generation under a new token with the same files (a copied
   // datastore) is the same state; with other files it went back.
@@ -179,7 +207,7 @@ async function remoteState(
  * the repository (status never waits for one).
  */
 async function refreshBases(
-  s: RepoSession,
+  s: RepoWorkspace,
   items: readonly { model: ModelRef; base: BaseState; scan: ScanResult }[],
 ): Promise<void> {
   if (items.length === 0) return;
@@ -223,11 +251,37 @@ function withoutLanded(
   };
 }
 
-/** Human lines for `status`. */
-export function formatStatus(result: StatusResult): string[] {
+/**
+ * `status --exit-code`: {@linkcode CHANGES_EXIT_CODE} when a model has
+ * local changes or, with --remote, the datastore differs from what was
+ * synced here; else 0.
+ */
+export function statusExitCode(result: StatusResult): number {
+  const changed = result.models.some((m) =>
+    m.local.added.length + m.local.modified.length + m.local.deleted.length > 0 ||
+    (m.remote !== undefined && m.remote.state !== "same" &&
+      !(m.remote.state === "absent" && m.base === null))
+  );
+  return changed ? CHANGES_EXIT_CODE : ExitCode.ok;
+}
+
+/** Colours for `status` lines. */
+export interface StatusPaint {
+  status(kind: string, text: string): string;
+}
+
+const PLAIN: StatusPaint = { status: (_k, t) => t };
+
+/**
+ * Human lines for `status`: a line per model, and under a changed one a
+ * line per file, `A` added, `M` modified, `D` deleted (as `git status
+ * --short`), sorted by path.
+ */
+export function formatStatus(result: StatusResult, opts: { paint?: StatusPaint } = {}): string[] {
+  const paint = opts.paint ?? PLAIN;
   if (result.models.length === 0) return ["No models."];
   const width = Math.max(...result.models.map((m) => m.model.length));
-  return result.models.map((m) => {
+  return result.models.flatMap((m) => {
     const { added, modified, deleted } = m.local;
     const changed = added.length + modified.length + deleted.length > 0;
     const bad = m.unsyncable ?? [];
@@ -235,10 +289,10 @@ export function formatStatus(result: StatusResult): string[] {
       ? ""
       : `; ${bad.length} cannot be synced (push refuses the model): ${describeUnsyncable(bad)}`;
     if (!changed && m.base === null && m.remote?.state === "new" && unsynced === "") {
-      return `${
-        m.model.padEnd(width)
-      }  only in the datastore (generation ${m.remote.generation}); ` +
-        `"modelsync pull ${m.model}" brings it here`;
+      return [
+        `${m.model.padEnd(width)}  only in the datastore (generation ${m.remote.generation}); ` +
+        `"modelsync pull ${m.model}" brings it here`,
+      ];
     }
     const local = m.wholeModelDeleted
       ? `deleted here (${deleted.length} ${
@@ -265,6 +319,14 @@ export function formatStatus(result: StatusResult): string[] {
         ? "; not in the datastore"
         : "; remote same";
     }
-    return line + unsynced;
+    const files = [
+      ...added.map((p) => ["A", p] as const),
+      ...modified.map((p) => ["M", p] as const),
+      ...deleted.map((p) => ["D", p] as const),
+    ].sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+    return [
+      line + unsynced,
+      ...files.map(([k, p]) => `  ${paint.status(k, k)} ${printable(p, Infinity)}`),
+    ];
   });
 }

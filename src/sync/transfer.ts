@@ -55,13 +55,35 @@ export async function uploadMissing(
   await runPool(missing, { jobs: s.jobs, signal }, async (it) => {
     if (performance.now() - lastBreath >= BREATHE_EVERY_MS) await breathe();
     if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, signal);
-    await s.provider.putBlob(it.sha256, { kind: "file", path: it.file, size: it.size }, {
-      signal,
-    });
+    const tracked = opts.progress.track(it.size);
+    await s.provider.putBlob(it.sha256, {
+      kind: "file",
+      path: it.file,
+      size: it.size,
+      onRead: tracked.bytes,
+    }, { signal });
+    tracked.done();
     bytes += it.size;
-    opts.progress.advance(1, it.size);
   });
   return { files: missing.length, bytes };
+}
+
+/** Downloads from this size up report progress chunk by chunk. */
+const STREAM_PROGRESS_BYTES = 1024 * 1024;
+
+/** Passes `body` through, reporting each chunk's size to `onBytes` (download progress). */
+function counted(
+  body: ReadableStream<Uint8Array>,
+  onBytes: (n: number) => void,
+): ReadableStream<Uint8Array> {
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctrl) {
+        onBytes(chunk.byteLength);
+        ctrl.enqueue(chunk);
+      },
+    }),
+  );
 }
 
 /** How long uploads that never wait for I/O may hold the event loop. */
@@ -131,13 +153,16 @@ export async function landRemote(
           { cause: err },
         );
       });
-      const tmp = await downloadToTmp(s.repoDir, stream, st, {
+      const tracked = opts.progress.track(st.size);
+      // Small files complete at once: only large ones are counted as they stream.
+      const body = st.size >= STREAM_PROGRESS_BYTES ? counted(stream, tracked.bytes) : stream;
+      const tmp = await downloadToTmp(s.repoDir, body, st, {
         signal: opts.signal,
         what: { model, path: p },
       });
+      tracked.done();
       tmpFiles.push(tmp);
       bytes += st.size;
-      opts.progress.advance(1, st.size);
       return tmp;
     });
     const fetched = new Map(blobs.map((p, i) => [p, downloads[i]]));

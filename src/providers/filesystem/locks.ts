@@ -145,6 +145,7 @@ class FsLockHandle implements LockHandle {
         renewedAt: at,
         ttlMs: req.ttlMs,
         nonce,
+        ...(req.repo === undefined ? {} : { repo: req.repo }),
         seq: 0,
       };
       if (await this.#create(record, signal)) {

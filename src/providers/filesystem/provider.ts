@@ -37,6 +37,7 @@ import type {
   ProviderContext,
   StoredManifest,
 } from "../../provider/contract.ts";
+import { DATASTORE_FORMAT } from "../../provider/contract.ts";
 import {
   fsFail,
   isLocalDisk,
@@ -55,7 +56,7 @@ import { runProbe } from "./probe.ts";
 /** Name of the datastore marker file. */
 export const MARKER = "modelsync.json";
 /** The datastore format this code reads and writes. */
-export const FORMAT = 1;
+export const FORMAT = DATASTORE_FORMAT;
 
 /** A datastore in a directory. */
 export class FilesystemProvider implements Provider {

@@ -353,7 +353,7 @@ export class S3BlobStore {
 
   async #putMultipart(
     hash: string,
-    source: { path: string; size: number },
+    source: { path: string; size: number; onRead?: (bytes: number) => void },
     signal?: AbortSignal,
   ): Promise<void> {
     // An existing blob is never rewritten; checking first also saves the upload.
@@ -402,6 +402,7 @@ export class S3BlobStore {
           { abortSignal: signal, requestTimeout: this.#a.timeoutFor(got) },
         );
         parts.push({ PartNumber: n, ETag: up.ETag, ChecksumSHA256: partHash });
+        source.onRead?.(got); // progress: one more part is stored
         if (got < partSize) break;
       }
       // Never complete an object whose content does not hash to its name.
@@ -520,7 +521,7 @@ function verify(hash: string, got: string, size: number, what: string, expectSiz
 async function* checkedChunks(
   file: Deno.FsFile,
   hash: string,
-  source: { path: string; size: number },
+  source: { path: string; size: number; onRead?: (bytes: number) => void },
   onMismatch: (err: ContentChangedError) => void,
   signal?: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
@@ -536,7 +537,10 @@ async function* checkedChunks(
     total += n;
     if (total > source.size) break; // grew: fails the check below
     h.update(chunk);
-    if (held !== undefined) yield held;
+    if (held !== undefined) {
+      yield held;
+      source.onRead?.(held.byteLength); // progress: the chunk was taken by the request
+    }
     held = chunk;
   }
   try {

@@ -101,7 +101,10 @@ export const s3ConfigSchema: z.ZodType<S3Config> = z.object({
   bucket: z.string().min(1).regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
     message: "not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)",
   }),
-  prefix: z.string().default("").transform((p) => p.replace(/^\/+|\/+$/g, "")),
+  prefix: z.string().default("").transform((p) => p.replace(/^\/+|\/+$/g, "")).refine(
+    (p) => p === "" || p.split("/").every((seg) => seg !== "" && seg !== "." && seg !== ".."),
+    { message: `has an empty, "." or ".." segment; name the prefix plainly` },
+  ),
   region: z.string().min(1).optional(),
   endpoint: z.url({ protocol: /^https?$/, message: "not an http(s) URL" })
     .refine((u) => !endpointHasCredentials(u), {

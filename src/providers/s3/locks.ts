@@ -139,6 +139,7 @@ export class S3LockStore {
       renewedAt: at,
       ttlMs: req.ttlMs,
       nonce: randomBytes(16).toString("hex"),
+      ...(req.repo === undefined ? {} : { repo: req.repo }),
       seq: 0,
     };
     let last: Read | null = null;

@@ -37,6 +37,7 @@ import type {
   ProviderContext,
   StoredManifest,
 } from "../../provider/contract.ts";
+import { DATASTORE_FORMAT } from "../../provider/contract.ts";
 import { type BlobArea, S3BlobStore } from "./blobs.ts";
 import {
   isAccessDenied,
@@ -60,7 +61,7 @@ import { runProbe } from "./probe.ts";
 /** Name of the datastore marker object. */
 export const MARKER = "modelsync.json";
 /** The datastore format this code reads and writes. */
-export const FORMAT = 1;
+export const FORMAT = DATASTORE_FORMAT;
 /** Transfers at once. */
 export const MAX_CONCURRENCY = 16;
 
