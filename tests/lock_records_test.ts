@@ -82,11 +82,11 @@ Deno.test("a lock record claiming a 10-year ttl or a renewal years ahead is corr
   for (const c of cases) {
     const row = rows.get(c.model);
     assert.equal(row?.holder, "unknown (corrupt record)", JSON.stringify(row));
-    assert.equal(row?.state, "live", JSON.stringify(row));
+    assert.equal(row?.state, "corrupt", JSON.stringify(row));
   }
   const waited = await repo.run(["push", "--lock-timeout", "500ms", "vpc/ttl"]);
   expectCode(waited, 75, "push behind a fresh corrupt record");
-  assert.match(waited.stderr, /held by unknown \(corrupt record\)/, describe(waited));
+  assert.match(waited.stderr, /held by a corrupt lock record/, describe(waited));
 
   // Unchanged for an hour: stale, with the reason, and taken over by a push.
   const hourAgo = new Date(Date.now() - 3_600_000);
@@ -100,7 +100,11 @@ Deno.test("a lock record claiming a 10-year ttl or a renewal years ahead is corr
     assert.match(row?.staleReason ?? "", c.why, JSON.stringify(row));
   }
   const text = expectCode(await repo.run(["lock", "status"]), 0, "lock status (text)");
-  assert.match(text.stdout, /vpc\/ttl .*STALE \(corrupt record \(it claims a ttl/, describe(text));
+  assert.match(
+    text.stdout,
+    /vpc\/ttl\s+stale\s+corrupt record .*stale: corrupt record \(it claims a ttl/,
+    describe(text),
+  );
 
   const push = expectCode(await repo.run(["push", "--json", "--lock-timeout", "5s"]), 0, "push");
   const took = push.stderr.split("\n").filter((l) => l.includes("Took over the stale lock"));
@@ -118,7 +122,7 @@ Deno.test("--lock-ttl over 24h is refused (exit 2), so no such record is ever wr
   await repo.write("models/vpc/m1/a.txt", "a\n");
   for (const args of [["--lock-ttl", "25h"], ["--lock-ttl", "3650d"]]) {
     const line = expectOneLineError(await repo.run([...args, "push"]), 2, args.join(" "));
-    assert.match(line, /Invalid --lock-ttl: use at most 24h\./);
+    assert.match(line, /Invalid --lock-ttl ".*": use at most 24h\./);
   }
   const env = await repo.run(["push"], { env: { MODELSYNC_LOCK_TTL: "2d" } });
   assert.match(expectOneLineError(env, 2, "MODELSYNC_LOCK_TTL=2d"), /at most 24h/);
@@ -167,5 +171,5 @@ Deno.test({
   // Fresh (the server's Last-Modified is now): waited for, like any corrupt record.
   const waited = await repo.run(["push", "--lock-timeout", "500ms"]);
   expectCode(waited, 75, "push behind a fresh corrupt record");
-  assert.match(waited.stderr, /held by unknown \(corrupt record\)/, describe(waited));
+  assert.match(waited.stderr, /held by a corrupt lock record/, describe(waited));
 });

@@ -74,7 +74,7 @@ Deno.test("a corrupt lock record is called corrupt", async () => {
   await Deno.mkdir(sb.datastore.lockPath("vpc/m1").replace(/\/[^/]+$/, ""), { recursive: true });
   await Deno.writeTextFile(sb.datastore.lockPath("vpc/m1"), "{not json");
   const status = expectCode(await a.run(["lock", "status"]), 0);
-  assert.match(status.stdout, /^vpc\/m1\s+corrupt\s+unreadable/m, describe(status));
+  assert.match(status.stdout, /^vpc\/m1\s+corrupt\s+corrupt record/m, describe(status));
   const doc = expectJson(
     expectCode(await a.run(["lock", "status", "--json"]), 0),
     "modelsync.locks/1",

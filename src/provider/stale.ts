@@ -196,7 +196,7 @@ export function describeHolder(record: LockRecord): string {
   const f = (v: unknown) => printable(String(v));
   // Providers give a record they cannot parse a synthetic nonce `corrupt-…`.
   if (record.nonce.startsWith("corrupt-")) {
-    return `a corrupt lock record (unreadable, written ${f(record.acquiredAt)})`;
+    return `a corrupt lock record (written ${f(record.acquiredAt)})`;
   }
   return `${f(record.holder)}@${f(record.host)} pid ${f(record.pid)} (${f(record.operation)}, ` +
     `since ${f(record.acquiredAt)})`;

@@ -69,7 +69,8 @@ export async function runInit(
     skewMarginMs: SKEW_MARGIN_MS,
     baseDir: repoDir,
   }, {
-    origin: w.origins.datastore.source === "file" ? "modelsync.yaml" : w.origins.datastore.name,
+    // The spec came from --datastore or the environment, else from the existing file.
+    origin: settings.datastore !== undefined ? w.origins.datastore.name : "modelsync.yaml",
   });
   try {
     // An existing file is checked against the spec before the datastore is touched.

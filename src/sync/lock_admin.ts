@@ -37,7 +37,7 @@ function row(info: LockInfo): LockRow {
     ...info.record,
     ageMs: info.ageMs,
     ttlLeftMs: info.ttlLeftMs,
-    state: isCorrupt(info.record) ? "corrupt" : info.stale ? "stale" : "live",
+    state: info.stale ? "stale" : isCorrupt(info.record) ? "corrupt" : "live",
     ...(info.staleReason === undefined ? {} : { staleReason: info.staleReason }),
   };
 }
@@ -62,9 +62,9 @@ export function formatLockStatus(
 ): string[] {
   if (r.locks.length === 0) return ["No locks held."];
   const rows = r.locks.map((l) => {
-    const corrupt = l.state === "corrupt";
+    const corrupt = isCorrupt(l);
     const when = corrupt
-      ? `corrupt record${l.staleReason ? `; stale: ${l.staleReason}` : "; not stale yet"}`
+      ? (l.staleReason ? `stale: ${l.staleReason}` : "corrupt record; not stale yet")
       : l.state === "stale"
       ? `stale: ${l.staleReason ?? "expired"}`
       : l.ttlLeftMs >= 0
@@ -75,7 +75,7 @@ export function formatLockStatus(
       cells: [
         printable(l.key),
         l.state,
-        corrupt ? "unreadable" : `${printable(l.holder)}@${printable(l.host)}`,
+        corrupt ? "corrupt record" : `${printable(l.holder)}@${printable(l.host)}`,
         corrupt ? "-" : String(l.pid),
         corrupt ? "-" : printable(l.operation),
         formatDuration(l.ageMs),
