@@ -68,5 +68,5 @@ Deno.test("lock status aligns its columns; a live lock shows its ttl, a record w
   assert.equal(lines[0].indexOf("STATE"), lines[1].indexOf("live"));
   assert.equal(lines[0].indexOf("STATE"), lines[2].indexOf("corrupt"));
   assert.match(lines[1], /ci@build-3 +4971 +flush +3s +ttl 27s left$/);
-  assert.match(lines[2], /corrupt +unreadable +- +- +1s +corrupt record; not stale yet$/);
+  assert.match(lines[2], /corrupt +corrupt record +- +- +1s +corrupt record; not stale yet$/);
 });
