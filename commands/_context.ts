@@ -1,37 +1,24 @@
 /**
- * What every command file receives from main.ts: the environment, the run's
- * abort signal, the global flags, and helpers to open a session and print.
+ * What every command file receives: the run's {@linkcode CliContext}
+ * (settings resolved once, sessions, output), and a helper for model
+ * arguments.
  *
  * @module
  */
-import type { GlobalFlags } from "../src/sync/settings.ts";
-import type { Session } from "../src/sync/session.ts";
-import { type ModelRef, parseModelRef } from "../src/model/ref.ts";
+import type { Workspace } from "../src/sync/session.ts";
+import type { ModelRef } from "../src/model/ref.ts";
+import { parseRefArgs } from "../src/repo/ref_arg.ts";
 
-/** A result with a JSON schema name; keys in `hidden` are not printed. */
-export interface Printable {
-  schema: string;
-}
+export type { CliContext, Printable } from "../src/cli/lifecycle.ts";
 
-/** Shared by every command. */
-export interface CliContext {
-  env: Record<string, string | undefined>;
-  cwd: string;
-  signal: AbortSignal;
-  /** The global flags as parsed. */
-  globals(): GlobalFlags;
-  /** Opens the datastore session, runs `fn`, closes it. */
-  withSession<T>(
-    opts: { requireRepo: boolean; format1?: boolean },
-    fn: (s: Session) => Promise<T>,
-  ): Promise<T>;
-  /** Prints a result: one JSON document with --json, else the human lines. */
-  emit(result: Printable, human: string[]): void;
-  /** Sets the process exit code (the highest-priority one wins). */
-  setExit(code: number): void;
-}
-
-/** Parses model ref arguments; throws UsageError (exit 2) on a bad one. */
-export function parseRefs(args: readonly string[]): ModelRef[] {
-  return args.map((a) => parseModelRef(a));
+/**
+ * Parses model arguments, refs or folders (`models/vision/resnet/`);
+ * throws UsageError (exit 2) on a bad one.
+ */
+export function parseRefs(args: readonly string[], w: Workspace, cwd: string): ModelRef[] {
+  return parseRefArgs(args, {
+    cwd,
+    ...(w.repoDir === undefined ? {} : { repoDir: w.repoDir }),
+    ...(w.config === undefined ? {} : { dataDir: w.config.dataDir }),
+  });
 }

@@ -1,5 +1,7 @@
 /** Output shared by push, flush and pull. @module */
+import type { Paint } from "../src/cli/output.ts";
 import { logger } from "../src/log.ts";
+import { formatReports } from "../src/sync/report.ts";
 import type { SyncResult } from "../src/sync/run.ts";
 
 /** The JSON document of a sync run (internal fields dropped). */
@@ -12,18 +14,38 @@ export function syncJson(r: SyncResult) {
   };
 }
 
-/** One closing line: counts per status. */
-export function summaryLine(r: SyncResult): string {
-  const s = r.summary;
-  return `${r.models.length} ${
-    r.models.length === 1 ? "model" : "models"
-  }: ${s.pushed} pushed, ${s.unchanged} unchanged, ${s.conflict} conflict, ` +
-    `${s.failed} failed, ${s.lockTimeout} lock-timeout${
-      s.interrupted > 0 ? `, ${s.interrupted} interrupted` : ""
-    } (lock path ${r.lockPath})`;
+/** `lockTimeout` → `lock-timeout`: summary keys as statuses are printed. */
+function statusWord(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-/** Logs each failed model's error on stderr (the report on stdout lists it too). */
+/** One closing line: the count of each status that occurred, and the lock path. */
+export function summaryLine(r: SyncResult, paint?: Paint): string {
+  const counts = Object.entries(r.summary).filter(([, n]) => n > 0).map(([k, n]) => {
+    const word = statusWord(k);
+    return `${n} ${paint ? paint.status(word, word) : word}`;
+  });
+  const n = r.models.length;
+  const what = counts.length === 0 ? "nothing to do" : counts.join(", ");
+  return `${n} ${n === 1 ? "model" : "models"}: ${what} (lock path ${r.lockPath})`;
+}
+
+/**
+ * The human report: a row per model that changed or failed (every model
+ * with `-v`), then the summary line. A no-op run is one line.
+ */
+export function syncLines(r: SyncResult, opts: { verbose: boolean; paint: Paint }): string[] {
+  const shown = opts.verbose ? r.models : r.models.filter((m) => m.status !== "unchanged");
+  return [
+    ...(shown.length === 0 ? [] : formatReports(shown, { paint: opts.paint })),
+    summaryLine(
+      r,
+      opts.paint,
+    ),
+  ];
+}
+
+/** Logs each failed model's error once on stderr (the report's rows name the model). */
 export function logFailures(r: SyncResult): void {
   // One line per distinct error: an interrupt that stops five models is said once.
   for (const error of new Set(r.models.map((m) => m.error))) {

@@ -1,16 +1,16 @@
 /** `modelsync caps`. @module */
-import { Command } from "@commander-js/extra-typings";
+import type { Command } from "@commander-js/extra-typings";
 import type { CliContext } from "./_context.ts";
 
-/** Builds the `caps` command. */
-export function capsCommand(ctx: CliContext) {
-  return new Command("caps")
+/** Adds the `caps` command. */
+export function capsCommand(parent: Command, ctx: CliContext) {
+  return parent.command("caps")
     .description(
       "show what the datastore can do and which lock path is used; --probe tests it live",
     )
     .option("--probe", "test the declared capabilities against the live datastore")
     .action(async (opts) => {
-      await ctx.withSession({ requireRepo: false }, async (s) => {
+      await ctx.withSession("optional", async (s) => {
         const { formatCaps, runCaps } = await import("../src/sync/caps.ts");
         const { exitCode, ...r } = await runCaps(s, { probe: opts.probe === true });
         ctx.emit(r, formatCaps({ ...r, exitCode }));

@@ -10,18 +10,27 @@
 #   MODELSYNC_TEST_S3_ENDPOINT  the endpoint, e.g. http://127.0.0.1:40123
 # Any access key works with moto; the tests pass their own.
 #
-# The server is moto 5.2.4 from Debian's unstable suite (Debian 12 has no moto
-# package, and moto before 5.2 ignores If-Match on PUT and DELETE). It is pure
-# Python: the package is unpacked, not installed, and run with Debian 12's
-# /usr/bin/python3 and libraries. The .deb comes from ../shared/vendor when
-# present, else from deb.debian.org, checked against its SHA-256 either way.
+# The server is moto 5.2 (moto before 5.2 ignores If-Match on PUT and DELETE),
+# found in this order; no package host is named here:
+#   1. ../shared/vendor/python3-moto_5.2.4-2_all.deb beside the project, when
+#      present (SHA-256 checked);
+#   2. else `apt-get download python3-moto=5.2.4-2` from the Debian mirror this
+#      machine's apt already uses (read from /etc/apt/sources.list and
+#      /etc/apt/sources.list.d/*.sources), with the unstable suite `sid`:
+#      Debian 12 has no moto package. The sources list, package lists and
+#      cache live under $STATE/apt, so the system's apt state is untouched
+#      (SHA-256 checked);
+#   3. else `pip install 'moto[server]>=5.2'` into a virtual environment under
+#      $STATE/venv, from pip's own configured index, as moto's users install it.
+# The .deb is pure Python: it is unpacked, not installed, and run with Debian
+# 12's /usr/bin/python3 and the Python modules below.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="${MODELSYNC_SERVICES_DIR:-${ROOT}/.services}"
 MOTO_DEB="python3-moto_5.2.4-2_all.deb"
 MOTO_SHA256="6acc0aba260822c405b74ee3c8e8d27194e8e8535d3b4445bfc376855030c39c"
-MOTO_URL="http://deb.debian.org/debian/pool/main/p/python-moto/${MOTO_DEB}"
+MOTO_VERSION="5.2.4-2"
 PY_DEPS=(python3-boto3 python3-flask python3-flask-cors python3-werkzeug python3-responses
   python3-xmltodict python3-cryptography python3-requests python3-dateutil python3-jinja2)
 
@@ -48,25 +57,88 @@ ensure_python_deps() {
     die "apt-get could not install ${PY_DEPS[*]}"
 }
 
-# The unpacked moto package under $STATE/moto.
+# The Debian mirror this machine's apt uses (not a security mirror), from
+# its one-line or deb822 sources; empty when there is none.
+debian_mirror() {
+  local f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -f "$f" ]] || continue
+    awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f"
+  done
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f "$f" ]] || continue
+    awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' "$f"
+  done
+} 2>/dev/null
+
+first_debian_mirror() {
+  debian_mirror | grep -v -- '-security' | grep -E '/debian/?$' | head -n 1
+}
+
+# Downloads the moto .deb with apt-get from the unstable suite of this
+# machine's Debian mirror, with apt state of its own under $STATE/apt.
+apt_download_moto() {
+  local deb="$1" mirror apt keyring
+  command -v apt-get >/dev/null || return 1
+  mirror="$(first_debian_mirror)"
+  [[ -n "$mirror" ]] || { say "no Debian mirror in /etc/apt/sources.list{,.d}"; return 1; }
+  apt="${STATE}/apt"
+  mkdir -p "${apt}/lists/partial" "${apt}/cache/archives/partial" "${apt}/sources.list.d" "${apt}/download"
+  keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  if [[ -f "$keyring" ]]; then
+    echo "deb [signed-by=${keyring}] ${mirror} sid main" >"${apt}/sources.list"
+  else
+    echo "deb ${mirror} sid main" >"${apt}/sources.list"
+  fi
+  local opts=(-o "Dir::Etc::sourcelist=${apt}/sources.list" -o "Dir::Etc::sourceparts=${apt}/sources.list.d"
+    -o "Dir::State::Lists=${apt}/lists" -o "Dir::Cache=${apt}/cache" -o "APT::Sandbox::User=root")
+  say "downloading python3-moto=${MOTO_VERSION} with apt-get from the sid suite of ${mirror}"
+  apt-get "${opts[@]}" -qq update >&2 || return 1
+  (cd "${apt}/download" && apt-get "${opts[@]}" -qq download "python3-moto=${MOTO_VERSION}" >&2) || return 1
+  mv "${apt}/download/${MOTO_DEB}" "$deb"
+  rm -rf "${apt}/lists" "${apt}/cache" # 20+ MB of sid package lists, needed no more
+}
+
+# moto from pip into $STATE/venv: the way its users install it.
+pip_install_moto() {
+  local venv="${STATE}/venv"
+  if [[ -x "${venv}/bin/python" ]] && "${venv}/bin/python" -c 'import moto.server' 2>/dev/null; then
+    return
+  fi
+  say "installing moto[server]>=5.2 with pip into ${venv}"
+  /usr/bin/python3 -m venv "$venv" >&2 || die "python3 -m venv failed (install python3-venv)"
+  "${venv}/bin/pip" install -q 'moto[server]>=5.2' >&2 || die "pip could not install moto[server]>=5.2"
+}
+
+# Sets MOTO_PYTHON and MOTO_PYTHONPATH: moto from the vendored or apt .deb
+# (unpacked under $STATE/moto), else from pip in $STATE/venv.
 ensure_moto() {
   local dir="${STATE}/moto"
-  if [[ -d "${dir}/usr/lib/python3/dist-packages/moto" ]]; then return; fi
   mkdir -p "$STATE"
-  local deb="${STATE}/${MOTO_DEB}"
-  local vendor="${ROOT}/../shared/vendor/${MOTO_DEB}"
-  if [[ -f "$vendor" ]]; then
-    cp "$vendor" "$deb"
-  elif [[ ! -f "$deb" ]]; then
-    say "fetching ${MOTO_URL}"
-    curl -fsSL --retry 3 -m 300 -o "${deb}.part" "$MOTO_URL" || die "could not download ${MOTO_URL}"
-    mv "${deb}.part" "$deb"
+  if [[ -x "${STATE}/venv/bin/python" && ! -d "${dir}/usr/lib/python3/dist-packages/moto" ]]; then
+    MOTO_PYTHON="${STATE}/venv/bin/python" MOTO_PYTHONPATH=""
+    return
   fi
-  echo "${MOTO_SHA256}  ${deb}" | sha256sum -c --status ||
-    { rm -f "$deb"; die "${MOTO_DEB} does not match its SHA-256; removed it, run again to re-download"; }
-  rm -rf "${dir}.part"
-  dpkg-deb -x "$deb" "${dir}.part"
-  mv "${dir}.part" "$dir"
+  if [[ ! -d "${dir}/usr/lib/python3/dist-packages/moto" ]]; then
+    local deb="${STATE}/${MOTO_DEB}"
+    local vendor="${ROOT}/../shared/vendor/${MOTO_DEB}"
+    if [[ -f "$vendor" ]]; then
+      cp "$vendor" "$deb"
+    elif [[ ! -f "$deb" ]] && ! apt_download_moto "$deb"; then
+      rm -f "$deb"
+      say "apt-get could not download python3-moto=${MOTO_VERSION}; falling back to pip"
+      pip_install_moto
+      MOTO_PYTHON="${STATE}/venv/bin/python" MOTO_PYTHONPATH=""
+      return
+    fi
+    echo "${MOTO_SHA256}  ${deb}" | sha256sum -c --status ||
+      { rm -f "$deb"; die "${MOTO_DEB} does not match its SHA-256; removed it, run again to fetch it again"; }
+    rm -rf "${dir}.part"
+    dpkg-deb -x "$deb" "${dir}.part"
+    mv "${dir}.part" "$dir"
+  fi
+  ensure_python_deps
+  MOTO_PYTHON=/usr/bin/python3 MOTO_PYTHONPATH="${dir}/usr/lib/python3/dist-packages"
 }
 
 free_port() {
@@ -91,7 +163,6 @@ start() {
     print_env
     return
   fi
-  ensure_python_deps
   ensure_moto
   local port endpoint pid i
   port="$(free_port)"
@@ -99,8 +170,8 @@ start() {
   (
     unset AWS_CA_BUNDLE
     cd "$STATE"
-    PYTHONPATH="${STATE}/moto/usr/lib/python3/dist-packages" \
-      exec /usr/bin/python3 -m moto.server -H 127.0.0.1 -p "$port" >"${STATE}/moto.log" 2>&1
+    PYTHONPATH="$MOTO_PYTHONPATH" exec "$MOTO_PYTHON" -m moto.server -H 127.0.0.1 -p "$port" \
+      >"${STATE}/moto.log" 2>&1
   ) &
   pid=$!
   echo "$pid" >"${STATE}/moto.pid"

@@ -143,13 +143,37 @@ export class ContentChangedError extends ModelsyncError {
 }
 
 /**
- * A local file or directory is in a state modelsync cannot use: a lock file
- * that is a directory, a data folder that is a file, a permission problem
- * (exit 2: fix the path and rerun).
+ * A local file or directory is in a state modelsync cannot use, or the
+ * machine refuses a local write: a lock file that is a directory, a data
+ * folder that is a file, permission denied, a read-only file system, no
+ * space left, a name too long for the file system (exit 2: the fault is in
+ * this machine's working tree and only its owner can fix it; a rerun after
+ * the fix completes). `code` tells them apart: `local-file`,
+ * `permission-denied`, `read-only`, `no-space`, `name-too-long`.
  */
 export class LocalFileError extends ModelsyncError {
-  constructor(message: string, opts: { cause?: unknown } = {}) {
-    super(message, { code: "local-file", exitCode: ExitCode.usage, cause: opts.cause });
+  /** The local path at fault, when known. */
+  readonly path?: string;
+  constructor(message: string, opts: { cause?: unknown; code?: string; path?: string } = {}) {
+    super(message, {
+      code: opts.code ?? "local-file",
+      exitCode: ExitCode.usage,
+      cause: opts.cause,
+    });
+    this.path = opts.path;
+  }
+}
+
+/**
+ * Some entries of a model cannot be synced (a name that is not valid UTF-8,
+ * a link leaving the model, ...): the model is not pushed at all (exit 2).
+ * `entries` lists each with its problem, for the report.
+ */
+export class UnsyncableError extends ModelsyncError {
+  readonly entries: { path: string; problem: string }[];
+  constructor(message: string, opts: { entries: { path: string; problem: string }[] }) {
+    super(message, { code: "unsyncable", exitCode: ExitCode.usage });
+    this.entries = opts.entries;
   }
 }
 
@@ -161,26 +185,87 @@ const LOCAL_FS_CODES = new Set([
   "EEXIST",
   "ENOENT",
   "ELOOP",
+  "EROFS",
+  "ENOSPC",
+  "EDQUOT",
+  "ENAMETOOLONG",
 ]);
 
+/** The errno-style code of an error (`ENOSPC`), if it has one. */
+function errnoOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** The last path Deno names in an error message (`...: open '/a/b'`, `rename 'x' -> 'y'`). */
+function pathInMessage(message: string): string | undefined {
+  const m = /'([^']*)'$/.exec(message.split("\n")[0]);
+  return m?.[1];
+}
+
 /**
- * Wraps a raw file-system error from a local path in a
- * {@linkcode LocalFileError}; everything else passes through. Datastore
- * errors never reach here raw: providers wrap theirs in `DatastoreError`.
+ * The one-line error of a local file-system fault at `path` (the path Deno's
+ * message names when `path` is not given), naming the remedy; or `err`
+ * unchanged when it is not a local file-system fault.
  */
-export function classifyError(err: unknown): unknown {
+export function localFault(err: unknown, path?: string): unknown {
   if (err instanceof ModelsyncError) return err;
+  const code = errnoOf(err);
   const local = err instanceof Deno.errors.PermissionDenied ||
     err instanceof Deno.errors.NotADirectory ||
     err instanceof Deno.errors.IsADirectory || err instanceof Deno.errors.AlreadyExists ||
     err instanceof Deno.errors.NotFound || err instanceof Deno.errors.FilesystemLoop ||
-    LOCAL_FS_CODES.has(String((err as { code?: unknown })?.code));
+    (code !== undefined && LOCAL_FS_CODES.has(code));
   if (!local) return err;
   const detail = String((err as Error).message ?? err).split("\n")[0];
-  return new LocalFileError(
+  const at = path ?? pathInMessage(detail);
+  const where = at === undefined ? "a local path" : at;
+  const make = (kind: string, message: string) =>
+    new LocalFileError(message, { cause: err, code: kind, path: at });
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    const what = code === "EDQUOT"
+      ? "the disk quota is exceeded"
+      : "no space is left on the device";
+    return make(
+      "no-space",
+      `Cannot write ${where}: ${what} (${code}). Free space on that file system (or raise the ` +
+        `quota) and rerun; nothing half-written was kept.`,
+    );
+  }
+  if (code === "ENAMETOOLONG") {
+    return make(
+      "name-too-long",
+      `Cannot use ${where}: a name in it is too long for this file system (ENAMETOOLONG). ` +
+        `Move the repository to a shorter path, or rename the file in the datastore from a ` +
+        `repository where the name fits, and rerun.`,
+    );
+  }
+  if (code === "EROFS") {
+    return make(
+      "read-only",
+      `Cannot write ${where}: the file system is read-only (EROFS). Mount it read-write, or ` +
+        `work in a repository on a writable disk, and rerun.`,
+    );
+  }
+  if (err instanceof Deno.errors.PermissionDenied || code === "EACCES" || code === "EPERM") {
+    return make(
+      "permission-denied",
+      `Cannot use ${where}: permission denied (${code ?? "EACCES"}). Fix its ownership or ` +
+        `permissions (or run modelsync as the user owning the repository) and rerun.`,
+    );
+  }
+  return make(
+    "local-file",
     `Cannot use a local file: ${detail}. Fix or remove that path and rerun.`,
-    {
-      cause: err,
-    },
   );
+}
+
+/**
+ * Wraps a raw file-system error from a local path in a
+ * {@linkcode LocalFileError} (see {@linkcode localFault}); everything else
+ * passes through. Datastore errors never reach here raw: providers wrap
+ * theirs in `DatastoreError`.
+ */
+export function classifyError(err: unknown): unknown {
+  return localFault(err);
 }

@@ -103,7 +103,7 @@ export interface StoredManifest {
   generation: number;
   commit: string;
   parent: { generation: number; commit: string } | null;
-  files: { path: string; sha256: string; size: number; executable: boolean }[];
+  files: { path: string; sha256: string; size: number; executable: boolean; link?: string }[];
   committedBy: { holder: string; host: string; pid: number };
   committedAt: string;
 }
@@ -230,6 +230,7 @@ export class Datastore {
     const problems: string[] = [];
     for (const { file, manifest } of await this.manifests()) {
       for (const f of manifest.files) {
+        if (f.link !== undefined) continue; // a link's target is inline: no blob
         const p = this.blobPath(f.sha256);
         if (!(await exists(p))) {
           problems.push(`${file} names ${f.path} = blob ${f.sha256}, which is missing`);

@@ -306,11 +306,12 @@ Deno.test("init is safe to repeat and does not clobber an existing datastore", a
   assert.deepEqual(await snapshot(sb.datastore.dir), ds, "the datastore is unchanged");
   expectCode(await b.run(["pull"]), 0);
   assert.equal(await b.read("models/vpc/m1/a.txt"), "a\n");
-  // A repeated init puts .modelsync/ back into a .gitignore that lost it.
+  // A repeated init puts the data folder and .modelsync/ back into a .gitignore that lost them.
   await b.write(".gitignore", "node_modules/\n");
   expectCode(await b.run(["init"]), 0, "init without --datastore in an existing repository");
   assert.deepEqual((await b.read(".gitignore")).split("\n").filter((l) => l !== ""), [
     "node_modules/",
+    "models/",
     ".modelsync/",
   ]);
 });

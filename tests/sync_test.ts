@@ -1,6 +1,6 @@
 /**
  * End-to-end sync behaviour: init, push, pull round trips, tombstones,
- * three-way pulls and conflicts, status, skipped symlinks, excludes, and the
+ * three-way pulls and conflicts, status, symlinks, excludes, and the
  * shape of every `--json` document.
  */
 import assert from "node:assert/strict";
@@ -126,9 +126,9 @@ Deno.test("deleting a model pushes a tombstone; the other repo's pull removes it
   expectCode(await b.run(["pull"]), 0);
 
   await Deno.remove(a.modelDir("vpc/m1"), { recursive: true });
-  const push = expectCode(await a.run(["push", "--json"]), 0, "push of a deleted model");
+  const push = expectCode(await a.run(["push", "--json", "vpc/m1"]), 0, "push of a deleted model");
   const pr = reportByModel(expectJson(push, "modelsync.push/1"));
-  assert.equal(pr.get("vpc/m1")?.status, "pushed", describe(push));
+  assert.equal(pr.get("vpc/m1")?.status, "deleted", describe(push));
   assert.equal(pr.get("vpc/m1")?.generation, 2);
   const tomb = await sb.datastore.current("vpc/m1");
   assert.equal(tomb?.generation, 2);
@@ -306,7 +306,7 @@ Deno.test("status shows added, modified and deleted files, and --remote shows ah
   assert.match(rtext.stdout, /remote ahead \(generation 2, base 1\)/, describe(rtext));
 });
 
-Deno.test("a symlink in a model is skipped with a warning; excludes and .modelsync are never pushed", async () => {
+Deno.test("a symlink inside a model is pushed as a link; excludes and .modelsync are never pushed", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
   const config = await a.read("modelsync.yaml");
@@ -315,16 +315,16 @@ Deno.test("a symlink in a model is skipped with a warning; excludes and .modelsy
   await a.write("models/vpc/m1/scratch.tmp", "excluded\n");
   await a.write("models/vpc/m1/sub/also.tmp", "excluded too\n");
   await Deno.symlink("real.txt", a.path("models/vpc/m1/link.txt"));
-  await Deno.symlink("/etc", a.path("models/vpc/m1/outside"));
   assert.ok(await exists(a.path(".modelsync")), "init creates .modelsync/");
   assert.match(await a.read(".gitignore"), /^\.modelsync\/$/m, ".gitignore names .modelsync/");
 
   const push = expectCode(await a.run(["push", "--json"]), 0, "push with a symlink");
   expectJson(push, "modelsync.push/1");
-  assert.match(push.stderr, /modelsync: warning: .*link\.txt/, describe(push));
-  assert.match(push.stderr, /modelsync: warning: .*outside/, describe(push));
   const m = await sb.datastore.current("vpc/m1");
-  assert.deepEqual(m?.files.map((f) => f.path), ["real.txt"]);
+  assert.deepEqual(m?.files.map((f) => [f.path, f.link]), [
+    ["link.txt", "real.txt"],
+    ["real.txt", undefined],
+  ]);
   const blobs = await sb.datastore.blobs();
   assert.deepEqual(blobs, [sha256("real\n")], "only the real file's blob is stored");
   assert.equal((await sb.datastore.manifests()).length, 1, "only vpc/m1 has a manifest");
@@ -332,7 +332,7 @@ Deno.test("a symlink in a model is skipped with a warning; excludes and .modelsy
   await a.write("models/vpc/m1/real.txt", "real, changed\n");
   const quiet = expectCode(await a.run(["push", "-q"]), 0, "push -q");
   assert.equal(quiet.stderr, "", describe(quiet));
-  // The links are still there, untouched.
+  // The link is still there, untouched.
   assert.equal(await Deno.readLink(a.path("models/vpc/m1/link.txt")), "real.txt");
 });
 
@@ -427,12 +427,12 @@ Deno.test("a mode-only change (chmod +x) is pushed and pulled", async () => {
   assert.equal(await b.read("models/vpc/m1/x.txt"), "x version one\n");
 });
 
-Deno.test("a remote delete against a local edit is a conflict; --ours keeps the edit and re-creates the model", async () => {
+Deno.test("a remote delete against a local edit is a conflict; --ours keeps the model and re-creates it", async () => {
   await using sb = await Sandbox.create();
   const { a, b } = await sharedBase(sb);
   await b.write("models/vpc/m1/x.txt", "x edited in b\n");
   await Deno.remove(a.modelDir("vpc/m1"), { recursive: true });
-  expectCode(await a.run(["push"]), 0, "tombstone");
+  expectCode(await a.run(["push", "vpc/m1"]), 0, "tombstone");
 
   const res = await b.run(["pull", "--json"]);
   expectCode(res, 4, "pull of a tombstone over a local edit");
@@ -443,13 +443,14 @@ Deno.test("a remote delete against a local edit is a conflict; --ours keeps the 
   assert.equal(await b.read("models/vpc/m1/y.txt"), "y version one\n", "conflict: nothing touched");
 
   expectCode(await b.run(["pull", "--ours"]), 0, "pull --ours");
-  assert.deepEqual(await b.modelFiles("vpc/m1"), ["x.txt"], "unchanged files follow the delete");
+  const all = ["x.txt", "y.txt", "z.txt"];
+  assert.deepEqual(await b.modelFiles("vpc/m1"), all, "--ours keeps the whole model");
   assert.equal(await b.read("models/vpc/m1/x.txt"), "x edited in b\n");
   const push = expectCode(await b.run(["push", "--json"]), 0, "push the re-created model");
   assert.equal(reportByModel(expectJson(push, "modelsync.push/1")).get("vpc/m1")?.generation, 3);
 
   expectCode(await a.run(["pull"]), 0, "a pulls the re-created model");
-  assert.deepEqual(await a.modelFiles("vpc/m1"), ["x.txt"]);
+  assert.deepEqual(await a.modelFiles("vpc/m1"), all);
   assert.equal(await a.read("models/vpc/m1/x.txt"), "x edited in b\n");
 });
 

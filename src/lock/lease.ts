@@ -214,7 +214,8 @@ export class Lease {
     } catch (err) {
       if (this.#done) return;
       if (err instanceof LeaseLostError) {
-        this.#lose(`the datastore refused the renewal: ${trimPeriod(err.message)}`, err);
+        // The provider's message says how: released by force, or taken over.
+        this.#lose({ sentence: err.message }, err);
         return;
       }
       const left = this.#expiresAt - Date.now();
@@ -229,17 +230,24 @@ export class Lease {
     }
   }
 
-  #lose(reason: string, cause?: unknown): void {
+  /**
+   * Loses the lease. `reason` is a clause ("it was not renewed within its
+   * 30s ttl"), or a whole sentence from the provider (which says whether the
+   * lock was released by force or taken over).
+   */
+  #lose(reason: string | { sentence: string }, cause?: unknown): void {
     if (this.#done) return;
-    const err = new LeaseLostError(
-      `Lost ${describeLock(this.key)} (${reason}); ` +
-        `work stopped before committing. Rerun the command.`,
-      cause === undefined ? {} : { cause },
-    );
+    const message = typeof reason !== "string"
+      ? reason.sentence
+      : `Lost ${
+        describeLock(this.key)
+      }: ${reason}; work stopped before committing. Rerun the command.`;
+    const err = new LeaseLostError(message, cause === undefined ? {} : { cause });
     this.#lostError = err;
     this.#clearTimers();
     this.#renewCtl.abort(err);
-    logger("lock").warn("{message}", { message: err.message });
+    // The sync report carries it as the model's error (one line, not two).
+    logger("lock").debug("{message}", { message: err.message });
     this.#lostCtl.abort(err);
     try {
       this.#onLost?.(err);

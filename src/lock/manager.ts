@@ -38,7 +38,7 @@ import type {
   LockRecord,
   LockRequest,
 } from "./records.ts";
-import { describeHolder, judgeLock } from "../provider/stale.ts";
+import { describeHolder, judgeLock, SKEW_MARGIN_MS } from "../provider/stale.ts";
 import { Backoff, runPool, sleep } from "../async.ts";
 import { formatDuration } from "../duration.ts";
 import { describeLock, Lease, lockKeyName } from "./lease.ts";
@@ -47,8 +47,8 @@ import { describeLock, Lease, lockKeyName } from "./lease.ts";
 export const DEFAULT_TTL_MS = 30_000;
 /** Default `--lock-timeout`. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
-/** Added to a record's ttl before the local clock calls it stale. */
-export const SKEW_MARGIN_MS = 5_000;
+/** Added to a record's ttl before the local clock calls it stale (defined with judgeLock). */
+export { SKEW_MARGIN_MS };
 
 /** Which locks a run takes: per model, or one global lock. */
 export type LockPath = "scoped" | "global";
@@ -65,7 +65,7 @@ export interface LockManagerOptions {
   /** Already read once by the caller (`readCapabilities`). */
   caps: Capabilities;
   /** Who we are, as written into lock records. */
-  holder: { holder: string; host: string; pid: number };
+  holder: { holder: string; host: string; pid: number; repo?: string };
   /** `"push"`, `"pull"`, `"flush"`, ... */
   operation: string;
   /** How long to wait for one lock (and the drain), from when the wait began. */

@@ -365,7 +365,7 @@ Deno.test("a lost lease aborts ctx.signal and assertHeld throws before the commi
   assert.equal(o.error.exitCode, 75);
   assert.match(
     o.error.message,
-    /^Lost the lock on vpc\/m1 \(.*\); work stopped before committing\. Rerun the command\.$/,
+    /^Lost the lock on vpc\/m1: it was taken over by .*; work stopped before committing\. Rerun the command\.$/,
   );
   assert.equal(store.get("vpc/m1")?.nonce, "stolen", "the new holder's record is untouched");
 });

@@ -19,16 +19,22 @@
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { CorruptError, ExitCode } from "../errors.ts";
-import { pathProblem } from "./path.ts";
+import { syncablePathProblem } from "./path.ts";
+import { linkEntryProblem } from "./link.ts";
 import { compareRefs, formatRef, type ModelRef, refProblem } from "./ref.ts";
 
-/** One file as last synced: content hash plus the stat seen when it landed or was hashed. */
+/**
+ * One file as last synced: content hash plus the stat seen when it landed or
+ * was hashed. A symbolic link carries its target in `link`, as a manifest
+ * entry does (`sha256` and `size` describe the target's UTF-8 bytes).
+ */
 export interface BaseFile {
   path: string;
   sha256: string;
   size: number;
   executable: boolean;
   mtimeMs: number;
+  link?: string;
 }
 
 /** The last synced state of one model. */
@@ -140,8 +146,8 @@ function baseProblem(data: unknown, model: ModelRef): string | undefined {
     const f: unknown = data.files[i];
     if (!isRecord(f)) return `files[${i}] is not an object`;
     if (typeof f.path !== "string") return `files[${i}].path is not a string`;
-    const bad = pathProblem(f.path);
-    if (bad !== undefined) return `path ${JSON.stringify(f.path)} ${bad}`;
+    const bad = syncablePathProblem(f.path);
+    if (bad !== undefined) return `path ${JSON.stringify(f.path)}: ${bad}`;
     if (seen.has(f.path)) return `path ${JSON.stringify(f.path)} is listed twice`;
     seen.add(f.path);
     if (typeof f.sha256 !== "string" || !isSha256(f.sha256)) {
@@ -150,6 +156,12 @@ function baseProblem(data: unknown, model: ModelRef): string | undefined {
     if (!isCount(f.size)) return `files[${i}].size is not a whole number`;
     if (typeof f.executable !== "boolean") return `files[${i}].executable is not a boolean`;
     if (!isTime(f.mtimeMs)) return `files[${i}].mtimeMs is not a number`;
+    if (f.link !== undefined) {
+      const badLink = typeof f.link === "string"
+        ? linkEntryProblem(f as { sha256: string; size: number; executable: boolean; link: string })
+        : "its link is not a string";
+      if (badLink !== undefined) return `path ${JSON.stringify(f.path)}: ${badLink}`;
+    }
   }
   return undefined;
 }
@@ -174,6 +186,7 @@ export async function writeBase(repoDir: string, model: ModelRef, state: BaseSta
       size: f.size,
       executable: f.executable,
       mtimeMs: f.mtimeMs,
+      ...(f.link === undefined ? {} : { link: f.link }),
     })),
     syncedAtMs: state.syncedAtMs,
   };

@@ -23,11 +23,16 @@
  */
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { pathProblem } from "./path.ts";
+import { syncablePathProblem } from "./path.ts";
 import type { ModelRef } from "./ref.ts";
 
-/** A landed state: content and mode, or null for a file the sync removes. */
-export type LandingState = { sha256: string; size: number; executable: boolean } | null;
+/** A landed state: content and mode (a link: its target), or null for a file the sync removes. */
+export type LandingState = {
+  sha256: string;
+  size: number;
+  executable: boolean;
+  link?: string;
+} | null;
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
@@ -51,16 +56,26 @@ export async function readLanding(
   if (!Array.isArray(entries)) return null;
   const out = new Map<string, LandingState>();
   for (const e of entries) {
-    if (!Array.isArray(e) || typeof e[0] !== "string" || pathProblem(e[0]) !== undefined) {
+    if (!Array.isArray(e) || typeof e[0] !== "string" || syncablePathProblem(e[0]) !== undefined) {
       return null;
     }
     const st = e[1] as Record<string, unknown> | null;
     if (st === null) out.set(e[0], null);
     else if (
       typeof st === "object" && typeof st.sha256 === "string" && SHA256.test(st.sha256) &&
-      typeof st.size === "number" && typeof st.executable === "boolean"
+      typeof st.size === "number" && typeof st.executable === "boolean" &&
+      (st.link === undefined || typeof st.link === "string")
     ) {
-      out.set(e[0], { sha256: st.sha256, size: st.size, executable: st.executable });
+      const { sha256, size, executable } = st;
+      out.set(
+        e[0],
+        st.link === undefined ? { sha256, size, executable } : {
+          sha256,
+          size,
+          executable,
+          link: st.link as string,
+        },
+      );
     } else return null;
   }
   return out;

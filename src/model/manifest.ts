@@ -3,7 +3,9 @@
  *
  * A manifest lists every file of the model by relative path with its SHA-256,
  * size and executable bit, plus its generation and who committed it. An empty
- * file list is a tombstone (the model was deleted).
+ * file list is a tombstone (the model was deleted). A symbolic link is an
+ * entry with `link` (its target, stored inline: no blob); its `sha256` and
+ * `size` describe the target's UTF-8 bytes and `executable` is false.
  *
  * @example
  * ```ts
@@ -19,17 +21,26 @@
 import { z } from "zod";
 import { CorruptError } from "../errors.ts";
 import { formatRef, type ModelRef } from "./ref.ts";
-import { pathProblem } from "./path.ts";
+import { pathProblem, syncablePathProblem } from "./path.ts";
+import { linkEntryProblem, linkListProblems } from "./link.ts";
 
-export { pathProblem };
+export { pathProblem, syncablePathProblem };
 
-/** One file of a model. */
+/** One file (or symbolic link) of a model. */
 export interface FileEntry {
   /** Relative path inside the model directory, `/`-separated. */
   path: string;
+  /** SHA-256 of the content; of a link: of its target's UTF-8 bytes. */
   sha256: string;
+  /** Bytes of the content; of a link: of its target in UTF-8. */
   size: number;
+  /** Always false for a link. */
   executable: boolean;
+  /**
+   * Present for a symbolic link: its target, relative, exactly as `readlink`
+   * returns it, and staying inside the model directory. A link has no blob.
+   */
+  link?: string;
 }
 
 /** Who committed a manifest or holds a lock. */
@@ -72,6 +83,7 @@ const fileSchema = z.object({
   sha256: z.string().regex(SHA256),
   size: z.number().int().nonnegative(),
   executable: z.boolean(),
+  link: z.string().optional(),
 }).strict();
 
 const COMMIT = /^[0-9a-f]{16,64}$/;
@@ -173,7 +185,9 @@ export function assertCommitArgs(model: ModelRef, expected: number, manifest: Ma
 /**
  * Validates untrusted manifest data read from a datastore. Throws
  * {@linkcode CorruptError} (exit 6) when it is malformed, belongs to another
- * model, or names a path that could leave the model directory.
+ * model, names a path the scanner would never sync (one that could leave the
+ * model directory, or has a `.modelsync` segment), or holds a link that
+ * leaves the model directory.
  */
 export function parseManifest(data: unknown, model: ModelRef): Manifest {
   const key = formatRef(model);
@@ -189,14 +203,20 @@ export function parseManifest(data: unknown, model: ModelRef): Manifest {
     );
   }
   const seen = new Set<string>();
+  const refuse = (path: string, problem: string) =>
+    new CorruptError(
+      `Manifest of ${key} generation ${m.generation} names path ${JSON.stringify(path)}: ` +
+        `${problem}; refusing it as corrupt. Nothing was written. ` +
+        `Repair or re-push the model from a good copy.`,
+    );
+  let links = false;
   for (const f of m.files) {
-    const problem = pathProblem(f.path);
-    if (problem !== undefined) {
-      throw new CorruptError(
-        `Manifest of ${key} generation ${m.generation} names path ${JSON.stringify(f.path)}, ` +
-          `which ${problem}; refusing it as corrupt. Nothing was written. ` +
-          `Repair or re-push the model from a good copy.`,
-      );
+    const problem = syncablePathProblem(f.path);
+    if (problem !== undefined) throw refuse(f.path, problem);
+    if (f.link !== undefined) {
+      const bad = linkEntryProblem(f as FileEntry & { link: string });
+      if (bad !== undefined) throw refuse(f.path, `it is a link, but ${bad}`);
+      links = true;
     }
     const lower = f.path;
     if (seen.has(lower)) {
@@ -218,6 +238,10 @@ export function parseManifest(data: unknown, model: ModelRef): Manifest {
         );
       }
     }
+  }
+  if (links) {
+    const [first] = linkListProblems(m.files);
+    if (first !== undefined) throw refuse(first.path, `it is ${first.problem}`);
   }
   return {
     ...m,

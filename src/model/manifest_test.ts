@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { CorruptError } from "../errors.ts";
-import { assertCommitArgs, makeManifest, MAX_GENERATION } from "./manifest.ts";
+import { assertCommitArgs, makeManifest, MAX_GENERATION, parseManifest } from "./manifest.ts";
+import { hashBytes } from "./hash.ts";
 import { parseModelRef } from "./ref.ts";
 
 const M = parseModelRef("vpc/m1");
@@ -31,4 +32,34 @@ Deno.test("assertCommitArgs refuses a manifest readers would refuse (a path leav
     executable: false,
   }], BY);
   assert.throws(() => assertCommitArgs(M, 0, bad), CorruptError);
+});
+
+Deno.test("parseManifest accepts links that stay inside and refuses the rest as corrupt", () => {
+  const enc = (s: string) => new TextEncoder().encode(s);
+  const link = (path: string, target: string) => ({
+    path,
+    sha256: hashBytes(enc(target)),
+    size: enc(target).length,
+    executable: false,
+    link: target,
+  });
+  const file = { path: "v2/w.bin", sha256: "a".repeat(64), size: 1, executable: false };
+  const ok = parseManifest(makeManifest(M, 1, [file, link("latest", "v2")], BY), M);
+  assert.deepEqual(ok.files.map((f) => f.link), ["v2", undefined]);
+  const refused: [unknown[], RegExp][] = [
+    [[link("x", "../../etc")], /"x": it is a symlink to \.\.\/\.\.\/etc that leaves the model/],
+    [[link("x", "/etc/passwd")], /"x": it is a link, but its target is absolute/],
+    [[link("self", "."), link("a", "self/../x")], /"a": it is a symlink to self\/\.\.\/x/],
+    [[link("a", "b"), link("b", "a")], /symlink loop/],
+    [[{ ...link("x", "y"), size: 9 }], /do not describe its target/],
+    [[{ ...file, path: "sub/.modelsync/x" }], /\.modelsync segment/],
+    [[{ ...file, path: "a\ud800" }], /well-formed/],
+  ];
+  for (const [files, re] of refused) {
+    const m = { ...makeManifest(M, 1, [], BY), files };
+    assert.throws(
+      () => parseManifest(m, M),
+      (err: Error) => err instanceof CorruptError && re.test(err.message),
+    );
+  }
 });

@@ -19,6 +19,9 @@
  */
 import type { z } from "zod";
 
+/** The datastore format this version reads and writes (design/format.md). */
+export const DATASTORE_FORMAT = 2;
+
 /** What a datastore can do; plain data, read once per command. */
 export interface Capabilities {
   /** Per-model locks and per-model commits are safe; the global lock is skipped. */
@@ -63,7 +66,17 @@ export interface CallOptions {
 
 /** The content of a blob to store. */
 export type BlobSource =
-  | { kind: "file"; path: string; size: number }
+  | {
+    kind: "file";
+    path: string;
+    size: number;
+    /**
+     * Optional progress hook: a provider that streams the file may call it
+     * with the number of bytes read as they are read. Providers that do not
+     * call it lose nothing but progress within the file.
+     */
+    onRead?: (bytes: number) => void;
+  }
   | { kind: "bytes"; bytes: Uint8Array };
 
 /** A byte range of a blob: `length` bytes from `offset`. */

@@ -33,19 +33,19 @@ import {
 import type { Manifest } from "../model/manifest.ts";
 import type { ModelRef } from "../model/ref.ts";
 import { type LockHandle, type LockInfo, type LockKey, RecordLocks } from "../lock/records.ts";
-import type {
-  BlobSource,
-  CallOptions,
-  Capabilities,
-  GetBlobOptions,
-  ProbeCheck,
-  Provider,
+import {
+  type BlobSource,
+  type CallOptions,
+  type Capabilities,
+  DATASTORE_FORMAT,
+  type GetBlobOptions,
+  type ProbeCheck,
+  type Provider,
 } from "./contract.ts";
 import { CONFIG_KEY, FORMAT1_MARKER_KEY } from "./keys.ts";
 import { runProbe } from "./probe.ts";
 
-/** The datastore format this version reads and writes. */
-export const DATASTORE_FORMAT = 2;
+export { DATASTORE_FORMAT };
 
 /** Who this process is, for judging lock records. */
 export interface DatastoreContext {

@@ -48,6 +48,8 @@ export interface GuardOptions {
   msPerMiB?: number;
   /** First and largest retry delay (defaults 200 ms and 5 s). */
   backoff?: { initialMs: number; maxMs: number };
+  /** Called once per request sent (each attempt), with its kind, e.g. "putBlob". */
+  onCall?: (op: string) => void;
 }
 
 const MiB = 1024 * 1024;
@@ -71,6 +73,7 @@ class GuardedProvider implements Provider {
       attempts: 4,
       msPerMiB: 1_000,
       backoff: { initialMs: 200, maxMs: 5_000 },
+      onCall: () => {},
       ...opts,
     };
     // Keep a missing capabilities() missing: readCapabilities warns about it.
@@ -221,6 +224,7 @@ class GuardedProvider implements Provider {
             abort: stop,
           };
           this.#inFlight.add(entry, caller);
+          this.#opts.onCall(op);
           fn({ signal: call.signal }).then(resolve, reject);
         });
       } catch (err) {

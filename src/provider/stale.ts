@@ -1,6 +1,8 @@
 /**
- * Judging lock records: expired, or taken on this host by a pid that is gone.
- * Shared by every provider so `lock status` reads the same everywhere.
+ * Judging lock records: expired, or taken on this host by a pid that is gone;
+ * and the sanity rule that calls a record claiming an absurd lease corrupt
+ * ({@linkcode lockRecordProblem}). Shared by every provider and by the
+ * repository lock, so `lock status` reads the same everywhere.
  *
  * @example
  * ```ts
@@ -17,6 +19,53 @@
  */
 import process from "node:process";
 import type { LockInfo, LockRecord } from "../lock/records.ts";
+import { formatDuration } from "../duration.ts";
+
+/** Added to a record's ttl before the local clock calls it stale. */
+export const SKEW_MARGIN_MS = 5_000;
+
+/**
+ * The longest lease any modelsync takes (`--lock-ttl` refuses more). A
+ * record claiming a longer ttl is corrupt, not a lock held for days.
+ */
+export const MAX_LOCK_TTL_MS = 24 * 3_600_000;
+
+/**
+ * Why a well-formed lock record still cannot be a live lease, or undefined
+ * when it can: a ttl over {@linkcode MAX_LOCK_TTL_MS}, or a renewal time
+ * more than {@linkcode SKEW_MARGIN_MS} ahead of `nowMs` (no clock that
+ * modelsync trusts runs that far ahead). `renewedAtMs` overrides the
+ * record's own `renewedAt` where expiry is judged by another time (S3: the
+ * server's Last-Modified, which cannot lie in the future). Providers treat
+ * such a record exactly like one that does not parse: held by an unknown
+ * holder, and stale once it has been unchanged for their corrupt-record
+ * period.
+ *
+ * @example
+ * ```ts
+ * import { lockRecordProblem } from "./stale.ts";
+ * const now = Date.parse("2026-01-01T00:00:00Z");
+ * lockRecordProblem({ ttlMs: 10 * 365 * 86_400_000, renewedAt: "2026-01-01T00:00:00Z" }, { nowMs: now });
+ * // "it claims a ttl of 3650d, over the 24h any modelsync takes"
+ * lockRecordProblem({ ttlMs: 30_000, renewedAt: "2036-01-01T00:00:00Z" }, { nowMs: now });
+ * // "its renewal time 2036-01-01T00:00:00Z is 3652d in the future"
+ * ```
+ */
+export function lockRecordProblem(
+  record: Pick<LockRecord, "ttlMs" | "renewedAt">,
+  opts: { nowMs: number; renewedAtMs?: number },
+): string | undefined {
+  if (record.ttlMs > MAX_LOCK_TTL_MS) {
+    return `it claims a ttl of ${formatDuration(record.ttlMs)}, over the ` +
+      `${formatDuration(MAX_LOCK_TTL_MS)} any modelsync takes`;
+  }
+  const renewed = opts.renewedAtMs ?? Date.parse(record.renewedAt);
+  if (Number.isFinite(renewed) && renewed - opts.nowMs > SKEW_MARGIN_MS) {
+    return `its renewal time ${printable(record.renewedAt)} is ` +
+      `${formatDuration(renewed - opts.nowMs)} in the future`;
+  }
+  return undefined;
+}
 
 /** How to judge: whose clock, and which host we are on. */
 export interface JudgeOptions {
@@ -145,6 +194,10 @@ export function printable(text: string, max: number = PRINTABLE_MAX): string {
  */
 export function describeHolder(record: LockRecord): string {
   const f = (v: unknown) => printable(String(v));
+  // Providers give a record they cannot parse a synthetic nonce `corrupt-…`.
+  if (record.nonce.startsWith("corrupt-")) {
+    return `a corrupt lock record (written ${f(record.acquiredAt)})`;
+  }
   return `${f(record.holder)}@${f(record.host)} pid ${f(record.pid)} (${f(record.operation)}, ` +
     `since ${f(record.acquiredAt)})`;
 }

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import type { LockRecord } from "../lock/records.ts";
-import { describeHolder, printable, PRINTABLE_MAX } from "./stale.ts";
+import {
+  describeHolder,
+  lockRecordProblem,
+  MAX_LOCK_TTL_MS,
+  printable,
+  PRINTABLE_MAX,
+  SKEW_MARGIN_MS,
+} from "./stale.ts";
 
 function record(fields: Partial<LockRecord> = {}): LockRecord {
   return {
@@ -71,4 +78,38 @@ Deno.test("printable: escapes, limits and surrogates", () => {
   assert.equal(printable("a😀😀", 4), "a😀…");
   assert.equal(printable("lone \ud800 surrogate"), "lone \\ud800 surrogate");
   assert.equal(printable("y".repeat(1000), Infinity), "y".repeat(1000));
+});
+
+Deno.test("lockRecordProblem: a ttl over 24 h or a renewal beyond the skew margin ahead is corrupt", () => {
+  const now = Date.parse("2024-05-01T12:00:01.000Z");
+  const at = (ms: number) => new Date(now + ms).toISOString();
+  assert.equal(lockRecordProblem(record(), { nowMs: now }), undefined);
+  assert.equal(lockRecordProblem(record({ ttlMs: MAX_LOCK_TTL_MS }), { nowMs: now }), undefined);
+  assert.equal(
+    lockRecordProblem(record({ ttlMs: 25 * 3_600_000 }), { nowMs: now }),
+    "it claims a ttl of 25h, over the 24h any modelsync takes",
+  );
+  assert.notEqual(
+    lockRecordProblem(record({ ttlMs: MAX_LOCK_TTL_MS + 1 }), { nowMs: now }),
+    undefined,
+  );
+  assert.equal(
+    lockRecordProblem(record({ renewedAt: at(SKEW_MARGIN_MS) }), { nowMs: now }),
+    undefined,
+    "a clock a little ahead is tolerated",
+  );
+  assert.equal(
+    lockRecordProblem(record({ renewedAt: at(60_000) }), { nowMs: now }),
+    `its renewal time ${at(60_000)} is 60s in the future`,
+  );
+  // Where expiry is judged by another time (S3 Last-Modified), that time counts.
+  assert.equal(
+    lockRecordProblem(record({ renewedAt: at(60_000) }), { nowMs: now, renewedAtMs: now }),
+    undefined,
+  );
+  assert.equal(
+    lockRecordProblem(record({ renewedAt: "garbage" }), { nowMs: now }),
+    undefined,
+    "an unreadable time is judgeLock's business (stale), not this rule's",
+  );
 });

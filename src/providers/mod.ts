@@ -34,18 +34,24 @@ export const PROVIDER_TYPES: readonly string[] = Object.keys(REGISTRY);
 /** Types named in the spec that a later version provides. */
 const NOT_YET = new Set(["postgres", "azure"]);
 
+/** The datastore types this version can open that a hint may offer (not `module`). */
+export const AVAILABLE_PROVIDER_TYPES: readonly string[] = PROVIDER_TYPES.filter((t) =>
+  t !== "module"
+);
+
 /** Loads the provider module of a datastore type; UsageError for an unknown one. */
 export async function loadProviderModule(type: string): Promise<ProviderModule<unknown>> {
   const load = REGISTRY[type];
   if (load !== undefined) return await load();
   if (NOT_YET.has(type)) {
     throw new UsageError(
-      `Datastore type ${type} is not available in this version of modelsync; use one of ` +
-        `${PROVIDER_TYPES.filter((t) => t !== "module").join(", ")}.`,
+      `Datastore type ${type} is not available in this version of modelsync; use ` +
+        `${AVAILABLE_PROVIDER_TYPES.join(" or ")}.`,
     );
   }
   throw new UsageError(
-    `Unknown datastore type ${JSON.stringify(type)}: use one of ${PROVIDER_TYPES.join(", ")}.`,
+    `Unknown datastore type ${JSON.stringify(type)}: use one of ` +
+      `${AVAILABLE_PROVIDER_TYPES.join(", ")}, or type module for a provider module.`,
   );
 }
 
@@ -68,6 +74,14 @@ export function configProblem(error: z.ZodError, config: Record<string, unknown>
   return `"${key}": ${issue.message}`;
 }
 
+/** Options of {@linkcode createProvider}. */
+export interface CreateOptions {
+  /** Where the config came from, for messages: "modelsync.yaml" (default) or "--datastore". */
+  origin?: string;
+  /** Called once per datastore request by kind, e.g. "putBlob" (for `-v`). */
+  onCall?: (op: string) => void;
+}
+
 /**
  * The provider config of a datastore: a spec string is parsed by its
  * module's `parseSpec`; a mapping is taken as is. Config errors are
@@ -75,26 +89,40 @@ export function configProblem(error: z.ZodError, config: Record<string, unknown>
  */
 export async function resolveDatastore(
   config: { type: string } & Record<string, unknown>,
+  opts: Pick<CreateOptions, "origin"> = {},
 ): Promise<{ mod: ProviderModule<unknown>; config: unknown }> {
   const { type, spec, baseDir, ...rest } = config;
+  const fromFile = opts.origin === undefined || opts.origin === "modelsync.yaml";
+  let where = fromFile ? "datastore config in modelsync.yaml" : `datastore given by ${opts.origin}`;
   if (typeof type !== "string" || type === "") {
     throw new UsageError(
-      `Invalid datastore config in modelsync.yaml: "type" is required (one of ` +
-        `${PROVIDER_TYPES.join(", ")}).`,
+      `Invalid ${where}: "type" is required (one of ${PROVIDER_TYPES.join(", ")}).`,
     );
   }
   const mod = await loadProviderModule(type);
   let keys: Record<string, unknown> = rest;
-  let where = "datastore config in modelsync.yaml";
   if (typeof spec === "string") {
-    where = `datastore ${JSON.stringify(redactSpec(spec))}`;
+    where = `datastore ${JSON.stringify(redactSpec(spec))}${
+      fromFile ? " in modelsync.yaml" : ` given by ${opts.origin}`
+    }`;
     if (mod.parseSpec === undefined) {
       throw new UsageError(
         `Invalid ${where}: the ${type} provider has no spec form; configure it as a mapping ` +
           `in modelsync.yaml (datastore: {type: ${type}, ...}).`,
       );
     }
-    keys = mod.parseSpec(spec, { baseDir: typeof baseDir === "string" ? baseDir : Deno.cwd() });
+    try {
+      keys = mod.parseSpec(spec, { baseDir: typeof baseDir === "string" ? baseDir : Deno.cwd() });
+    } catch (err) {
+      // The module names the problem; say where the spec came from.
+      if (err instanceof UsageError && !fromFile) {
+        throw new UsageError(
+          err.message.replace(/^Invalid datastore /, `Invalid ${opts.origin} `),
+          { cause: err },
+        );
+      }
+      throw err;
+    }
   }
   const parsed = mod.configSchema.safeParse(keys);
   if (!parsed.success) {
@@ -111,9 +139,13 @@ export async function resolveDatastore(
 export async function createProvider(
   config: { type: string } & Record<string, unknown>,
   context: ProviderContext,
+  opts: CreateOptions = {},
 ): Promise<Provider> {
-  const { mod, config: parsed } = await resolveDatastore(config);
+  const { mod, config: parsed } = await resolveDatastore(config, opts);
+  // Every call to any datastore gets a deadline, and idempotent calls retry
+  // transient faults, in this one place (src/provider/guard.ts).
   return guardProvider(await mod.create(parsed, context), {
     callTimeoutMs: context.callTimeoutMs,
+    ...(opts.onCall ? { onCall: opts.onCall } : {}),
   });
 }

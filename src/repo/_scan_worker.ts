@@ -22,12 +22,13 @@ async function prescan(model: ModelRef): Promise<Prescan> {
     const scan = await scanModel(s.repoDir, model, {
       dataDir: s.dataDir,
       exclude: s.exclude,
+      symlinks: s.symlinks,
       base,
       hashConcurrency: s.hashConcurrency,
     });
     // The common case of a no-op sync costs one small message, not a copy of every file.
     if (base !== null && scan.exists && scan.hashed === 0 && !hasChanges(scan.changes)) {
-      if (scan.skipped.length === 0) {
+      if (scan.skipped.length === 0 && scan.unsyncable.length === 0) {
         const { generation, version } = base;
         return { kind: "unchanged", model, generation, version, files: base.files.length };
       }

@@ -1,8 +1,11 @@
 /**
  * Landing remote files safely (SPEC §3 invariants 3 and 4): a download goes
  * to `.modelsync/tmp/`, is hash-checked as it streams, and lands by atomic
- * rename. Nothing is ever written outside `dataDir/TYPE/ID`, and never
- * through a symlink.
+ * rename. A symbolic link is made in `.modelsync/tmp/` with its exact target
+ * and renamed into place the same way. Nothing is ever written outside
+ * `dataDir/TYPE/ID`, and never through a symlink: a rename replaces a link
+ * at the destination itself (a file becomes a link, a link a file), and
+ * parent directories that are links are refused.
  *
  * @example
  * ```ts
@@ -23,8 +26,9 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { ConflictError, CorruptError, UsageError } from "../errors.ts";
-import { pathProblem } from "../model/path.ts";
+import { ConflictError, CorruptError, localFault, UsageError } from "../errors.ts";
+import { syncablePathProblem } from "../model/path.ts";
+import { leavesProblem, linkTargetProblem, resolveLink } from "../model/link.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { modelDir } from "./scan.ts";
 
@@ -35,14 +39,17 @@ export function tmpDir(repoDir: string): string {
 
 /**
  * Streams a blob into `.modelsync/tmp/<random>`, hashing as it goes. When
- * the content does not match `expected`, the temporary file is removed and a
- * {@linkcode CorruptError} (exit 6) is thrown. Returns the temporary path.
+ * the content does not hash to `expected.sha256`, the blob is corrupt; when
+ * it does but its length differs from `expected.size`, the manifest that
+ * gave that size is corrupt (the blob is intact). Either way the temporary
+ * file is removed and a {@linkcode CorruptError} (exit 6) is thrown. `what`
+ * names the file for that message. Returns the temporary path.
  */
 export async function downloadToTmp(
   repoDir: string,
   stream: ReadableStream<Uint8Array>,
   expected: { sha256: string; size: number },
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; what?: { model: ModelRef; path: string } } = {},
 ): Promise<string> {
   const dir = tmpDir(repoDir);
   await Deno.mkdir(dir, { recursive: true });
@@ -57,14 +64,23 @@ export async function downloadToTmp(
       opts.signal?.throwIfAborted();
       const { done, value } = await reader.read();
       if (done) break;
+      // Past the expected size nothing is written, but the rest is still
+      // hashed: it tells a corrupt blob from a manifest with a wrong size.
+      const room = Math.max(0, expected.size - size);
       size += value.length;
-      if (size > expected.size) throw mismatch(expected.sha256);
       hash.update(value);
-      await writeAll(file, value);
+      if (room > 0) {
+        // A failed write (no space left) names no path: name the download's.
+        await writeAll(file, room >= value.length ? value : value.subarray(0, room)).catch(
+          (err) => {
+            throw localFault(err, path);
+          },
+        );
+      }
     }
-    if (size !== expected.size || hash.digest("hex") !== expected.sha256) {
-      throw mismatch(expected.sha256);
-    }
+    const digest = hash.digest("hex");
+    if (digest !== expected.sha256) throw mismatch(expected.sha256);
+    if (size !== expected.size) throw wrongSize(expected, size, opts.what);
     ok = true;
   } finally {
     file.close();
@@ -85,13 +101,29 @@ function mismatch(sha256: string): CorruptError {
   );
 }
 
+function wrongSize(
+  expected: { sha256: string; size: number },
+  actual: number,
+  what: { model: ModelRef; path: string } | undefined,
+): CorruptError {
+  const whose = what === undefined
+    ? "A manifest"
+    : `The manifest of ${formatRef(what.model)} (file ${JSON.stringify(what.path)})`;
+  return new CorruptError(
+    `${whose} says blob ${expected.sha256} is ${expected.size} bytes, but that blob is intact ` +
+      `(its content matches its hash) and holds ${actual} bytes: the manifest is corrupt; ` +
+      `refusing it, nothing was written. Keep the blob; repair or re-push the model from a ` +
+      `good copy.`,
+  );
+}
+
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await file.write(bytes.subarray(off));
 }
 
 function checkPath(model: ModelRef, path: string): void {
-  const problem = pathProblem(path);
+  const problem = syncablePathProblem(path);
   if (problem !== undefined) {
     throw new CorruptError(
       `Refusing path ${JSON.stringify(path)} of ${formatRef(model)}: ${problem}. ` +
@@ -200,6 +232,105 @@ export async function placeFile(
   }
   const info = await Deno.lstat(target);
   return { mtimeMs: info.mtime?.getTime() ?? 0, size: info.size };
+}
+
+/**
+ * Lands a symbolic link at `entry.path` inside the model directory, with
+ * exactly `entry.link` as its target: made in `.modelsync/tmp/`, then
+ * renamed into place (replacing a file or link there, never writing through
+ * one). Refuses a target that would leave the model (lexically; the manifest
+ * reader already checked it through the manifest's other links). Returns the
+ * link's own mtime and size, to record in the base.
+ */
+export async function placeLink(
+  repoDir: string,
+  model: ModelRef,
+  entry: { path: string; link: string },
+  opts: { dataDir: string },
+): Promise<{ mtimeMs: number; size: number }> {
+  checkPath(model, entry.path);
+  const bad = linkTargetProblem(entry.link);
+  const r = resolveLink(entry.path, entry.link, { lookup: () => undefined });
+  if (bad !== undefined || r.kind !== "inside") {
+    throw new CorruptError(
+      `Refusing link ${JSON.stringify(entry.path)} of ${formatRef(model)}: it is ${
+        bad ?? leavesProblem(entry.link, "")
+      }. Nothing was written. Repair or re-push the model from a good copy.`,
+    );
+  }
+  const root = join(repoDir, opts.dataDir);
+  await Deno.mkdir(root, { recursive: true });
+  const modelSegs = [...model.type.split("/"), model.id];
+  const fileSegs = entry.path.split("/");
+  const parent = await ensureDirs(root, [...modelSegs, ...fileSegs.slice(0, -1)], {
+    model,
+    file: entry.path,
+    inModelFrom: modelSegs.length,
+  });
+  const target = join(parent, fileSegs[fileSegs.length - 1]);
+  const existing = await lstatOrNull(target);
+  if (existing?.isDirectory) {
+    throw new ConflictError(
+      `Cannot write ${entry.path} of ${formatRef(model)}: a directory is in the way. ` +
+        `Move it aside and run "modelsync pull" again.`,
+      { paths: [entry.path] },
+    );
+  }
+  const dir = tmpDir(repoDir);
+  await Deno.mkdir(dir, { recursive: true });
+  let made = join(dir, `${randomBytes(12).toString("hex")}.link`);
+  await Deno.symlink(entry.link, made);
+  try {
+    await Deno.rename(made, target);
+  } catch (err) {
+    await Deno.remove(made).catch(() => {});
+    if (!isCrossDevice(err)) throw err;
+    // dataDir on another filesystem: make it beside the target, then rename.
+    made = join(parent, `.modelsync-${randomBytes(8).toString("hex")}.link`);
+    await Deno.symlink(entry.link, made);
+    await Deno.rename(made, target).catch(async (renameErr) => {
+      await Deno.remove(made).catch(() => {});
+      throw renameErr;
+    });
+  }
+  const info = await Deno.lstat(target);
+  return { mtimeMs: info.mtime?.getTime() ?? 0, size: info.size };
+}
+
+/** Names up to this many UTF-8 bytes fit every common file system (eCryptfs allows 143). */
+const SAFE_NAME_BYTES = 143;
+const encoder = new TextEncoder();
+
+/**
+ * Refuses, before anything is downloaded or written, to land paths with a
+ * name too long for the file system holding the data folder: each long name
+ * is looked up there once (`lstat` says ENAMETOOLONG without creating
+ * anything). Throws the one-line local fault (exit 2) naming the path.
+ */
+export async function assertNamesFit(
+  repoDir: string,
+  model: ModelRef,
+  opts: { paths: readonly string[]; dataDir: string },
+): Promise<void> {
+  const data = join(repoDir, opts.dataDir);
+  // The data folder decides (it may be a link to another disk); before it exists, the repository.
+  const root = (await lstatOrNull(data).catch(() => null)) === null ? repoDir : data;
+  const probed = new Set<string>();
+  for (const p of opts.paths) {
+    if (p.length <= SAFE_NAME_BYTES / 3) continue; // no name in it can be long
+    for (const name of p.split("/")) {
+      if (name.length <= SAFE_NAME_BYTES / 3 || probed.has(name)) continue;
+      if (encoder.encode(name).length <= SAFE_NAME_BYTES) continue;
+      probed.add(name);
+      try {
+        await Deno.lstat(join(root, name));
+      } catch (err) {
+        if ((err as { code?: string }).code === "ENAMETOOLONG") {
+          throw localFault(err, join(modelDir(repoDir, opts.dataDir, model), p));
+        }
+      }
+    }
+  }
 }
 
 function isCrossDevice(err: unknown): boolean {

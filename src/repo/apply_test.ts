@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { ConflictError, CorruptError, UsageError } from "../errors.ts";
 import { hashBytes } from "../model/hash.ts";
 import type { ModelRef } from "../model/ref.ts";
-import { cleanTmp, downloadToTmp, placeFile, removeFile, tmpDir } from "./apply.ts";
+import { cleanTmp, downloadToTmp, placeFile, placeLink, removeFile, tmpDir } from "./apply.ts";
 import { withTempDir } from "../_with_temp_dir.ts";
 
 const M: ModelRef = { type: "@acme/vpc", id: "m1" };
@@ -209,5 +209,47 @@ Deno.test("cleanTmp removes leftovers of killed runs", async () => {
     await download(repo, "left over");
     await cleanTmp(repo);
     assert.deepEqual(await tmpNames(repo), []);
+  });
+});
+
+Deno.test("placeLink makes the exact link, replaces a file or link in place, never writes through", async () => {
+  await withTempDir(async (repo) => {
+    const outside = await Deno.makeTempDir();
+    try {
+      const dir = join(repo, "models/@acme/vpc/m1");
+      const victim = join(outside, "victim.txt");
+      await Deno.writeTextFile(victim, "untouched");
+      await placeLink(repo, M, { path: "sub/l", link: "../a.txt" }, OPTS);
+      assert.equal(await Deno.readLink(join(dir, "sub/l")), "../a.txt");
+      // A link in the way (even one pointing outside) is replaced, not written through.
+      await Deno.symlink(victim, join(dir, "x"));
+      await placeLink(repo, M, { path: "x", link: "sub/l" }, OPTS);
+      assert.equal(await Deno.readLink(join(dir, "x")), "sub/l");
+      // A link becomes a file: the rename replaces the link itself.
+      await Deno.remove(join(dir, "x"));
+      await Deno.symlink(victim, join(dir, "x"));
+      await placeFile(repo, M, { path: "x", executable: false }, await download(repo, "new"), OPTS);
+      assert.equal((await Deno.lstat(join(dir, "x"))).isFile, true);
+      assert.equal(await Deno.readTextFile(join(dir, "x")), "new");
+      // A file becomes a link.
+      await placeLink(repo, M, { path: "x", link: "a.txt" }, OPTS);
+      assert.equal(await Deno.readLink(join(dir, "x")), "a.txt");
+      assert.equal(await Deno.readTextFile(victim), "untouched");
+      // A target leaving the model is refused; nothing is made.
+      await assert.rejects(placeLink(repo, M, { path: "y", link: "../../x" }, OPTS), CorruptError);
+      await assert.rejects(placeLink(repo, M, { path: "y", link: "/etc" }, OPTS), CorruptError);
+      assert.equal(await Deno.lstat(join(dir, "y")).catch(() => null), null);
+      // A directory in the way is a conflict; a symlinked parent is refused.
+      await Deno.mkdir(join(dir, "d"));
+      await assert.rejects(placeLink(repo, M, { path: "d", link: "a.txt" }, OPTS), ConflictError);
+      await Deno.symlink(outside, join(dir, "p"));
+      await assert.rejects(placeLink(repo, M, { path: "p/z", link: "q" }, OPTS), UsageError);
+      assert.deepEqual((await Array.fromAsync(Deno.readDir(outside))).map((e) => e.name), [
+        "victim.txt",
+      ]);
+      assert.deepEqual(await tmpNames(repo), [], "no temporary link is left behind");
+    } finally {
+      await Deno.remove(outside, { recursive: true });
+    }
   });
 });

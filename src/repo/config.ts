@@ -20,7 +20,9 @@ import { parse as parseYaml, parseDocument, stringify as stringifyYaml } from "y
 import { z } from "zod";
 import { NotFoundError, UsageError } from "../errors.ts";
 import { pathProblem } from "../model/path.ts";
-import { CAPABILITY_NAMES } from "../provider/contract.ts";
+import { refPatternProblem } from "../model/ref_pattern.ts";
+import { CONFIG_KEYS, type ConfigKey, type ConfigKeySpec } from "./config_keys.ts";
+import type { SymlinkMode } from "./scan.ts";
 import { parseDuration } from "../duration.ts";
 import { type DatastoreConfig, parseDatastoreSpec, redactSpec } from "./datastore_spec.ts";
 
@@ -33,11 +35,26 @@ export interface RepoConfig {
   dataDir: string;
   /** Glob patterns, relative to each model directory, never synced. */
   exclude: string[];
+  /**
+   * Sparse repository: refs or globs (`vision/*`) of the models a bare
+   * `pull` and `status --remote` consider. Absent: every model.
+   */
+  models?: string[];
+  /**
+   * Symbolic links that leave their model: `store` (default) refuses to push
+   * the model, `follow` syncs the content of the file they point to. Links
+   * inside the model are synced as links either way.
+   */
+  symlinks?: SymlinkMode;
+  /** push/flush commit a whole-model delete of an unnamed model (`--allow-delete`). */
+  allowDelete?: boolean;
   lockTimeout?: string;
   timeout?: string;
   jobs?: number;
   disableCaps?: string[];
   holder?: string;
+  /** The keys the file sets (for `config show`); absent in configs built in code. */
+  fileKeys?: readonly string[];
 }
 
 /** Name of the configuration file that marks a repository. */
@@ -45,39 +62,16 @@ export const CONFIG_FILE = "modelsync.yaml";
 /** Default `dataDir`. */
 export const DEFAULT_DATA_DIR = "models";
 
-const KNOWN_KEYS = [
-  "datastore",
-  "dataDir",
-  "exclude",
-  "lockTimeout",
-  "timeout",
-  "jobs",
-  "disableCaps",
-  "holder",
-] as const;
+export { CONFIG_KEYS, type ConfigKey, type ConfigKeySpec } from "./config_keys.ts";
 
-const EXPECTED: Record<(typeof KNOWN_KEYS)[number], string> = {
-  datastore: `a spec string like "filesystem:/path" or a mapping with a non-empty "type"`,
-  dataDir: `a relative folder name such as "models"`,
-  exclude: `a list of glob patterns such as ["*.tmp"]`,
-  lockTimeout: "a duration like 30s, 2m or 500ms",
-  timeout: "a duration like 30s, 2m or 500ms",
-  jobs: "a whole number from 1 up",
-  disableCaps: `a list of capability names (${CAPABILITY_NAMES.join(", ")})`,
-  holder: "a non-empty string",
-};
+const KNOWN_KEYS = Object.keys(CONFIG_KEYS) as ConfigKey[];
 
-const durationSchema = z.union([z.string(), z.number().nonnegative()]);
-const configSchema = z.object({
-  datastore: z.union([z.string(), z.looseObject({ type: z.string().min(1) })]).optional(),
-  dataDir: z.string().optional(),
-  exclude: z.array(z.string().min(1)).optional(),
-  lockTimeout: durationSchema.optional(),
-  timeout: durationSchema.optional(),
-  jobs: z.number().int().positive().optional(),
-  disableCaps: z.array(z.enum(CAPABILITY_NAMES)).optional(),
-  holder: z.string().min(1).optional(),
-}).strict();
+/** A parsed file, before paths and durations are checked. */
+type RawConfig = { [K in ConfigKey]?: z.infer<typeof CONFIG_KEYS[K]["schema"]> };
+
+const configSchema = z.object(
+  Object.fromEntries(KNOWN_KEYS.map((k) => [k, CONFIG_KEYS[k].schema.optional()])),
+).strict();
 
 /**
  * Finds the repository: the nearest directory at or above `start` that holds
@@ -156,7 +150,7 @@ export async function loadConfig(
   }
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) throw invalid(describeIssue(parsed.error.issues[0], data));
-  const c = parsed.data;
+  const c = parsed.data as RawConfig;
 
   const dataDir = normalizeDataDir(c.dataDir ?? DEFAULT_DATA_DIR);
   const dirProblem = dataDirProblem(dataDir);
@@ -173,7 +167,9 @@ export async function loadConfig(
     try {
       parseDuration(String(v), key);
     } catch {
-      throw invalid(`"${key}" must be ${EXPECTED[key]}, not ${JSON.stringify(v)}. Fix the value.`);
+      throw invalid(
+        `"${key}" must be ${CONFIG_KEYS[key].expected}, not ${JSON.stringify(v)}. Fix the value.`,
+      );
     }
     durations[key] = String(v);
   }
@@ -193,11 +189,31 @@ export async function loadConfig(
     datastore,
     dataDir,
     exclude: c.exclude ?? [],
+    ...(c.models === undefined ? {} : { models: checkModelPatterns(c.models, invalid) }),
+    ...(c.symlinks === undefined ? {} : { symlinks: c.symlinks as SymlinkMode }),
+    ...(c.allowDelete === undefined ? {} : { allowDelete: c.allowDelete as boolean }),
     ...durations,
     ...(c.jobs === undefined ? {} : { jobs: c.jobs }),
     ...(c.disableCaps === undefined ? {} : { disableCaps: c.disableCaps }),
     ...(c.holder === undefined ? {} : { holder: c.holder }),
+    fileKeys: Object.keys(data as Record<string, unknown>),
   };
+}
+
+function checkModelPatterns(
+  patterns: readonly string[],
+  invalid: (why: string) => UsageError,
+): string[] {
+  for (const p of patterns) {
+    const problem = refPatternProblem(p);
+    if (problem !== undefined) {
+      throw invalid(
+        `"models" entry ${JSON.stringify(p)}: ${problem}. Use model refs or globs such as ` +
+          `"vision/*" or "@acme/*/*".`,
+      );
+    }
+  }
+  return [...patterns];
 }
 
 function describeIssue(issue: z.core.$ZodIssue, data: unknown): string {
@@ -207,7 +223,7 @@ function describeIssue(issue: z.core.$ZodIssue, data: unknown): string {
   }
   const key = String(issue.path[0] ?? "");
   const value = (data as Record<string, unknown>)[key];
-  const expected = (EXPECTED as Record<string, string>)[key] ?? "valid";
+  const expected = (CONFIG_KEYS as Record<string, ConfigKeySpec>)[key]?.expected ?? "valid";
   // Never echo the datastore: it may hold credentials.
   const shown = key === "datastore" ? undefined : JSON.stringify(value);
   const got = shown === undefined
@@ -256,11 +272,7 @@ export async function writeConfig(
   if (existingText === undefined) {
     const body: Record<string, unknown> = { datastore: opts.datastore.trim() };
     if (dataDir !== DEFAULT_DATA_DIR) body.dataDir = dataDir;
-    await writeAtomic(
-      file,
-      `# modelsync repository. Relative paths are relative to this folder.\n` +
-        stringifyYaml(body, { lineWidth: 0 }),
-    );
+    await writeTextAtomic(file, configTemplate(body));
   } else {
     dataDir = await reconcile(file, existingText, {
       repoDir,
@@ -270,10 +282,32 @@ export async function writeConfig(
       same: opts.sameDatastore ?? ((a, b) => Promise.resolve(sameValue(a, b))),
     });
   }
-  await Deno.mkdir(join(repoDir, dataDir), { recursive: true });
-  await Deno.mkdir(join(repoDir, ".modelsync"), { recursive: true });
-  await ensureGitignore(repoDir);
+  try {
+    await Deno.mkdir(join(repoDir, dataDir), { recursive: true });
+    await Deno.mkdir(join(repoDir, ".modelsync"), { recursive: true });
+  } catch (err) {
+    // A half-made repository must not look initialised: drop the file we created.
+    if (existingText === undefined) await Deno.remove(file).catch(() => {});
+    throw err;
+  }
   return file;
+}
+
+/**
+ * The text of a new `modelsync.yaml`: the keys in `body`, then every other
+ * key of {@linkcode CONFIG_KEYS} commented out with an example and what it
+ * does, so a user sees what can be set without opening the README.
+ */
+export function configTemplate(body: Record<string, unknown>): string {
+  const rows = KNOWN_KEYS.filter((k) => !(k in body)).map((k) => {
+    const t = CONFIG_KEYS[k].template;
+    return { left: `# ${k}: ${t.value}`, comment: t.comment };
+  });
+  const width = Math.max(...rows.map((r) => r.left.length));
+  return `# modelsync repository. Relative paths are relative to this folder.\n` +
+    stringifyYaml(body, { lineWidth: 0 }) +
+    `\n# Other keys (uncomment to set; the value shown is the default or an example):\n` +
+    rows.map((r) => `${r.left.padEnd(width)}  # ${r.comment}\n`).join("");
 }
 
 /** Checks an existing config against `init`'s wishes; fills in a missing datastore. */
@@ -316,7 +350,7 @@ async function reconcile(
     // Keep the user's comments and keys; add the datastore.
     const doc = parseDocument(text);
     doc.set("datastore", ctx.spec.datastore.trim());
-    await writeAtomic(file, doc.toString({ lineWidth: 0 }));
+    await writeTextAtomic(file, doc.toString({ lineWidth: 0 }));
   }
   return current.dataDir;
 }
@@ -337,7 +371,8 @@ function sameValue(a: unknown, b: unknown): boolean {
   );
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
+/** Replaces a file's text atomically: a temporary file beside it, renamed into place. */
+export async function writeTextAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
   try {
     await Deno.writeTextFile(tmp, text);
@@ -348,10 +383,15 @@ async function writeAtomic(path: string, text: string): Promise<void> {
   }
 }
 
-const IGNORE_LINES = new Set([".modelsync", ".modelsync/", "/.modelsync", "/.modelsync/"]);
-
-/** Adds `.modelsync/` to the repository's `.gitignore` unless a line already covers it. */
-export async function ensureGitignore(repoDir: string): Promise<void> {
+/**
+ * Adds each of `entries` (folders such as `models/` and `.modelsync/`) to
+ * the repository's `.gitignore` unless a line already covers it. Returns the
+ * entries added.
+ */
+export async function ensureGitignore(
+  repoDir: string,
+  entries: readonly string[] = [".modelsync/"],
+): Promise<string[]> {
   const path = join(repoDir, ".gitignore");
   let text = "";
   try {
@@ -359,7 +399,12 @@ export async function ensureGitignore(repoDir: string): Promise<void> {
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
-  if (text.split(/\r?\n/).some((line) => IGNORE_LINES.has(line.trim()))) return;
+  const have = new Set(
+    text.split(/\r?\n/).map((l) => l.trim().replace(/^\//, "").replace(/\/$/, "")),
+  );
+  const added = entries.filter((e) => !have.has(e.replace(/^\//, "").replace(/\/$/, "")));
+  if (added.length === 0) return [];
   const sep = text === "" || text.endsWith("\n") ? "" : "\n";
-  await Deno.writeTextFile(path, `${text}${sep}.modelsync/\n`);
+  await Deno.writeTextFile(path, `${text}${sep}${added.join("\n")}\n`);
+  return added;
 }

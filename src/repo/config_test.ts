@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { NotFoundError, UsageError } from "../errors.ts";
-import { CONFIG_FILE, findRepo, loadConfig, writeConfig } from "./config.ts";
+import { CONFIG_FILE, ensureGitignore, findRepo, loadConfig, writeConfig } from "./config.ts";
 import { type DatastoreConfig, parseDatastoreSpec } from "./datastore_spec.ts";
 import { withTempDir } from "../_with_temp_dir.ts";
 
@@ -70,6 +70,7 @@ Deno.test("loadConfig reads every key and applies defaults", async () => {
         "jobs: 4",
         "disableCaps: [scopedSync]",
         "holder: ci",
+        "symlinks: follow",
         "",
       ].join("\n"),
     );
@@ -82,6 +83,18 @@ Deno.test("loadConfig reads every key and applies defaults", async () => {
       jobs: 4,
       disableCaps: ["scopedSync"],
       holder: "ci",
+      symlinks: "follow",
+      fileKeys: [
+        "datastore",
+        "dataDir",
+        "exclude",
+        "lockTimeout",
+        "timeout",
+        "jobs",
+        "disableCaps",
+        "holder",
+        "symlinks",
+      ],
     });
     await Deno.writeTextFile(
       join(dir, CONFIG_FILE),
@@ -92,6 +105,7 @@ Deno.test("loadConfig reads every key and applies defaults", async () => {
       datastore: { type: "filesystem", path: "rel/store" },
       dataDir: "models",
       exclude: [],
+      fileKeys: ["datastore"],
     });
     await Deno.writeTextFile(join(dir, CONFIG_FILE), "datastore:\n  type: ftp\n  host: x\n");
     assert.deepEqual((await loadConfig(dir)).datastore, { type: "ftp", host: "x" });
@@ -109,9 +123,13 @@ Deno.test("config errors are one-line UsageErrors naming the problem and the rem
       "datastore: /x\ncolour: red\n",
       new RegExp(
         `^Invalid modelsync\\.yaml at ${file}: unknown key "colour"\\. Remove it or fix the ` +
-          `spelling \\(known keys: datastore, dataDir, exclude, lockTimeout, timeout, jobs, ` +
-          `disableCaps, holder\\)\\.$`,
+          `spelling \\(known keys: datastore, dataDir, exclude, models, symlinks, lockTimeout, ` +
+          `timeout, jobs, disableCaps, holder, allowDelete\\)\\.$`,
       ),
+    );
+    await check(
+      "datastore: /x\nsymlinks: keep\n",
+      /"symlinks" must be "store" \(links leaving a model stop its push\) or "follow" .*, not "keep"\. Fix the value\.$/,
     );
     await check("datastore: [unclosed\n  dataDir: {\n", /YAML/);
     await check("datastore: /x\ndatastore: /y\n", /unique/);
@@ -153,6 +171,18 @@ Deno.test("loadConfig without modelsync.yaml is NotFoundError", async () => {
   });
 });
 
+Deno.test("ensureGitignore adds each missing entry once, in any spelling git accepts", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, ".gitignore"), "node_modules/\n/.modelsync");
+    assert.deepEqual(await ensureGitignore(dir, ["models/", ".modelsync/"]), ["models/"]);
+    assert.equal(
+      await Deno.readTextFile(join(dir, ".gitignore")),
+      "node_modules/\n/.modelsync\nmodels/\n",
+    );
+    assert.deepEqual(await ensureGitignore(dir, ["models/", ".modelsync/"]), []);
+  });
+});
+
 Deno.test("writeConfig creates the layout, is idempotent and never duplicates .gitignore", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, ".gitignore"), "node_modules/");
@@ -162,7 +192,8 @@ Deno.test("writeConfig creates the layout, is idempotent and never duplicates .g
     assert.match(yaml, /^datastore: filesystem:\/srv\/store$/m);
     assert.ok((await Deno.stat(join(dir, "models"))).isDirectory);
     assert.ok((await Deno.stat(join(dir, ".modelsync"))).isDirectory);
-    assert.equal(await Deno.readTextFile(join(dir, ".gitignore")), "node_modules/\n.modelsync/\n");
+    // .gitignore is init's business (ensureGitignore), not writeConfig's.
+    assert.equal(await Deno.readTextFile(join(dir, ".gitignore")), "node_modules/");
 
     // Same datastore, spelled differently (the comparison init passes): idempotent.
     const same = (a: DatastoreConfig, b: DatastoreConfig) =>
@@ -172,7 +203,6 @@ Deno.test("writeConfig creates the layout, is idempotent and never duplicates .g
     await writeConfig(dir, { datastore: "/srv/store", sameDatastore: same });
     await writeConfig(dir, { datastore: "filesystem:/srv/store" });
     assert.equal(await Deno.readTextFile(path), yaml);
-    assert.equal(await Deno.readTextFile(join(dir, ".gitignore")), "node_modules/\n.modelsync/\n");
 
     await usageError(
       writeConfig(dir, { datastore: "filesystem:/elsewhere" }),
@@ -196,7 +226,8 @@ Deno.test("writeConfig: custom dataDir, long paths on one line, no .gitignore ye
     assert.equal(config.dataDir, "data");
     assert.deepEqual(config.datastore, { type: "filesystem", spec: long, baseDir: dir });
     assert.ok((await Deno.stat(join(dir, "data"))).isDirectory);
-    assert.equal(await Deno.readTextFile(join(dir, ".gitignore")), ".modelsync/\n");
+    // The other keys are listed, commented out, and the file still loads as written.
+    assert.match(yaml, /^# lockTimeout: 60s +# how long to wait for a lock$/m, yaml);
     await usageError(writeConfig(dir, { datastore: long, dataDir: "../x" }), /Invalid data folder/);
   });
 });

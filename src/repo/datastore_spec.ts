@@ -25,7 +25,7 @@ export interface DatastoreConfig {
   [key: string]: unknown;
 }
 
-const SPEC_HELP = "Use filesystem:/path or s3://bucket/prefix.";
+const SPEC_HELP = "Use filesystem:/path, a plain path, or s3://bucket/prefix.";
 
 /**
  * Reads the type of a datastore spec. URL-like specs (`s3://…`) name their
@@ -39,9 +39,14 @@ const SPEC_HELP = "Use filesystem:/path or s3://bucket/prefix.";
  * parseDatastoreSpec("store", "/repo").type; // "filesystem"
  * ```
  */
-export function parseDatastoreSpec(spec: string, baseDir: string): DatastoreConfig {
+export function parseDatastoreSpec(
+  spec: string,
+  baseDir: string,
+  /** Where the spec came from, for messages: `--datastore`, `MODELSYNC_DATASTORE`, … */
+  what = "datastore",
+): DatastoreConfig {
   const text = spec.trim();
-  if (text === "") throw new UsageError(`Invalid datastore "": it is empty. ${SPEC_HELP}`);
+  if (text === "") throw new UsageError(`Invalid ${what} "": it is empty. ${SPEC_HELP}`);
   const m = /^([a-z][a-z0-9+.-]*):(\/\/)?/i.exec(text);
   let type = "filesystem";
   if (m !== null && m[1].length > 1) {

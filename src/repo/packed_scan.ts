@@ -22,7 +22,7 @@
  * @module
  */
 import type { ModelRef } from "../model/ref.ts";
-import type { LocalFile, ScanResult } from "./scan.ts";
+import type { LocalFile, ScanResult, Unsyncable } from "./scan.ts";
 
 /** A {@linkcode ScanResult} with its files packed (see the module doc). */
 export interface PackedScan {
@@ -31,6 +31,7 @@ export interface PackedScan {
   dir: string;
   exists: boolean;
   skipped: string[];
+  unsyncable: Unsyncable[];
   hashed: number;
   startedAtMs: number;
   /** Every file's path, in `files` order, each followed by NUL (which no path contains). */
@@ -41,6 +42,8 @@ export interface PackedScan {
   mtimeMs: Float64Array;
   /** 1: executable. */
   executable: Uint8Array;
+  /** The files that are symbolic links (few): index into the files, and target. */
+  links: [number, string][];
   /** Indexes into the files of the added and the modified paths, each in sorted path order. */
   added: Uint32Array;
   modified: Uint32Array;
@@ -70,6 +73,7 @@ export function packScan(scan: ScanResult): PackedScan {
   const executable = new Uint8Array(n);
   const index = new Map<string, number>();
   const paths: string[] = [];
+  const links: [number, string][] = [];
   let i = 0;
   for (const f of scan.files.values()) {
     index.set(f.path, i);
@@ -78,6 +82,7 @@ export function packScan(scan: ScanResult): PackedScan {
     size[i] = f.size;
     mtimeMs[i] = f.mtimeMs;
     executable[i] = f.executable ? 1 : 0;
+    if (f.link !== undefined) links.push([i, f.link]);
     i++;
   }
   const indexes = (list: string[]) => Uint32Array.from(list, (p) => index.get(p)!);
@@ -87,6 +92,7 @@ export function packScan(scan: ScanResult): PackedScan {
     dir: scan.dir,
     exists: scan.exists,
     skipped: scan.skipped,
+    unsyncable: scan.unsyncable,
     hashed: scan.hashed,
     startedAtMs: scan.startedAtMs,
     paths: paths.length === 0 ? "" : paths.join("\0") + "\0",
@@ -94,6 +100,7 @@ export function packScan(scan: ScanResult): PackedScan {
     size,
     mtimeMs,
     executable,
+    links,
     added: indexes(scan.changes.added),
     modified: indexes(scan.changes.modified),
     deleted: scan.changes.deleted,
@@ -105,19 +112,23 @@ export function unpackScan(p: ScanResult | PackedScan): ScanResult {
   if (!("packed" in p)) return p;
   const files = new Map<string, LocalFile>();
   const names: string[] = [];
+  const links = new Map(p.links);
   let start = 0;
   for (let i = 0; start < p.paths.length; i++) {
     const end = p.paths.indexOf("\0", start);
     const path = p.paths.slice(start, end);
     start = end + 1;
     names.push(path);
-    files.set(path, {
+    const file: LocalFile = {
       path,
       size: p.size[i],
       mtimeMs: p.mtimeMs[i],
       executable: p.executable[i] === 1,
       sha256: hexOf(p.sha256, 32 * i),
-    });
+    };
+    const link = links.get(i);
+    if (link !== undefined) file.link = link;
+    files.set(path, file);
   }
   return {
     model: p.model,
@@ -130,6 +141,7 @@ export function unpackScan(p: ScanResult | PackedScan): ScanResult {
       deleted: p.deleted,
     },
     skipped: p.skipped,
+    unsyncable: p.unsyncable,
     hashed: p.hashed,
     startedAtMs: p.startedAtMs,
   };

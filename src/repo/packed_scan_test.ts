@@ -11,7 +11,8 @@ function scanOf(files: [string, number, boolean, string][], changes: ScanResult[
     exists: true,
     files: new Map(),
     changes,
-    skipped: ["link (symlink, not followed)"],
+    skipped: ["sock (not a regular file)"],
+    unsyncable: [{ path: "bad\uFFFD", problem: "its name is not valid UTF-8 (shown with U+FFFD)" }],
     hashed: 2,
     startedAtMs: 1_700_000_000_123.5,
   };
@@ -21,13 +22,21 @@ function scanOf(files: [string, number, boolean, string][], changes: ScanResult[
   return scan;
 }
 
-Deno.test("packScan/unpackScan round-trip every field, odd names included", () => {
+Deno.test("packScan/unpackScan round-trip every field, odd names and links included", () => {
   const scan = scanOf([
     ["a.txt", 3, false, sha("a")],
     ["dir/new\nline", 0, true, sha("0")],
     ["dir/ünï cödé", 5_000_000_000, false, sha("f")],
     ["z", 1, true, "0123456789abcdef".repeat(4)],
   ], { added: ["dir/new\nline", "z"], modified: ["a.txt"], deleted: ["gone/x"] });
+  scan.files.set("latest", {
+    path: "latest",
+    size: 2,
+    mtimeMs: 1,
+    executable: false,
+    sha256: sha("b"),
+    link: "v2",
+  });
   const packed = packScan(scan);
   assert.equal(packed.packed, true);
   assert.deepEqual(unpackScan(packed), scan);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { InterruptedError, LockTimeoutError } from "../errors.ts";
+import { InterruptedError, LeaseLostError, LockTimeoutError } from "../errors.ts";
 import { acquireRepoLock, inspectRepoLock, repoLockPath } from "./repo_lock.ts";
 import { withTempDir } from "../_with_temp_dir.ts";
 
@@ -20,11 +20,13 @@ async function plant(repo: string, record: Record<string, unknown> | string): Pr
   await Deno.writeTextFile(repoLockPath(repo), text);
 }
 
-const record = (pid: number, host = hostname()) => ({
+const record = (pid: number, host = hostname(), renewedAt = new Date().toISOString()) => ({
   pid,
   host,
   operation: "push",
   startedAt: "2024-01-01T00:00:00.000Z",
+  renewedAt,
+  ttlMs: 30_000,
   nonce: "abc",
 });
 
@@ -41,8 +43,9 @@ Deno.test("the repo lock is exclusive; the second acquirer waits, then gets it",
         assert.match(
           err.message,
           new RegExp(
-            `^Another modelsync process \\(pid ${Deno.pid}, push since .*\\) is working in ` +
-              `${repo}; wait for it or, if it is gone, delete ${repo}/\\.modelsync/repo\\.lock\\.$`,
+            `^Another modelsync process \\(pid ${Deno.pid} on this host, push since .*, renewed ` +
+              `.* ago\\) is working in ${repo}; wait for it or raise --lock-timeout, or if it is ` +
+              `gone, delete ${repo}/\\.modelsync/repo\\.lock\\.$`,
           ),
         );
         return true;
@@ -79,13 +82,70 @@ Deno.test("a lock left by an earlier process with our own pid is taken over", as
   });
 });
 
-Deno.test("a live holder on another host is never taken over", async () => {
+Deno.test("a holder on another host is waited for while it renews, taken over after its lease", async () => {
   await withTempDir(async (repo) => {
-    await plant(repo, record(await deadPid(), "some-other-host"));
+    await plant(repo, record(Deno.pid, "some-other-host"));
     await assert.rejects(
       acquireRepoLock(repo, { operation: "push", timeoutMs: 50 }),
-      /on host some-other-host/,
+      /\(pid \d+ on another host \(some-other-host\), push since /,
     );
+    // Its pid means nothing here; its lease ran out 40 s ago (30 s ttl + 5 s margin).
+    await plant(
+      repo,
+      record(Deno.pid, "some-other-host", new Date(Date.now() - 70_000).toISOString()),
+    );
+    const lock = await acquireRepoLock(repo, { operation: "push", timeoutMs: 0 });
+    assert.equal((await inspectRepoLock(repo))?.host, hostname());
+    await lock.release();
+  });
+});
+
+Deno.test("a record claiming an impossible lease is corrupt: taken over once unchanged 60 s", async () => {
+  await withTempDir(async (repo) => {
+    const years = 10 * 365 * 86_400_000;
+    for (
+      const planted of [
+        { ...record(Deno.pid, "other"), ttlMs: years },
+        record(Deno.pid, "other", new Date(Date.now() + years).toISOString()),
+      ]
+    ) {
+      await plant(repo, planted);
+      await assert.rejects(
+        acquireRepoLock(repo, { operation: "push", timeoutMs: 50 }),
+        (err: unknown) => err instanceof LockTimeoutError && /is corrupt \(it/.test(err.message),
+      );
+      const old = (Date.now() - 120_000) / 1000;
+      await Deno.utime(repoLockPath(repo), old, old);
+      const lock = await acquireRepoLock(repo, { operation: "push", timeoutMs: 0 });
+      assert.equal((await inspectRepoLock(repo))?.pid, Deno.pid);
+      await lock.release();
+    }
+  });
+});
+
+Deno.test("the holder renews its record; losing it aborts the lock's signal", async () => {
+  await withTempDir(async (repo) => {
+    const lock = await acquireRepoLock(repo, { operation: "push", timeoutMs: 0, ttlMs: 150 });
+    const first = await inspectRepoLock(repo);
+    assert.equal(first?.ttlMs, 150);
+    let renewed: Awaited<ReturnType<typeof inspectRepoLock>> = first;
+    for (let i = 0; i < 100 && renewed?.renewedAt === first?.renewedAt; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      renewed = await inspectRepoLock(repo);
+    }
+    assert.equal(renewed?.nonce, first?.nonce);
+    assert.ok(Date.parse(renewed!.renewedAt) > Date.parse(first!.renewedAt), "renewed");
+    lock.assertHeld();
+    // Another process takes it over (as after a long pause): the next renewal notices.
+    await plant(repo, { ...record(Deno.pid, "other"), nonce: "theirs" });
+    const reason = await new Promise<unknown>((resolve) =>
+      lock.signal.addEventListener("abort", () => resolve(lock.signal.reason), { once: true })
+    );
+    assert.ok(reason instanceof LeaseLostError, String(reason));
+    assert.match(reason.message, /taken over by pid \d+ on another host \(other\)/);
+    assert.throws(() => lock.assertHeld(), LeaseLostError);
+    await lock.release();
+    assert.equal((await inspectRepoLock(repo))?.nonce, "theirs", "release left their lock");
   });
 });
 
@@ -94,7 +154,8 @@ Deno.test("a corrupt lock is waited on while fresh and taken over after 60 s", a
     await plant(repo, "{garbage");
     await assert.rejects(
       acquireRepoLock(repo, { operation: "push", timeoutMs: 50 }),
-      (err: unknown) => err instanceof LockTimeoutError && /unreadable/.test(err.message),
+      (err: unknown) =>
+        err instanceof LockTimeoutError && /is corrupt \(it is not valid JSON/.test(err.message),
     );
     const old = (Date.now() - 120_000) / 1000;
     await Deno.utime(repoLockPath(repo), old, old);

@@ -4,6 +4,13 @@
  * push: one `lstat` per unchanged file and no reads, as git does, with the
  * racily-clean guard (a file written within 2 s of the base is re-hashed).
  *
+ * Every entry is synced or reported (SPEC §3 invariant 9). A symbolic link
+ * that stays inside its model is synced as a link; what cannot be synced (a
+ * name that is not valid UTF-8 or breaks the path rules, a link leaving the
+ * model, a link loop) is listed in `unsyncable`, and push refuses the model
+ * until it is fixed; what is never synced by rule (a nested `.modelsync`,
+ * sockets, devices) is listed in `skipped`. The walk itself is `./_walk.ts`.
+ *
  * @example
  * ```ts
  * import { scanModel } from "./scan.ts";
@@ -21,20 +28,40 @@
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import type { BaseFile, BaseState } from "../model/base.ts";
-import { hashFile, hashSmallFileSync } from "../model/hash.ts";
-import { pathProblem } from "../model/path.ts";
+import { hashBytes, hashFile, hashSmallFileSync } from "../model/hash.ts";
+import { linkBytes, linkListProblems } from "../model/link.ts";
 import { compareRefs, formatRef, type ModelRef, refProblem } from "../model/ref.ts";
 import { compileExclude, type ExcludeMatcher } from "./exclude.ts";
+import { walk } from "./_walk.ts";
 
-/** One regular file found in a model directory. */
+/** One regular file (or symbolic link kept as a link) found in a model directory. */
 export interface LocalFile {
   /** Relative to the model directory, `/`-separated. */
   path: string;
+  /** Of a link: its target's length in UTF-8 bytes. */
   size: number;
+  /** What `lstat` showed (`stat`, for a link followed with `symlinks: follow`). */
   mtimeMs: number;
   executable: boolean;
+  /** Of a link: SHA-256 of its target's UTF-8 bytes. */
   sha256: string;
+  /** Present for a symbolic link synced as a link: its exact target. */
+  link?: string;
 }
+
+/** An entry the scan found but cannot sync, and why. */
+export interface Unsyncable {
+  /** Relative to the model directory; a name that is not UTF-8 is shown with U+FFFD. */
+  path: string;
+  problem: string;
+}
+
+/**
+ * What to do with a symbolic link whose target leaves its model: `store`
+ * (default) refuses to push the model; `follow` syncs the content of the
+ * file it points to. Links inside the model are stored as links either way.
+ */
+export type SymlinkMode = "store" | "follow";
 
 /** Paths relative to the model directory, each list sorted. */
 export interface Changes {
@@ -52,8 +79,13 @@ export interface ScanResult {
   exists: boolean;
   files: Map<string, LocalFile>;
   changes: Changes;
-  /** Entries not synced, each `path (reason)`: symlinks, special files, unsafe names. */
+  /**
+   * Entries never synced by rule, each `path (reason)`: a nested `.modelsync`,
+   * sockets, FIFOs, devices. Reported as warnings; they do not stop a push.
+   */
   skipped: string[];
+  /** Entries that should be synced but cannot be, sorted: push refuses the model while any remain. */
+  unsyncable: Unsyncable[];
   /** Files actually read to hash them. */
   hashed: number;
   /**
@@ -73,6 +105,8 @@ export function hasChanges(changes: Changes): boolean {
 export const RACY_WINDOW_MS = 2000;
 const DEFAULT_HASH_CONCURRENCY = 8;
 const YIELD_EVERY = 4096;
+const byPath = (a: { path: string }, b: { path: string }) =>
+  a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
 /** Files up to this size are hashed with one synchronous read. */
 const SYNC_HASH_MAX_BYTES = 64 * 1024;
 
@@ -171,14 +205,18 @@ export interface ScanOptions {
   dataDir: string;
   exclude: string[];
   base: BaseState | null;
+  /** Links that leave the model: refused (`store`, default) or followed (`follow`). */
+  symlinks?: SymlinkMode;
   signal?: AbortSignal;
   /** Files hashed in parallel (default 8). */
   hashConcurrency?: number;
 }
 
 /**
- * Walks one model directory and measures it against its base. Symlinks are
- * never followed (listed in `skipped`); excluded paths are invisible. A file
+ * Walks one model directory and measures it against its base. A symlink
+ * that stays inside the model is a link entry; one that leaves it is
+ * `unsyncable`, or with `symlinks: follow` the file it points to is read as
+ * the entry's content. Excluded paths are invisible. A file
  * whose size and mtime equal the base entry, and whose mtime is well before
  * the base was recorded, keeps the base hash without being read. A base
  * file that is now excluded is neither kept nor deleted: it is not reported.
@@ -199,6 +237,7 @@ export async function scanModel(
     files: new Map(),
     changes: { added: [], modified: [], deleted: [] },
     skipped: [],
+    unsyncable: [],
     hashed: 0,
   };
   const baseFiles = new Map<string, BaseFile>();
@@ -220,19 +259,24 @@ export async function scanModel(
   }
   result.exists = top !== undefined;
 
-  const toHash: { path: string; abs: string; size: number; mtimeMs: number; exec: boolean }[] = [];
+  const toHash: Pending[] = [];
+  const links: LocalFile[] = [];
   const trustBefore = (opts.base?.syncedAtMs ?? -Infinity) - RACY_WINDOW_MS;
   if (result.exists) {
-    await walk(dir, "", {
+    await walk({
+      root: dir,
       matcher,
       skipped: result.skipped,
+      unsyncable: (path, problem) => void result.unsyncable.push({ path, problem }),
+      symlinks: opts.symlinks ?? "store",
       signal: opts.signal,
       onFile: (path, abs, info) => {
         const mtimeMs = info.mtime?.getTime() ?? NaN;
         const exec = ((info.mode ?? 0) & 0o111) !== 0;
         const b = baseFiles.get(path);
         if (
-          b !== undefined && b.size === info.size && b.mtimeMs === mtimeMs && mtimeMs < trustBefore
+          b !== undefined && b.size === info.size && b.mtimeMs === mtimeMs &&
+          mtimeMs < trustBefore && b.link === undefined
         ) {
           result.files.set(path, {
             path,
@@ -246,8 +290,24 @@ export async function scanModel(
         }
         toHash.push({ path, abs, size: info.size, mtimeMs, exec });
       },
+      onLink: (path, target, info) => {
+        // A link's content is its target: no file is read, nothing to hash but a few bytes.
+        const b = baseFiles.get(path);
+        const same = b !== undefined && b.link === target;
+        const bytes = same ? undefined : linkBytes(target);
+        links.push({
+          path,
+          size: same ? b.size : bytes!.length,
+          mtimeMs: info.mtime?.getTime() ?? NaN,
+          executable: false,
+          sha256: same ? b.sha256 : hashBytes(bytes!),
+          link: target,
+        });
+      },
     });
   }
+  if (links.length > 0) keepLinks(result, { links, pending: toHash, baseFiles });
+  result.unsyncable.sort(byPath);
 
   const record = (f: Pending, h: { sha256: string; size: number }) => {
     result.hashed++;
@@ -260,7 +320,10 @@ export async function scanModel(
     });
     const b = baseFiles.get(f.path);
     if (b === undefined) result.changes.added.push(f.path);
-    else if (b.sha256 !== h.sha256 || b.size !== h.size || b.executable !== f.exec) {
+    else if (
+      b.sha256 !== h.sha256 || b.size !== h.size || b.executable !== f.exec ||
+      b.link !== undefined
+    ) {
       result.changes.modified.push(f.path);
     }
   };
@@ -299,68 +362,32 @@ export async function scanModel(
   return result;
 }
 
+/**
+ * Adds the links the walk kept to the scan, except those every manifest
+ * reader would refuse (`linkListProblems`, resolved through the file list
+ * this scan would commit): those are unsyncable.
+ */
+function keepLinks(
+  result: ScanResult,
+  ctx: { links: LocalFile[]; pending: readonly Pending[]; baseFiles: Map<string, BaseFile> },
+): void {
+  const listed = [...result.files.values(), ...ctx.pending, ...ctx.links];
+  const refused = new Map(linkListProblems(listed).map((p) => [p.path, p.problem]));
+  for (const l of ctx.links) {
+    const problem = refused.get(l.path);
+    if (problem !== undefined) {
+      result.unsyncable.push({ path: l.path, problem });
+      continue;
+    }
+    result.files.set(l.path, l);
+    const b = ctx.baseFiles.get(l.path);
+    if (b === undefined) result.changes.added.push(l.path);
+    else if (b.link !== l.link) result.changes.modified.push(l.path);
+  }
+}
+
 function isExcludedBase(path: string, matcher: ExcludeMatcher): boolean {
   return matcher.isEmpty ? false : matcher.matchesPath(path);
-}
-
-interface WalkContext {
-  matcher: ExcludeMatcher;
-  skipped: string[];
-  signal?: AbortSignal;
-  onFile: (path: string, abs: string, info: Deno.FileInfo) => void;
-}
-
-/**
- * Depth-first walk, one readDir per directory and one lstat per regular file.
- * Synchronous calls: in Deno an async lstat costs about four times a sync
- * one, and this loop is the whole cost of a no-op push. It yields to the
- * event loop every few thousand entries so timers (lease renewals) still run.
- */
-async function walk(root: string, start: string, ctx: WalkContext): Promise<void> {
-  const dirs = [start];
-  let sinceYield = 0;
-  while (dirs.length > 0) {
-    ctx.signal?.throwIfAborted();
-    const rel = dirs.pop()!;
-    const abs = rel === "" ? root : `${root}/${rel}`;
-    for (const e of Deno.readDirSync(abs)) {
-      const path = rel === "" ? e.name : `${rel}/${e.name}`;
-      if (ctx.matcher.matchesEntry(path, e.name, e.isDirectory)) continue;
-      // Local state of any repository is never synced (SPEC §3 invariant 6),
-      // also that of a repository nested inside a model.
-      if (e.name === ".modelsync" && e.isDirectory) {
-        ctx.skipped.push(`${path} (modelsync state, never synced)`);
-        continue;
-      }
-      if (e.isSymlink) {
-        ctx.skipped.push(`${path} (symlink, not followed)`);
-        continue;
-      }
-      // A readdir name has no "/" or NUL and is never "." or "..": only these can fail.
-      if (e.name.includes("\\") || path.length > 341 || (rel === "" && e.name[1] === ":")) {
-        const problem = pathProblem(path);
-        if (problem !== undefined) {
-          ctx.skipped.push(`${path} (unsafe name: ${problem})`);
-          continue;
-        }
-      }
-      if (e.isDirectory) {
-        dirs.push(path);
-      } else if (e.isFile) {
-        const file = `${abs}/${e.name}`;
-        const info = lstatOrUndefined(file);
-        if (info?.isFile) ctx.onFile(path, file, info);
-        else if (info?.isSymlink) ctx.skipped.push(`${path} (symlink, not followed)`);
-        if (++sinceYield >= YIELD_EVERY) {
-          sinceYield = 0;
-          await new Promise((resolve) => setTimeout(resolve, 0));
-          ctx.signal?.throwIfAborted();
-        }
-      } else {
-        ctx.skipped.push(`${path} (not a regular file)`);
-      }
-    }
-  }
 }
 
 function vanishedIsUndefined<T>(fn: () => T): T | undefined {
@@ -368,15 +395,6 @@ function vanishedIsUndefined<T>(fn: () => T): T | undefined {
     return fn();
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
-}
-
-function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
-  try {
-    return Deno.lstatSync(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined; // vanished meanwhile
     throw err;
   }
 }

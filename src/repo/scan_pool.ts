@@ -27,10 +27,11 @@
 import type { BaseState } from "../model/base.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import type { PackedScan } from "./packed_scan.ts";
+import type { SymlinkMode } from "./scan.ts";
 
 /** What a worker found for one model. */
 export type Prescan =
-  /** The model exists and matches its base exactly; no file was read, nothing skipped. */
+  /** The model exists and matches its base exactly; no file was read, nothing skipped or unsyncable. */
   | { kind: "unchanged"; model: ModelRef; generation: number; version: string; files: number }
   /**
    * Anything else: the base and the full scan, as `readBase` and `scanModel`
@@ -46,6 +47,7 @@ export interface WorkerSetup {
   repoDir: string;
   dataDir: string;
   exclude: string[];
+  symlinks: SymlinkMode;
   hashConcurrency: number;
 }
 
@@ -62,6 +64,8 @@ const CHUNK = 8;
 export interface ScanPoolOptions {
   dataDir: string;
   exclude: string[];
+  /** Links that leave a model (default `store`). */
+  symlinks?: SymlinkMode;
   /** Worker threads (default: the number of cores, at most 4). */
   workers?: number;
   /** Files each worker hashes in parallel (default 8). */
@@ -96,6 +100,7 @@ export async function scanInWorkers(
     repoDir,
     dataDir: opts.dataDir,
     exclude: [...opts.exclude],
+    symlinks: opts.symlinks ?? "store",
     hashConcurrency: opts.hashConcurrency ?? 8,
   };
   const url = new URL("./_scan_worker.ts", import.meta.url);

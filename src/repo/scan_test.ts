@@ -6,6 +6,9 @@ import type { ModelRef } from "../model/ref.ts";
 import { listLocalModels, scanModel, type ScanResult } from "./scan.ts";
 import { matchesExclude } from "./exclude.ts";
 import { withTempDir } from "../_with_temp_dir.ts";
+import { hashBytes } from "../model/hash.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
 
 const M: ModelRef = { type: "vpc", id: "m1" };
 
@@ -28,6 +31,7 @@ function baseOf(scan: ScanResult, syncedAtMs: number): BaseState {
       size: f.size,
       executable: f.executable,
       mtimeMs: f.mtimeMs,
+      ...(f.link === undefined ? {} : { link: f.link }),
     })),
     syncedAtMs,
   };
@@ -133,25 +137,120 @@ Deno.test("scanModel: a racily clean file (mtime within 2 s of the base) is re-h
   });
 });
 
-Deno.test("scanModel skips symlinks (never followed) and unsafe names", async () => {
+Deno.test("scanModel keeps links inside the model, and reports links leaving it and unsafe names", async () => {
   await withTempDir(async (repo) => {
     const outside = await Deno.makeTempDir();
     try {
+      const m = join(repo, "models/vpc/m1");
       await put(repo, "models/vpc/m1/real.txt", "real");
+      await put(repo, "models/vpc/m1/v2/w.bin", "w");
       await Deno.writeTextFile(join(outside, "secret"), "secret");
-      await Deno.symlink("real.txt", join(repo, "models/vpc/m1/link.txt"));
-      await Deno.symlink(outside, join(repo, "models/vpc/m1/outside"));
+      await Deno.symlink("real.txt", join(m, "link.txt"));
+      await Deno.symlink("v2", join(m, "latest"));
+      await Deno.symlink("missing/../real.txt", join(m, "lexical"));
+      await Deno.symlink("nowhere", join(m, "dangling"));
+      await Deno.symlink(outside, join(m, "outside"));
+      await Deno.symlink("../../../../x", join(m, "climbs"));
+      await Deno.symlink("out/secret", join(m, "through")); // via a link that leaves
+      await Deno.symlink(join(outside), join(m, "out"));
+      await Deno.symlink("loop2", join(m, "loop1"));
+      await Deno.symlink("loop1", join(m, "loop2"));
       await put(repo, "models/vpc/m1/back\\slash", "x");
+      await put(repo, "models/vpc/m1/sub/.modelsync", "a file named like the state folder");
       const r = await scan(repo, null);
-      assert.deepEqual([...r.files.keys()], ["real.txt"]);
-      assert.deepEqual(r.changes.added, ["real.txt"]);
-      const skipped = r.skipped.join("\n");
-      assert.match(skipped, /link\.txt \(symlink/);
-      assert.match(skipped, /outside \(symlink/);
-      assert.match(skipped, /back\\slash \(unsafe name: it contains a backslash\)/);
+      assert.deepEqual([...r.files.keys()].sort(), [
+        "dangling",
+        "latest",
+        "lexical",
+        "link.txt",
+        "real.txt",
+        "v2/w.bin",
+      ]);
+      const link = r.files.get("link.txt")!;
+      assert.equal(link.link, "real.txt");
+      assert.equal(link.size, 8);
+      assert.equal(link.executable, false);
+      assert.equal(link.sha256, hashBytes(new TextEncoder().encode("real.txt")));
+      assert.equal(r.files.get("latest")?.link, "v2");
+      assert.deepEqual(r.unsyncable.map((u) => u.path), [
+        "back\\slash",
+        "climbs",
+        "loop1",
+        "loop2",
+        "out",
+        "outside",
+        "through",
+      ]);
+      const problems = new Map(r.unsyncable.map((u) => [u.path, u.problem]));
+      assert.match(problems.get("outside")!, /^a symlink to \/.* that leaves the model$/);
+      assert.match(problems.get("through")!, /leaves the model through out \(-> \//);
+      assert.equal(problems.get("loop1"), "a symlink loop");
+      assert.match(problems.get("back\\slash")!, /contains a backslash/);
+      assert.deepEqual(r.skipped, ["sub/.modelsync (modelsync state, never synced)"]);
+      // Nothing outside the model was read.
+      assert.ok(![...r.files.values()].some((f) => f.sha256 === hashBytes(enc("secret"))));
+
+      // With symlinks: follow, a link leaving the model to a file is read as that file.
+      const followed = await scanModel(repo, M, {
+        dataDir: "models",
+        exclude: [],
+        base: null,
+        symlinks: "follow",
+      });
+      const secret = followed.files.get("out/secret") ?? followed.files.get("through");
+      assert.equal(secret?.sha256, hashBytes(enc("secret")));
+      assert.equal(secret?.link, undefined);
+      assert.match(
+        new Map(followed.unsyncable.map((u) => [u.path, u.problem])).get("outside")!,
+        /a symlink to the directory .* outside the model/,
+      );
+      assert.ok(!followed.files.has("climbs"), "a dangling link leaving the model is reported");
+      assert.match(followed.unsyncable.map((u) => u.path).join(","), /climbs/);
     } finally {
       await Deno.remove(outside, { recursive: true });
     }
+  });
+});
+
+Deno.test("scanModel: a link and a file with the same bytes are different states", async () => {
+  await withTempDir(async (repo) => {
+    const m = join(repo, "models/vpc/m1");
+    await put(repo, "models/vpc/m1/x", "target");
+    const asFile = await scan(repo, null);
+    const base = baseOf(asFile, asFile.files.get("x")!.mtimeMs + 10_000);
+    await Deno.remove(join(m, "x"));
+    await Deno.symlink("target", join(m, "x"));
+    const asLink = await scan(repo, base);
+    assert.equal(asLink.files.get("x")?.sha256, asFile.files.get("x")?.sha256);
+    assert.deepEqual(asLink.changes.modified, ["x"], "file -> link is a modification");
+    const back = await scan(repo, baseOf(asLink, Date.now() + 10_000));
+    assert.deepEqual(back.changes.modified, [], "an unchanged link is unchanged");
+  });
+});
+
+Deno.test("scanModel reports names that are not valid UTF-8, also when they collide", async () => {
+  await withTempDir(async (repo) => {
+    const m = join(repo, "models/vpc/m1");
+    await put(repo, "models/vpc/m1/ok.txt", "ok");
+    await put(repo, "models/vpc/m1/real\uFFFD.txt", "a real U+FFFD in the name");
+    // Raw bytes: 0xff is never valid UTF-8. Deno shows it as U+FFFD.
+    const made = new Deno.Command("python3", {
+      args: [
+        "-c",
+        "import os,sys; d=sys.argv[1].encode(); open(d+b'/bad\\xff','w').write('x');" +
+        "open(d+b'/real\\xff.txt','w').write('y'); os.mkdir(d+b'/dir\\xfe')",
+        m,
+      ],
+    }).outputSync();
+    if (!made.success) throw new Error(new TextDecoder().decode(made.stderr));
+    const r = await scan(repo, null);
+    assert.deepEqual([...r.files.keys()].sort(), ["ok.txt", "real\uFFFD.txt"]);
+    assert.deepEqual(r.unsyncable.map((u) => u.path), [
+      "bad\uFFFD",
+      "dir\uFFFD",
+      "real\uFFFD.txt",
+    ]);
+    assert.ok(r.unsyncable.every((u) => /not valid UTF-8/.test(u.problem)));
   });
 });
 

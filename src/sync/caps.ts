@@ -60,6 +60,22 @@ export async function runCaps(s: Session, opts: { probe: boolean }): Promise<Cap
   return result;
 }
 
+/** What each boolean capability means for this datastore, said for the value shown. */
+const CAPABILITY_VALUE_MEANINGS = {
+  scopedSync: {
+    yes: CAPABILITY_MEANINGS.scopedSync,
+    no: "one global lock for every write: writers of different models wait for each other",
+  },
+  atomicCommit: {
+    yes: CAPABILITY_MEANINGS.atomicCommit,
+    no: "manifest commits are not a compare-and-swap: only the global lock keeps writers apart",
+  },
+  serverTime: {
+    yes: CAPABILITY_MEANINGS.serverTime,
+    no: "lock expiry is judged by this machine's clock plus a skew margin",
+  },
+} as const;
+
 /** Human lines for `caps`. */
 export function formatCaps(r: CapsResult): string[] {
   const yes = (b: boolean) => (b ? "yes" : "no ");
@@ -72,7 +88,9 @@ export function formatCaps(r: CapsResult): string[] {
   for (const name of ["scopedSync", "atomicCommit", "serverTime"] as const) {
     const off = r.disabled.includes(name) ? " (disabled by --disable-cap)" : "";
     lines.push(
-      `  ${name.padEnd(16)}${yes(r.capabilities[name])}  ${CAPABILITY_MEANINGS[name]}${off}`,
+      `  ${name.padEnd(16)}${yes(r.capabilities[name])}  ${
+        CAPABILITY_VALUE_MEANINGS[name][r.capabilities[name] ? "yes" : "no"]
+      }${off}`,
     );
   }
   lines.push(

@@ -1,6 +1,7 @@
 /**
- * `init`: writes modelsync.yaml, creates the local folders and the datastore
- * marker. Idempotent.
+ * `init`: creates the datastore marker, then writes modelsync.yaml, the
+ * local folders and the .gitignore entries. Idempotent; a failed init leaves
+ * no modelsync.yaml behind.
  *
  * @module
  */
@@ -11,8 +12,16 @@ import { UsageError } from "../errors.ts";
 import { SKEW_MARGIN_MS } from "../lock/mod.ts";
 import { Datastore } from "../provider/datastore.ts";
 import { createProvider, resolveDatastore } from "../providers/mod.ts";
-import { CONFIG_FILE, ensureGitignore, findRepo, loadConfig, writeConfig } from "../repo/config.ts";
-import { type GlobalFlags, resolveSettings } from "./settings.ts";
+import {
+  CONFIG_FILE,
+  ensureGitignore,
+  findRepo,
+  loadConfig,
+  writeConfig,
+  writeTextAtomic,
+} from "../repo/config.ts";
+import { type DatastoreConfig, parseDatastoreSpec } from "../repo/datastore_spec.ts";
+import type { Workspace } from "./session.ts";
 
 /** The `init` result. */
 export interface InitResult {
@@ -20,45 +29,48 @@ export interface InitResult {
   repo: string;
   config: string;
   datastore: { type: string; location: string };
+  /** Lines added to .gitignore (none when present already, or with --no-gitignore). */
+  gitignoreAdded: string[];
 }
 
-/** Initialises a repository in --repo or the current directory. */
+/**
+ * Initialises a repository in --repo or the current directory.
+ *
+ * Nothing is written until the datastore is known to be acceptable: its
+ * spec is parsed and validated by its provider first (a user name or
+ * password in an S3 endpoint, an unknown or unavailable type, a bad key are
+ * refused here, so no secret ever reaches `modelsync.yaml`). A new
+ * `modelsync.yaml` is written only after the datastore marker exists, so a
+ * failed init (datastore unreachable, marker write refused, interrupted)
+ * leaves none behind. An existing `modelsync.yaml` is never removed; if
+ * init added its missing datastore and then failed, its old text is put back.
+ */
 export async function runInit(
-  opts: {
-    flags: GlobalFlags;
-    env: Record<string, string | undefined>;
-    cwd: string;
-    signal: AbortSignal;
-  },
+  w: Workspace,
+  opts: { cwd: string; gitignore: boolean },
 ): Promise<InitResult> {
-  const settings = resolveSettings({ flags: opts.flags, env: opts.env });
+  const { settings } = w;
   const repoDir = path.resolve(opts.cwd, settings.repo ?? ".");
   const configPath = path.join(repoDir, CONFIG_FILE);
-  const exists = await Deno.stat(configPath).then(() => true, () => false);
+  const before = await readIfExists(configPath);
+  const exists = before !== undefined;
   if (!exists) await refuseInsideDataFolder(repoDir);
-  if (settings.datastore !== undefined) {
-    await Deno.mkdir(repoDir, { recursive: true });
-    await writeConfig(repoDir, {
-      datastore: settings.datastore,
-      // Two specs name the same datastore when their providers parse them alike.
-      sameDatastore: async (a, b) => {
-        const [ra, rb] = await Promise.all([resolveDatastore(a), resolveDatastore(b)]);
-        return ra.mod.type === rb.mod.type &&
-          JSON.stringify(ra.config) === JSON.stringify(rb.config);
-      },
-    });
-  } else if (!exists) {
+  if (settings.datastore === undefined && !exists) {
     throw new UsageError(
       `No datastore given for the new repository in ${repoDir}: pass --datastore filesystem:/path (or set MODELSYNC_DATASTORE).`,
     );
   }
-  await ensureGitignore(repoDir);
-  const config = await loadConfig(repoDir);
-  const provider = await createProvider(config.datastore, {
+  const datastore = settings.datastore !== undefined
+    ? parseDatastoreSpec(settings.datastore, repoDir, w.origins.datastore.name)
+    : (await loadConfig(repoDir)).datastore;
+  const provider = await createProvider(datastore, {
     callTimeoutMs: settings.callTimeoutMs,
     host: os.hostname(),
     pid: process.pid,
     baseDir: repoDir,
+  }, {
+    // The spec came from --datastore or the environment, else from the existing file.
+    origin: settings.datastore !== undefined ? w.origins.datastore.name : "modelsync.yaml",
   });
   const ds = new Datastore(provider, {
     host: os.hostname(),
@@ -66,15 +78,62 @@ export async function runInit(
     skewMarginMs: SKEW_MARGIN_MS,
   });
   try {
-    await ds.init({ signal: opts.signal });
+    // An existing file is checked against the spec before the datastore is touched.
+    if (exists && settings.datastore !== undefined) {
+      await writeConfig(repoDir, { datastore: settings.datastore, sameDatastore });
+    }
+    try {
+      await ds.init({ signal: w.signal });
+    } catch (err) {
+      if (exists && (await readIfExists(configPath)) !== before) {
+        await writeTextAtomic(configPath, before);
+      }
+      throw err;
+    }
+    if (!exists) {
+      await Deno.mkdir(repoDir, { recursive: true });
+      await writeConfig(repoDir, { datastore: settings.datastore!, sameDatastore });
+    }
+    const config = await loadConfig(repoDir);
+    const gitignoreAdded = opts.gitignore
+      ? await ensureGitignore(repoDir, [`${config.dataDir}/`, ".modelsync/"])
+      : [];
     return {
       schema: "modelsync.init/1",
       repo: repoDir,
       config: configPath,
       datastore: ds.describe(),
+      gitignoreAdded,
     };
   } finally {
     await ds.close();
+  }
+}
+
+/** Human lines for `init`. */
+export function formatInit(r: InitResult): string[] {
+  // A URL location (s3://…) names its type already; a path does not.
+  const { type, location } = r.datastore;
+  const where = location.includes("://") ? location : `${type}:${location}`;
+  const lines = [`Initialised ${r.repo} with datastore ${where}`];
+  if (r.gitignoreAdded.length > 0) {
+    lines.push(`Added ${r.gitignoreAdded.join(" and ")} to .gitignore`);
+  }
+  return lines;
+}
+
+/** Two specs name the same datastore when their providers parse them alike. */
+async function sameDatastore(a: DatastoreConfig, b: DatastoreConfig): Promise<boolean> {
+  const [ra, rb] = await Promise.all([resolveDatastore(a), resolveDatastore(b)]);
+  return ra.mod.type === rb.mod.type && JSON.stringify(ra.config) === JSON.stringify(rb.config);
+}
+
+async function readIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(file);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
   }
 }
 

@@ -16,9 +16,15 @@ import type { Session } from "./session.ts";
 export type LockRow = LockRecord & {
   ageMs: number;
   ttlLeftMs: number;
-  state: "live" | "stale";
+  /** `corrupt`: the record cannot be read (it is stale once unchanged for a while). */
+  state: "live" | "stale" | "corrupt";
   staleReason?: string;
 };
+
+/** A record the provider could not parse carries a synthetic nonce `corrupt-…`. */
+function isCorrupt(record: LockRecord): boolean {
+  return record.nonce.startsWith("corrupt-");
+}
 
 /** The `lock status` result. */
 export interface LockStatusResult {
@@ -31,7 +37,7 @@ function row(info: LockInfo): LockRow {
     ...info.record,
     ageMs: info.ageMs,
     ttlLeftMs: info.ttlLeftMs,
-    state: info.stale ? "stale" : "live",
+    state: info.stale ? "stale" : isCorrupt(info.record) ? "corrupt" : "live",
     ...(info.staleReason === undefined ? {} : { staleReason: info.staleReason }),
   };
 }
@@ -45,20 +51,51 @@ export async function runLockStatus(s: Session): Promise<LockStatusResult> {
   return { schema: "modelsync.locks/1", locks: rows };
 }
 
-/** Human lines for `lock status`. */
-export function formatLockStatus(r: LockStatusResult): string[] {
+/**
+ * Human lines for `lock status`: aligned columns (lock, state, holder, pid,
+ * operation, age, ttl or why it is stale, repository). Records come from the
+ * datastore, so every field goes through `printable`.
+ */
+export function formatLockStatus(
+  r: LockStatusResult,
+  opts: { paint?: { status(kind: string, text: string): string } } = {},
+): string[] {
   if (r.locks.length === 0) return ["No locks held."];
-  return r.locks.map((l) => {
-    const ttl = l.ttlLeftMs >= 0
-      ? `${formatDuration(l.ttlLeftMs)} left`
-      : `expired ${formatDuration(-l.ttlLeftMs)} ago`;
-    // Records come from the datastore: never print their control characters.
-    const state = l.state === "live" ? "live " : `STALE (${printable(l.staleReason ?? "stale")})`;
-    return `${printable(l.key)}  ${state}  ${printable(l.holder)}@${
-      printable(l.host)
-    } pid ${l.pid}  ` +
-      `${printable(l.operation)}  age ${formatDuration(l.ageMs)}  ttl ${ttl}`;
+  const rows = r.locks.map((l) => {
+    const corrupt = isCorrupt(l);
+    const when = corrupt
+      ? (l.staleReason ? `stale: ${l.staleReason}` : "corrupt record; not stale yet")
+      : l.state === "stale"
+      ? `stale: ${l.staleReason ?? "expired"}`
+      : l.ttlLeftMs >= 0
+      ? `ttl ${formatDuration(l.ttlLeftMs)} left`
+      : `expired ${formatDuration(-l.ttlLeftMs)} ago (within the clock-skew margin)`;
+    return {
+      state: l.state,
+      cells: [
+        printable(l.key),
+        l.state,
+        corrupt ? "corrupt record" : `${printable(l.holder)}@${printable(l.host)}`,
+        corrupt ? "-" : String(l.pid),
+        corrupt ? "-" : printable(l.operation),
+        formatDuration(l.ageMs),
+        printable(when),
+        l.repo === undefined ? "" : printable(l.repo),
+      ],
+    };
   });
+  const header = ["LOCK", "STATE", "HOLDER", "PID", "OPERATION", "AGE", "TTL / WHY", "REPOSITORY"];
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((row) => row.cells[i].length))
+  );
+  const line = (cells: string[], state?: string) =>
+    cells.map((c, i) => {
+      const padded = i === cells.length - 1 ? c : c.padEnd(widths[i]);
+      return i === 1 && state !== undefined && opts.paint
+        ? opts.paint.status(state === "live" ? "" : state === "stale" ? "STALE" : "corrupt", padded)
+        : padded;
+    }).join("  ").trimEnd();
+  return [line(header), ...rows.map((row) => line(row.cells, row.state))];
 }
 
 /** The `lock release --force` result. */

@@ -11,7 +11,6 @@ import { logger } from "../log.ts";
 import type { BaseState } from "../model/base.ts";
 import { writeBase } from "../model/base.ts";
 import { readLanding, removeLanding } from "../model/landing.ts";
-import { makeManifest } from "../model/manifest.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import type { ScanResult } from "../repo/scan.ts";
 import type { Lease } from "../lock/mod.ts";
@@ -23,12 +22,20 @@ import {
   effectiveBase,
   entriesOf,
   fileDirClashes,
+  isRollback,
   localStates,
   sameStates,
   statesOf,
 } from "./states.ts";
 import { mergeStates, threeWay } from "./three_way.ts";
-import { landRemote, modelDir, type UploadItem, uploadMissing } from "./transfer.ts";
+import {
+  landingClashes,
+  landRemote,
+  modelDir,
+  type UploadItem,
+  uploadMissing,
+} from "./transfer.ts";
+import { makeManifest } from "../model/manifest.ts";
 
 /** Commit attempts before giving up on a model that keeps moving. */
 export const MAX_COMMIT_ATTEMPTS = 5;
@@ -63,7 +70,23 @@ export async function pushModel(
     let target = local;
     let takeRemote: string[] = [];
     let rebased = false;
-    if (remote !== null && remote.version !== base?.version) {
+    // The generation this commit will have: the next one, or above the base
+    // when the datastore went back (restored from an older backup), so that
+    // the model's generation never goes backwards for anyone who synced it.
+    let nextGen = remoteGen + 1;
+    let warning: string | undefined;
+    const wentBack = isRollback(base, remote) ||
+      (remote === null && base !== null && base.generation > 0);
+    if (wentBack) {
+      nextGen = Math.max(remoteGen, base!.generation) + 1;
+      warning = remote === null
+        ? `The datastore has no manifest for ${key} although this repository synced generation ` +
+          `${base!.generation} (restored from an older backup?); committing the local state as ` +
+          `generation ${nextGen}.`
+        : `The datastore's generation ${remoteGen} of ${key} is not newer than generation ` +
+          `${base!.generation} synced here (restored from a backup?); committing the local state ` +
+          `as generation ${nextGen}, above both.`;
+    } else if (remote !== null && remote.version !== base?.version) {
       const input = { base: baseStates, local, remote: remoteStates };
       const plan = threeWay(input);
       if (plan.conflicts.length > 0) {
@@ -71,9 +94,9 @@ export async function pushModel(
           `Cannot push ${key}: the datastore moved to generation ${remoteGen} (base ${
             base?.generation ?? "none"
           }) ` +
-            `and both sides changed ${
-              listPaths(plan.conflicts)
-            }. Run "modelsync pull ${key}", resolve, then push.`,
+            `and both sides changed ${listPaths(plan.conflicts)}. Run "modelsync pull ${key}" ` +
+            `(it saves the datastore's version under .modelsync/conflicts/), resolve, then push; ` +
+            `or keep yours with "modelsync pull --ours ${key}", then "modelsync push ${key}".`,
           { current: remoteGen, paths: plan.conflicts },
         );
       }
@@ -89,36 +112,48 @@ export async function pushModel(
         );
       }
       takeRemote = plan.takeRemote;
+      const blocked = await landingClashes(s, model, {
+        paths: takeRemote,
+        remote: remoteStates,
+        local,
+      });
+      if (blocked.length > 0) {
+        throw new ConflictError(
+          `Cannot push ${key}: generation ${remoteGen} needs ${listPaths(blocked)} to be a file ` +
+            `where this repository has a directory, or a directory where it has a file. Nothing ` +
+            `was committed. Move your ${listPaths(blocked)} aside, then push again.`,
+          { current: remoteGen, paths: blocked },
+        );
+      }
       rebased = true;
-    } else if (remote === null && base !== null && base.generation > 0) {
-      logger("sync").warn(
-        `The datastore has no manifest for ${key} although this repository synced generation ` +
-          `${base.generation}; pushing the local state as a new model.`,
-      );
     }
+    if (warning !== undefined) logger("sync").warn(warning);
     let committed = remote?.manifest;
     let version = remote?.version ?? "";
     let generation: number | null = remote === null ? null : remoteGen;
-    const needsCommit = remote === null
-      ? target.size > 0 || base !== null
-      : !sameStates(target, remoteStates);
+    const needsCommit = wentBack ||
+      (remote === null ? target.size > 0 || base !== null : !sameStates(target, remoteStates));
     if (needsCommit) {
       const dir = modelDir(s, model);
       const items: UploadItem[] = [];
       for (const [p, st] of target) {
-        if (scan.files.get(p)?.sha256 === st.sha256) {
+        // A link is stored inline in the manifest: no blob to upload.
+        const l = scan.files.get(p);
+        if (st.link === undefined && l?.link === undefined && l?.sha256 === st.sha256) {
           items.push({ sha256: st.sha256, size: st.size, file: path.join(dir, p) });
         }
       }
       const moved = await uploadMissing(s, items, { signal, progress: opts.progress });
       uploaded = { files: uploaded.files + moved.files, bytes: uploaded.bytes + moved.bytes };
-      const manifest = makeManifest(model, remoteGen + 1, entriesOf(target), s.identity);
       await opts.lease.confirm();
       try {
-        const res = await s.provider.commitManifest(model, remote, manifest, { signal });
-        committed = manifest;
+        // One compare-and-swap on the head read: the new generation may be
+        // above the next one (above a base the datastore lost).
+        const draft = makeManifest(model, nextGen, entriesOf(target), s.identity);
+        const res = await s.provider.commitManifest(model, remote, draft, { signal });
+        committed = res.manifest;
         version = res.version;
-        generation = manifest.generation;
+        generation = res.manifest.generation;
       } catch (err) {
         if (err instanceof ConflictError && attempt < MAX_COMMIT_ATTEMPTS) {
           logger("sync").info(`Lost the commit race on ${key}; rebasing (attempt ${attempt + 1}).`);
@@ -152,12 +187,14 @@ export async function pushModel(
     }
     return {
       model: key,
-      status: needsCommit ? "pushed" : "unchanged",
-      files: uploaded.files,
+      status: !needsCommit ? "unchanged" : committed?.files.length === 0 ? "deleted" : "pushed",
+      files: committed?.files.length ?? target.size,
+      uploaded: uploaded.files,
       bytes: uploaded.bytes,
       generation,
       ms: Date.now() - started,
       ...(rebased ? { rebased: true } : {}),
+      ...(warning !== undefined ? { warning } : {}),
     };
   }
   throw new ConflictError(

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
-import { ConflictError, ContentChangedError, DatastoreError, LockTimeoutError } from "../errors.ts";
-import { exitCodeFor, failureReport, type ModelReport } from "./report.ts";
+import {
+  ConflictError,
+  ContentChangedError,
+  DatastoreError,
+  LeaseLostError,
+  LockTimeoutError,
+} from "../errors.ts";
+import { exitCodeFor, failureReport, type ModelReport, summarize } from "./report.ts";
 import { listPaths } from "./format.ts";
 
 const ok = (model: string): ModelReport => ({
@@ -35,6 +41,30 @@ Deno.test("exitCodeFor: a failure beside a success is partial (5); all failing k
   );
 });
 
+Deno.test("exitCodeFor: a lost lease is lease-lost (75); held whole-model deletes only -> 2", () => {
+  const lost = failureReport(m, new LeaseLostError("Lost the lock on vpc/m1: ..."), 1);
+  assert.equal(lost.status, "lease-lost");
+  assert.equal(exitCodeFor([lost, failureReport(m, new LockTimeoutError("x"), 1)]), 75);
+  const held: ModelReport = { ...ok("a/2"), status: "delete-pending", exitCode: 2 };
+  assert.equal(exitCodeFor([ok("a/1"), held]), 2);
+  assert.equal(exitCodeFor([held, failureReport(m, new ConflictError("x"), 1)]), 5);
+  assert.equal(exitCodeFor([ok("a/1"), { ...ok("a/3"), status: "kept" }]), 0);
+  assert.deepEqual(summarize([held, lost, { ...ok("a/3"), status: "deleted" }]), {
+    pushed: 0,
+    pulled: 0,
+    deleted: 1,
+    kept: 0,
+    unchanged: 0,
+    deletePending: 1,
+    conflict: 0,
+    changed: 0,
+    failed: 0,
+    lockTimeout: 0,
+    leaseLost: 1,
+    interrupted: 0,
+  });
+});
+
 Deno.test("failureReport carries the conflict paths", () => {
   const r = failureReport(m, new ConflictError("both changed", { paths: ["a.bin"] }), 3);
   assert.equal(r.status, "conflict");
@@ -42,9 +72,9 @@ Deno.test("failureReport carries the conflict paths", () => {
   assert.equal(r.model, "vpc/m1");
 });
 
-Deno.test("failureReport: a file changed during push is a conflict; a local file problem is exit 2", () => {
+Deno.test("failureReport: a file changed during push is status changed (exit 4); a local file problem is exit 2", () => {
   const changed = failureReport(m, new ContentChangedError("changed while being pushed"), 1);
-  assert.equal(changed.status, "conflict");
+  assert.equal(changed.status, "changed");
   assert.equal(exitCodeFor([changed]), 4);
   const local = failureReport(
     m,

@@ -9,6 +9,7 @@ import { NotFoundError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { type BaseState, listBaseModels, readBase, writeBase } from "../model/base.ts";
 import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
+import { matchesRefPatterns } from "../model/ref_pattern.ts";
 import { LockManager, type LockPath } from "../lock/mod.ts";
 import { cleanTmp } from "../repo/apply.ts";
 import { acquireRepoLock } from "../repo/repo_lock.ts";
@@ -16,14 +17,16 @@ import { assertDataDir, listLocalModels, type ScanResult } from "../repo/scan.ts
 import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
 import { hasPackedChanges, type PackedScan, unpackScan } from "../repo/packed_scan.ts";
 import path from "node:path";
-import { Progress } from "./progress.ts";
+import { Progress, progressOutput } from "./progress.ts";
 import { modelDir, uploadMissing } from "./transfer.ts";
 import { pushModel } from "./push.ts";
 import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
-import { refreshedBase, scanAgainst } from "./states.ts";
+import { checkSyncable, isRollback, refreshedBase, scanAgainst } from "./states.ts";
+import { requireDataDir } from "./data_dir.ts";
+import { deletePendingReport, isWholeModelDelete } from "./delete_guard.ts";
 
 /** The result of push, flush or pull. */
 export interface SyncResult {
@@ -40,7 +43,7 @@ function lockManager(s: RepoSession, operation: string): LockManager {
   return new LockManager({
     provider: s.provider,
     caps: s.capabilities.caps,
-    holder: s.identity,
+    holder: { ...s.identity, repo: s.repoDir },
     operation,
     lockTimeoutMs: s.settings.lockTimeoutMs,
     ttlMs: s.settings.lockTtlMs,
@@ -48,19 +51,25 @@ function lockManager(s: RepoSession, operation: string): LockManager {
   });
 }
 
+/**
+ * Runs `fn` under the repository lock (a lease renewed every ttl/3). `fn`
+ * gets the session with a signal that also aborts when that lock is lost,
+ * so the work stops instead of carrying on unlocked.
+ */
 async function withRepoLock<T>(
   s: RepoSession,
   operation: string,
-  fn: () => Promise<T>,
+  fn: (s: RepoSession) => Promise<T>,
 ): Promise<T> {
   const lock = await acquireRepoLock(s.repoDir, {
     operation,
     timeoutMs: s.settings.lockTimeoutMs,
+    ttlMs: s.settings.lockTtlMs,
     signal: s.signal,
   });
   try {
     await cleanTmp(s.repoDir);
-    return await fn();
+    return await fn({ ...s, signal: AbortSignal.any([s.signal, lock.signal]) });
   } finally {
     await lock.release();
   }
@@ -84,17 +93,31 @@ async function localCandidates(s: RepoSession, named: ModelRef[] | undefined): P
   return sortUniqueRefs([...models, ...await listBaseModels(s.repoDir)]);
 }
 
+/** True when `dir` is missing or holds no entries. */
+async function isEmptyDir(dir: string): Promise<boolean> {
+  try {
+    for await (const _ of Deno.readDir(dir)) return false;
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
+      return true;
+    }
+    throw err;
+  }
+}
+
 /** Uploads the blobs of an unchanged model that the datastore does not have. */
 function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
   const dir = modelDir(s, scan.model);
-  const items = [...scan.files.values()].map((f) => ({
+  // A link's content is its target, stored inline in the manifest: no blob.
+  const items = [...scan.files.values()].filter((f) => f.link === undefined).map((f) => ({
     sha256: f.sha256,
     size: f.size,
     file: path.join(dir, f.path),
   }));
   return uploadMissing(s, items, {
     signal: s.signal,
-    progress: new Progress("push", { enabled: false }),
+    progress: new Progress("push", { mode: "none" }),
   });
 }
 
@@ -105,11 +128,15 @@ function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
  */
 export async function runPush(
   s: RepoSession,
-  opts: { models?: ModelRef[]; operation: "push" | "flush" },
+  opts: { models?: ModelRef[]; operation: "push" | "flush"; allowDelete?: boolean },
 ): Promise<SyncResult> {
-  const manager = lockManager(s, opts.operation);
-  return await withRepoLock(s, opts.operation, async () => {
+  return await withRepoLock(s, opts.operation, async (s) => {
+    const manager = lockManager(s, opts.operation);
+    await requireDataDir(s.repoDir, s.config.dataDir);
     const named = opts.models !== undefined && opts.models.length > 0;
+    // A whole-model delete (every file gone) is committed only when asked:
+    // the model named on the command line, or --allow-delete.
+    const mayDelete = named || opts.allowDelete === true;
     const candidates = await localCandidates(s, opts.models);
     // Many models: scanned on worker threads while the datastore is listed.
     // A named model also needs its file list (restoreMissingBlobs), so named
@@ -119,14 +146,15 @@ export async function runPush(
     const prescans = workers === 0 ? undefined : scanInWorkers(s.repoDir, candidates, {
       dataDir: s.config.dataDir,
       exclude: s.config.exclude,
+      symlinks: s.config.symlinks,
       workers,
       hashConcurrency: s.jobs,
       signal: AbortSignal.any([s.signal, stopScan.signal]),
     });
     prescans?.catch(() => {}); // awaited below; an abort is reported there
     // One listing: a model this repository synced that the datastore no
-    // longer has (restored from an older backup, or a new datastore) is
-    // pushed again even without local changes.
+    // longer has, or has at an older generation (restored from an older
+    // backup, or a new datastore), is pushed again even without local changes.
     let listing;
     try {
       listing = await s.provider.listManifests({ signal: s.signal });
@@ -134,9 +162,17 @@ export async function runPush(
       stopScan.abort(err); // no use scanning on
       throw err;
     }
-    const listed = new Set(listing.map((l) => formatRef(l.model)));
+    const listed = new Map(listing.map((l) => [formatRef(l.model), l.version]));
     const scanned = await prescans ?? new Map<string, Prescan>();
     const reports: ModelReport[] = [];
+    // The datastore moved since the last sync of an unchanged model: one
+    // read tells whether it went back (then the local state is pushed
+    // above it) or ahead (pull's business).
+    const wentBack = async (model: ModelRef, base: BaseState | null): Promise<boolean> => {
+      const version = listed.get(formatRef(model));
+      if (base === null || version === undefined || version === base.version) return false;
+      return isRollback(base, await s.provider.getManifest(model, { signal: s.signal }));
+    };
     // A changed model's scan stays packed (as the workers sent it) until its
     // turn to push: the file records of every model are never all on the heap.
     const pending = new Map<string, { scan: ScanResult | PackedScan; base: BaseState | null }>();
@@ -145,11 +181,16 @@ export async function runPush(
       try {
         const pre = scanned.get(formatRef(model));
         scanned.delete(formatRef(model)); // let the scan be collected once handled
-        if (pre?.kind === "unchanged" && (pre.files === 0 || listed.has(formatRef(model)))) {
+        if (
+          pre?.kind === "unchanged" && (pre.files === 0 || listed.has(formatRef(model))) &&
+          (pre.files === 0 || listed.get(formatRef(model)) === pre.version ||
+            !(await wentBack(model, await readBase(s.repoDir, model))))
+        ) {
           reports.push({
             model: formatRef(model),
             status: "unchanged",
-            files: 0,
+            files: pre.files,
+            uploaded: 0,
             bytes: 0,
             generation: pre.generation,
             ms: Date.now() - started,
@@ -158,9 +199,6 @@ export async function runPush(
         }
         const base = pre?.kind === "scanned" ? pre.base : await readBase(s.repoDir, model);
         const scan = pre?.kind === "scanned" ? pre.scan : await scanAgainst(s, model, { base });
-        for (const skipped of scan.skipped) {
-          logger("repo").warn(`Skipped ${formatRef(model)}/${skipped}`);
-        }
         if (!scan.exists && base === null) {
           throw new NotFoundError(
             `Model ${
@@ -168,9 +206,15 @@ export async function runPush(
             } has no directory in ${s.config.dataDir}/ and was never synced: check the name.`,
           );
         }
+        checkSyncable(scan, { push: true });
+        if (!mayDelete && isWholeModelDelete(scan, base, s.config.exclude)) {
+          reports.push(deletePendingReport(model, base!, Date.now() - started));
+          return;
+        }
         const lost = base !== null && base.files.length > 0 && !listed.has(formatRef(model));
-        if (hasPackedChanges(scan) || lost) pending.set(formatRef(model), { scan, base });
-        else {
+        if (hasPackedChanges(scan) || lost || await wentBack(model, base)) {
+          pending.set(formatRef(model), { scan, base });
+        } else {
           const full = unpackScan(scan);
           // Files re-hashed and found unchanged (racily clean, or touched):
           // record their mtimes so the next scan does not read them again.
@@ -185,7 +229,8 @@ export async function runPush(
           reports.push({
             model: formatRef(model),
             status: moved.files > 0 ? "pushed" : "unchanged",
-            files: moved.files,
+            files: full.files.size,
+            uploaded: moved.files,
             bytes: moved.bytes,
             generation: base?.generation ?? null,
             ms: Date.now() - started,
@@ -195,8 +240,12 @@ export async function runPush(
         reports.push(failureReport(model, err, Date.now() - started));
       }
     });
+    logger("sync").debug(
+      `${opts.operation}: ${candidates.length} local models, ${pending.size} with changes to ` +
+        `commit; the datastore lists ${listing.length} models.`,
+    );
     if (pending.size > 0) {
-      const progress = new Progress(opts.operation, { enabled: !s.settings.quiet });
+      const progress = new Progress(opts.operation, { mode: progressOutput(s.settings) });
       progress.start();
       try {
         const changed = [...pending.values()].map((p) => p.scan.model);
@@ -235,15 +284,24 @@ export async function runPull(
   s: RepoSession,
   opts: { models?: ModelRef[]; resolution: Resolution },
 ): Promise<SyncResult> {
-  return await withRepoLock(s, "pull", async () => {
+  return await withRepoLock(s, "pull", async (s) => {
     await assertDataDir(s.repoDir, s.config.dataDir);
+    const synced = await listBaseModels(s.repoDir);
+    // A repository that synced models before needs its data folder: without
+    // it every model would look deleted here. A new one gets it created.
+    if (synced.length > 0) await requireDataDir(s.repoDir, s.config.dataDir);
     const listing = new Map(
       (await s.provider.listManifests({ signal: s.signal })).map((l) => [formatRef(l.model), l]),
     );
     const named = opts.models !== undefined && opts.models.length > 0;
+    // A sparse repository (models: in modelsync.yaml) brings only the models
+    // it names, plus the ones it already synced.
+    const sparse = s.config.models ?? [];
     const candidates = named ? sortUniqueRefs(opts.models!) : sortUniqueRefs([
-      ...[...listing.values()].map((l) => l.model),
-      ...await listBaseModels(s.repoDir),
+      ...[...listing.values()].map((l) => l.model).filter((m) =>
+        sparse.length === 0 || matchesRefPatterns(formatRef(m), sparse)
+      ),
+      ...synced,
     ]);
     const reports: ModelReport[] = [];
     const pending = new Map<string, BaseState | null>();
@@ -266,7 +324,12 @@ export async function runPull(
             generation: base?.generation ?? null,
             ms: 0,
           });
-        } else if (base !== null && base.version === listed.version) {
+        } else if (
+          base !== null && base.version === listed.version &&
+          !(opts.resolution === "theirs" && base.files.length > 0 &&
+            await isEmptyDir(modelDir(s, model)))
+        ) {
+          // (--theirs also brings back a model deleted here and not pushed.)
           reports.push({
             model: key,
             status: "unchanged",
@@ -282,8 +345,12 @@ export async function runPull(
         reports.push(failureReport(model, err, 0));
       }
     }
+    logger("sync").debug(
+      `pull: the datastore lists ${listing.size} models; ${candidates.length} considered` +
+        `${sparse.length > 0 ? ` (models: ${sparse.join(", ")})` : ""}, ${pending.size} moved.`,
+    );
     if (pending.size > 0) {
-      const progress = new Progress("pull", { enabled: !s.settings.quiet });
+      const progress = new Progress("pull", { mode: progressOutput(s.settings) });
       progress.start();
       try {
         const models = candidates.filter((m) => pending.has(formatRef(m)));

@@ -1,6 +1,8 @@
 /**
- * A command's session: the repository, its config, the datastore provider and
- * its capabilities (read once), and the run's abort signal.
+ * A command's workspace and session. The workspace is the repository, its
+ * config and the settings, resolved once per run without touching the
+ * datastore (plain `status` needs no more). A session adds the datastore
+ * provider and its capabilities, read once.
  *
  * @module
  */
@@ -14,7 +16,13 @@ import { Datastore } from "../provider/datastore.ts";
 import { createProvider } from "../providers/mod.ts";
 import { findRepo, loadConfig, type RepoConfig } from "../repo/config.ts";
 import { type DatastoreConfig, parseDatastoreSpec } from "../repo/datastore_spec.ts";
-import { type GlobalFlags, resolveSettings, type Settings } from "./settings.ts";
+import {
+  type Env,
+  type Origins,
+  resolveSetting,
+  resolveSettings,
+  type Settings,
+} from "./settings.ts";
 import { SKEW_MARGIN_MS } from "../lock/mod.ts";
 
 /** Who this process is, for lock records and manifests. */
@@ -24,149 +32,174 @@ export interface Identity {
   pid: number;
 }
 
-/** Everything a command needs to talk to the repository and the datastore. */
-export interface Session {
-  /** Undefined for datastore-only commands run outside a repository. */
+/** What a command may need of a repository. */
+export type RepoNeed = "required" | "optional" | "none";
+
+/** The repository, its config and the run's settings; no datastore opened. */
+export interface Workspace {
+  /** Undefined outside a repository (datastore-only commands, init). */
   repoDir?: string;
   config?: RepoConfig;
   settings: Settings;
+  /** Where each setting came from (flag, environment, file, default). */
+  origins: Origins;
+  /** The datastore to open: --datastore / MODELSYNC_DATASTORE, else modelsync.yaml. */
+  datastore?: DatastoreConfig;
+  /** Parallel transfers before a datastore suggests a number: --jobs, else 8. */
+  jobs: number;
+  identity: Identity;
+  signal: AbortSignal;
+}
+
+/** A workspace with a repository. */
+export type RepoWorkspace = Workspace & { repoDir: string; config: RepoConfig };
+
+/** A workspace with its datastore open. */
+export interface Session extends Workspace {
   /** The datastore: the provider's primitives with the protocol on top. */
   provider: Datastore;
   capabilities: CapabilityReading;
   /** Parallel transfers and models: --jobs, else the provider's maxConcurrency. */
   jobs: number;
-  identity: Identity;
-  signal: AbortSignal;
   close(): Promise<void>;
 }
 
 /** A session that has a repository. */
 export type RepoSession = Session & { repoDir: string; config: RepoConfig };
 
-/** Options for {@linkcode openSession}. */
-export interface OpenOptions {
-  flags: GlobalFlags;
-  env: Record<string, string | undefined>;
+/** Options for {@linkcode prepareWorkspace}. */
+export interface PrepareOptions {
+  /** The command's parsed options (commander's `optsWithGlobals()`). */
+  flags: Readonly<Record<string, unknown>>;
+  env: Env;
   cwd: string;
   signal: AbortSignal;
-  /** When false, a missing repository is fine if --datastore names one. */
-  requireRepo: boolean;
-  /** Open a datastore of format 1 too (only `migrate`). */
-  format1?: boolean;
+  /** "none": do not look for a repository (init makes one). */
+  repo: RepoNeed;
 }
 
-/** Finds the repository, reads its config and settings, without opening a datastore. */
-export async function locateRepo(
-  opts: Pick<OpenOptions, "flags" | "env" | "cwd" | "requireRepo">,
-): Promise<
-  { repoDir?: string; config?: RepoConfig; settings: Settings; datastore?: DatastoreConfig }
-> {
-  const pre = resolveSettings({ flags: opts.flags, env: opts.env });
+/** Jobs before the datastore suggests a number (local work: hashing). */
+const LOCAL_JOBS = 8;
+
+/**
+ * Finds the repository, reads its config and resolves the settings, once.
+ * Opens no datastore. A missing repository is an error only when `repo` is
+ * "required", or "optional" without --datastore.
+ */
+export async function prepareWorkspace(opts: PrepareOptions): Promise<Workspace> {
+  // Where the repository and the datastore are must be known before the file is read.
+  const datastoreFlag = resolveSetting("datastore", opts);
+  const pre = {
+    repo: resolveSetting("repo", opts).value as string | undefined,
+    datastore: datastoreFlag.value as string | undefined,
+  };
   let repoDir: string | undefined;
-  if (pre.repo !== undefined) {
-    repoDir = path.resolve(opts.cwd, pre.repo);
-    await findRepo(repoDir).then((found) => {
-      if (found !== repoDir) {
+  if (opts.repo !== "none") {
+    if (pre.repo !== undefined) {
+      const wanted = path.resolve(opts.cwd, pre.repo);
+      const found = await findRepo(wanted).catch(() => undefined);
+      if (found !== wanted) {
         throw new NotFoundError(
-          `No modelsync.yaml in ${repoDir}: run "modelsync init" there or pass the right --repo.`,
+          `No modelsync.yaml in ${wanted}: run "modelsync init" there or pass the right --repo.`,
         );
       }
-    });
-  } else {
-    try {
-      repoDir = await findRepo(opts.cwd);
-    } catch (err) {
-      if (opts.requireRepo || pre.datastore === undefined) throw err;
+      repoDir = wanted;
+    } else {
+      try {
+        repoDir = await findRepo(opts.cwd);
+      } catch (err) {
+        if (opts.repo === "required" || pre.datastore === undefined) throw err;
+      }
     }
   }
   const override = pre.datastore === undefined
     ? undefined
-    : parseDatastoreSpec(pre.datastore, repoDir ?? opts.cwd);
-  if (repoDir === undefined) {
-    return { settings: pre, ...(override ? { datastore: override } : {}) };
-  }
-  const config = await loadConfig(repoDir, override ? { datastoreOverride: override } : {});
-  const settings = resolveSettings({ flags: opts.flags, env: opts.env, config });
-  return { repoDir, config, settings, datastore: config.datastore };
+    : parseDatastoreSpec(pre.datastore, repoDir ?? opts.cwd, datastoreFlag.origin.name);
+  const config = repoDir === undefined
+    ? undefined
+    : await loadConfig(repoDir, override ? { datastoreOverride: override } : {});
+  const { settings, origins } = resolveSettings({
+    flags: opts.flags,
+    env: opts.env,
+    ...(config === undefined ? {} : { config }),
+  });
+  const datastore = config?.datastore ?? override;
+  return {
+    ...(repoDir === undefined ? {} : { repoDir, config }),
+    settings,
+    origins,
+    ...(datastore === undefined ? {} : { datastore }),
+    jobs: settings.jobs ?? LOCAL_JOBS,
+    identity: { holder: settings.holder, host: os.hostname(), pid: process.pid },
+    signal: opts.signal,
+  };
 }
 
-/** Opens the datastore named by the repository or --datastore, and reads its capabilities once. */
-export async function openSession(opts: OpenOptions): Promise<Session> {
-  const located = await locateRepo(opts);
-  const { settings } = located;
-  if (located.datastore === undefined) {
+/** Options for {@linkcode openSession}. */
+export interface OpenOptions {
+  /** Called once per datastore request, by kind (`-v` counts them). */
+  onCall?: (op: string) => void;
+  /** Open a datastore of format 1 too (only `migrate`). */
+  format1?: boolean;
+}
+
+/** Opens the workspace's datastore and reads its capabilities once. */
+export async function openSession(w: Workspace, opts: OpenOptions = {}): Promise<Session> {
+  if (w.datastore === undefined) {
     throw new NotFoundError(
-      `No modelsync repository at or above ${opts.cwd}: run "modelsync init" there, or pass --repo DIR or --datastore SPEC.`,
+      `No modelsync repository at or above ${w.repoDir ?? process.cwd()}: run "modelsync init" ` +
+        `there, or pass --repo DIR or --datastore SPEC.`,
     );
   }
-  const identity: Identity = { holder: settings.holder, host: os.hostname(), pid: process.pid };
-  const provider = await openDatastore(located.datastore, {
-    callTimeoutMs: settings.callTimeoutMs,
-    identity,
-    baseDir: located.repoDir ?? opts.cwd,
-    signal: opts.signal,
-    format1: opts.format1 === true,
+  const fromFlag = w.origins.datastore.source === "flag" || w.origins.datastore.source === "env";
+  const primitives = await createProvider(w.datastore, {
+    callTimeoutMs: w.settings.callTimeoutMs,
+    // No run signal here: calls get it one by one, so that lock releases in
+    // `finally` still reach the datastore after an interrupt or --timeout.
+    host: w.identity.host,
+    pid: w.identity.pid,
+    baseDir: w.repoDir ?? process.cwd(),
+  }, {
+    origin: fromFlag ? w.origins.datastore.name : "modelsync.yaml",
+    ...(opts.onCall ? { onCall: opts.onCall } : {}),
   });
-  const capabilities = readCapabilities(provider, settings.disableCaps);
+  const provider = new Datastore(primitives, {
+    host: w.identity.host,
+    pid: w.identity.pid,
+    skewMarginMs: SKEW_MARGIN_MS,
+  });
+  try {
+    await provider.open({ signal: w.signal, format1: opts.format1 === true });
+  } catch (err) {
+    await provider.close().catch(() => {});
+    throw err;
+  }
+  const capabilities = readCapabilities(provider, w.settings.disableCaps);
   provider.useCapabilities(capabilities.caps);
-  for (const w of capabilities.warnings) logger("provider").warn(w);
+  for (const warning of capabilities.warnings) logger("provider").warn(warning);
+  const where = provider.describe();
+  logger("provider").debug(
+    `Opened the ${where.type} datastore at ${where.location}: ${
+      capabilities.caps.scopedSync ? "scoped" : "global"
+    } lock path, ${w.settings.jobs ?? capabilities.caps.maxConcurrency} parallel transfers.`,
+  );
   return {
-    ...(located.repoDir === undefined ? {} : { repoDir: located.repoDir, config: located.config }),
-    settings,
+    ...w,
     provider,
     capabilities,
-    jobs: settings.jobs ?? capabilities.caps.maxConcurrency,
-    identity,
-    signal: opts.signal,
+    jobs: w.settings.jobs ?? capabilities.caps.maxConcurrency,
     close: () => provider.close(),
   };
 }
 
-/**
- * Creates the provider of `config` and opens it as a {@linkcode Datastore}
- * (marker checked). Provider calls do not inherit the run's signal: calls
- * get it one by one, so that lock releases in `finally` still reach the
- * datastore after an interrupt or --timeout.
- */
-export async function openDatastore(
-  config: DatastoreConfig,
-  opts: {
-    callTimeoutMs: number;
-    identity: Identity;
-    baseDir: string;
-    signal?: AbortSignal;
-    format1?: boolean;
-  },
-): Promise<Datastore> {
-  const provider = await createProvider(config, {
-    callTimeoutMs: opts.callTimeoutMs,
-    host: opts.identity.host,
-    pid: opts.identity.pid,
-    baseDir: opts.baseDir,
-  });
-  const ds = new Datastore(provider, {
-    host: opts.identity.host,
-    pid: opts.identity.pid,
-    skewMarginMs: SKEW_MARGIN_MS,
-  });
-  try {
-    await ds.open({
-      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-      format1: opts.format1 === true,
-    });
-  } catch (err) {
-    await ds.close().catch(() => {});
-    throw err;
-  }
-  return ds;
-}
-
-/** Narrows a session to one with a repository (commands that touch local files). */
-export function requireRepo(session: Session): RepoSession {
-  if (session.repoDir === undefined || session.config === undefined) {
+/** Narrows a workspace or session to one with a repository (commands that touch local files). */
+export function requireRepo<W extends Workspace>(
+  w: W,
+): W & { repoDir: string; config: RepoConfig } {
+  if (w.repoDir === undefined || w.config === undefined) {
     throw new NotFoundError(
       `This command needs a modelsync repository: run "modelsync init" or pass --repo DIR.`,
     );
   }
-  return session as RepoSession;
+  return w as W & { repoDir: string; config: RepoConfig };
 }

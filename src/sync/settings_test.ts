@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../errors.ts";
-import { resolveSettings } from "./settings.ts";
+import { resolveSettings as resolveBoth } from "./settings.ts";
 import type { RepoConfig } from "../repo/config.ts";
 
 const config = {
@@ -11,6 +11,8 @@ const config = {
   jobs: 3,
   holder: "from-file",
 } as RepoConfig;
+
+const resolveSettings = (src: Parameters<typeof resolveBoth>[0]) => resolveBoth(src).settings;
 
 Deno.test("settings: flag beats env beats modelsync.yaml beats default", () => {
   assert.equal(resolveSettings({ flags: {}, env: {} }).lockTimeoutMs, 60_000);
@@ -46,4 +48,23 @@ Deno.test("settings: bad values are usage errors", () => {
   assert.throws(() => resolveSettings({ flags: { jobs: "0" }, env: {} }), UsageError);
   assert.throws(() => resolveSettings({ flags: { lockTimeout: "abc" }, env: {} }), UsageError);
   assert.throws(() => resolveSettings({ flags: {}, env: { MODELSYNC_JSON: "maybe" } }), UsageError);
+});
+
+Deno.test("settings: the origin of each setting names the flag, variable or file key", () => {
+  const { origins } = resolveBoth({
+    flags: { jobs: "2" },
+    env: { MODELSYNC_LOCK_TTL: "5s" },
+    config,
+  });
+  assert.deepEqual(origins.jobs, { source: "flag", name: "--jobs" });
+  assert.deepEqual(origins.lockTtlMs, { source: "env", name: "MODELSYNC_LOCK_TTL" });
+  assert.deepEqual(origins.lockTimeoutMs, { source: "file", name: "lockTimeout" });
+  assert.deepEqual(origins.callTimeoutMs, { source: "default", name: "default" });
+});
+
+Deno.test("settings: --timeout 0s is refused; NO_COLOR and --no-color turn colour off", () => {
+  assert.throws(() => resolveSettings({ flags: { timeout: "0s" }, env: {} }), /longer than 0s/);
+  assert.equal(resolveSettings({ flags: {}, env: { NO_COLOR: "1" } }).color, false);
+  assert.equal(resolveSettings({ flags: { color: false }, env: {} }).color, false);
+  assert.equal(resolveSettings({ flags: { color: true }, env: {} }).color, true);
 });

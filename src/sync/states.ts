@@ -4,30 +4,39 @@
  *
  * @module
  */
+import { UnsyncableError } from "../errors.ts";
+import { logger } from "../log.ts";
 import type { BaseFile, BaseState } from "../model/base.ts";
 import type { FileEntry, Manifest } from "../model/manifest.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { matchesExclude } from "../repo/exclude.ts";
-import { type LocalFile, scanModel, type ScanResult } from "../repo/scan.ts";
-import type { RepoSession } from "./session.ts";
+import { type LocalFile, scanModel, type ScanResult, type Unsyncable } from "../repo/scan.ts";
+import { printable } from "../provider/stale.ts";
+import type { RepoWorkspace } from "./session.ts";
 import { type FileState, sameState } from "./three_way.ts";
 import type { LandingState } from "../model/landing.ts";
+import type { StoredManifest } from "../model/commits.ts";
 
 /** path → state of a manifest, base or scan. */
 export function statesOf(
   files: Iterable<FileEntry | BaseFile | LocalFile> | undefined,
 ): Map<string, FileState> {
   const out = new Map<string, FileState>();
-  for (const f of files ?? []) {
-    out.set(f.path, { sha256: f.sha256, size: f.size, executable: f.executable });
-  }
+  for (const f of files ?? []) out.set(f.path, stateOf(f));
   return out;
+}
+
+/** The state of one manifest entry, base entry or scanned file (a link keeps its target). */
+export function stateOf(f: FileEntry | BaseFile | LocalFile | FileState): FileState {
+  return f.link === undefined
+    ? { sha256: f.sha256, size: f.size, executable: f.executable }
+    : { sha256: f.sha256, size: f.size, executable: false, link: f.link };
 }
 
 /** Manifest entries from a state map, sorted by path. */
 export function entriesOf(states: ReadonlyMap<string, FileState>): FileEntry[] {
   return [...states.entries()]
-    .map(([p, st]) => ({ path: p, sha256: st.sha256, size: st.size, executable: st.executable }))
+    .map(([p, st]) => ({ path: p, ...stateOf(st) }))
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
@@ -51,9 +60,7 @@ export function baseAfterSync(
     const l = opts.local.get(f.path);
     let mtimeMs = -1;
     if (landed !== undefined) mtimeMs = landed;
-    else if (l !== undefined && l.sha256 === f.sha256 && l.executable === f.executable) {
-      mtimeMs = l.mtimeMs;
-    }
+    else if (l !== undefined && sameState(l, f)) mtimeMs = l.mtimeMs;
     return { ...f, mtimeMs };
   });
   return {
@@ -73,8 +80,7 @@ export function sameStates(
 ): boolean {
   if (a.size !== b.size) return false;
   for (const [p, st] of a) {
-    const o = b.get(p);
-    if (o === undefined || o.sha256 !== st.sha256 || o.executable !== st.executable) return false;
+    if (!sameState(b.get(p), st)) return false;
   }
   return true;
 }
@@ -91,22 +97,21 @@ export function localStates(
   const out = statesOf(files.values());
   if (opts.exclude.length === 0) return out;
   for (const f of opts.base?.files ?? []) {
-    if (!out.has(f.path) && matchesExclude(f.path, [...opts.exclude])) {
-      out.set(f.path, { sha256: f.sha256, size: f.size, executable: f.executable });
-    }
+    if (!out.has(f.path) && matchesExclude(f.path, [...opts.exclude])) out.set(f.path, stateOf(f));
   }
   return out;
 }
 
 /** Scans one model of the session's repository against its base. */
 export function scanAgainst(
-  s: RepoSession,
+  s: RepoWorkspace,
   model: ModelRef,
   opts: { base: BaseState | null; signal?: AbortSignal },
 ): Promise<ScanResult> {
   return scanModel(s.repoDir, model, {
     dataDir: s.config.dataDir,
     exclude: s.config.exclude,
+    symlinks: s.config.symlinks,
     base: opts.base,
     signal: opts.signal ?? s.signal,
     hashConcurrency: s.jobs,
@@ -160,10 +165,67 @@ export function refreshedBase(base: BaseState, scan: ScanResult): BaseState {
     ...base,
     files: base.files.map((f) => {
       const l = scan.files.get(f.path);
-      return l !== undefined && l.sha256 === f.sha256 && l.executable === f.executable
-        ? { ...f, size: l.size, mtimeMs: l.mtimeMs }
-        : f;
+      return l !== undefined && sameState(l, f) ? { ...f, size: l.size, mtimeMs: l.mtimeMs } : f;
     }),
     syncedAtMs: scan.startedAtMs,
   };
+}
+
+/** Unsyncable entries for a one-line message: `path (problem), ...`, control characters escaped. */
+export function describeUnsyncable(entries: readonly Unsyncable[]): string {
+  const shown = entries.slice(0, 5).map((u) => `${printable(u.path, Infinity)} (${u.problem})`);
+  if (entries.length > 5) shown.push(`and ${entries.length - 5} more`);
+  return shown.join(", ");
+}
+
+/** What fixes the entries: always rename, remove or exclude; for links leaving, `symlinks: follow`. */
+function remedyFor(entries: readonly Unsyncable[]): string {
+  const leaving = entries.some((u) => u.problem.includes("that leaves the model"));
+  return `Rename or remove ${entries.length === 1 ? "it" : "them"}, or add ${
+    entries.length === 1 ? "it" : "them"
+  } to exclude in modelsync.yaml${
+    leaving ? `; or set "symlinks: follow" there to sync the files such links point to` : ""
+  }, then push again.`;
+}
+
+/**
+ * Warns about the entries of a scan that are not synced, and, for a push,
+ * refuses a model with entries it cannot sync: a commit without them would
+ * read as their deletion everywhere else (design/sync.md). Throws
+ * {@linkcode UnsyncableError} (exit 2).
+ */
+export function checkSyncable(
+  scan: Pick<ScanResult, "model" | "skipped" | "unsyncable">,
+  opts: { push: boolean },
+): void {
+  const key = formatRef(scan.model);
+  for (const skipped of scan.skipped) logger("repo").warn(`Skipped ${key}/${skipped}`);
+  if (scan.unsyncable.length === 0) return;
+  const n = scan.unsyncable.length;
+  const what = `${n} ${n === 1 ? "entry" : "entries"} of ${key} cannot be synced: ${
+    describeUnsyncable(scan.unsyncable)
+  }.`;
+  if (!opts.push) {
+    logger("repo").warn(`${what} They stay as they are. ${remedyFor(scan.unsyncable)}`);
+    return;
+  }
+  throw new UnsyncableError(
+    `Cannot push ${key}: ${what} Nothing of ${key} was pushed. ${remedyFor(scan.unsyncable)}`,
+    { entries: scan.unsyncable },
+  );
+}
+
+/**
+ * True when the datastore's manifest differs from the base without being
+ * newer: a lower generation, or the same generation under another version
+ * with other files (a datastore restored from a backup, perhaps committed to
+ * since). The same generation and files under a new version token (a copied
+ * datastore) is not a rollback.
+ */
+export function isRollback(base: BaseState | null, remote: StoredManifest | null): boolean {
+  if (base === null || remote === null || remote.version === base.version) return false;
+  const gen = remote.manifest.generation;
+  if (gen < base.generation) return true;
+  if (gen > base.generation) return false;
+  return !sameStates(statesOf(remote.manifest.files), statesOf(base.files));
 }

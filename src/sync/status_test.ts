@@ -27,9 +27,13 @@ Deno.test("formatStatus names what a user would do next", () => {
   assert.deepEqual(lines, [
     `a/new   only in the datastore (generation 4); "modelsync pull a/new" brings it here`,
     "a/mine  1 added, 0 modified, 0 deleted; not in the datastore",
+    "  A x",
     "a/old   0 added, 1 modified, 0 deleted; remote ahead (generation 3, base 1)",
+    "  M y",
     "a/same  clean",
-    "a/back  clean; the datastore's generation 3 differs from the one synced here (5); pull compares them",
+    `a/back  clean; the datastore's generation 3 is not newer than the one synced here (5; ` +
+    `restored from a backup?): "modelsync push a/back" commits yours above both, ` +
+    `"modelsync pull --theirs a/back" takes the datastore's`,
   ]);
   assert.deepEqual(formatStatus({ schema: "modelsync.status/1", models: [] }), ["No models."]);
 });

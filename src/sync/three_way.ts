@@ -16,11 +16,16 @@
  * @module
  */
 
-/** The state of one path on one side; undefined = absent. */
+/**
+ * The state of one path on one side; undefined = absent. A symbolic link has
+ * `link` (its target); its `sha256` is that of the target's bytes, so a link
+ * and a file with the same bytes differ only by `link`.
+ */
 export interface FileState {
   sha256: string;
   size: number;
   executable: boolean;
+  link?: string;
 }
 
 /** Inputs: path → state for each side. */
@@ -42,10 +47,14 @@ export interface ThreeWayPlan {
   conflicts: string[];
 }
 
-/** True when two states are the same content and mode (both absent counts as equal). */
+/**
+ * True when two states are the same content, mode and kind (both absent
+ * counts as equal): a link is never the same state as a file, even when the
+ * file holds the link's target as its bytes.
+ */
 export function sameState(a: FileState | undefined, b: FileState | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  return a.sha256 === b.sha256 && a.executable === b.executable;
+  return a.sha256 === b.sha256 && a.executable === b.executable && a.link === b.link;
 }
 
 /** Compares the three sides path by path. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type FileState, mergeStates, threeWay } from "./three_way.ts";
+import { type FileState, mergeStates, sameState, threeWay } from "./three_way.ts";
 import { effectiveBase, fileDirClashes } from "./states.ts";
 
 const f = (sha256: string, executable = false): FileState => ({ sha256, size: 1, executable });
@@ -74,4 +74,23 @@ Deno.test("effectiveBase trusts the landing journal only where the local file eq
   assert.deepEqual(fileDirClashes(new Map([["w", f("1")], ["w/x", f("2")], ["v/y", f("3")]])), [
     "w",
   ]);
+});
+
+Deno.test("a link and a file with the same bytes are different states", () => {
+  const file = f("1");
+  const link = { ...f("1"), link: "target" };
+  assert.equal(sameState(file, link), false);
+  assert.equal(sameState(link, { ...link }), true);
+  const plan = threeWay({
+    base: new Map([["x", file]]),
+    local: new Map([["x", link]]),
+    remote: new Map([["x", file]]),
+  });
+  assert.deepEqual(plan.keepLocal, ["x"], "a file replaced by a link is a local change");
+  const both = threeWay({
+    base: new Map([["x", f("0")]]),
+    local: new Map([["x", link]]),
+    remote: new Map([["x", file]]),
+  });
+  assert.deepEqual(both.conflicts, ["x"], "a link here and a file there with the same bytes");
 });

@@ -9,8 +9,9 @@ import path from "node:path";
 import { ConflictError, CorruptError, NotFoundError } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { writeLanding } from "../model/landing.ts";
-import { downloadToTmp, placeFile, removeFile } from "../repo/apply.ts";
+import { assertNamesFit, downloadToTmp, placeFile, placeLink, removeFile } from "../repo/apply.ts";
 import type { FileState } from "./three_way.ts";
+import { fileDirClashes } from "./states.ts";
 import { runPool, sleep } from "../async.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
@@ -54,13 +55,35 @@ export async function uploadMissing(
   await runPool(missing, { jobs: s.jobs, signal }, async (it) => {
     if (performance.now() - lastBreath >= BREATHE_EVERY_MS) await breathe();
     if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, signal);
-    await s.provider.putBlob(it.sha256, { kind: "file", path: it.file, size: it.size }, {
-      signal,
-    });
+    const tracked = opts.progress.track(it.size);
+    await s.provider.putBlob(it.sha256, {
+      kind: "file",
+      path: it.file,
+      size: it.size,
+      onRead: tracked.bytes,
+    }, { signal });
+    tracked.done();
     bytes += it.size;
-    opts.progress.advance(1, it.size);
   });
   return { files: missing.length, bytes };
+}
+
+/** Downloads from this size up report progress chunk by chunk. */
+const STREAM_PROGRESS_BYTES = 1024 * 1024;
+
+/** Passes `body` through, reporting each chunk's size to `onBytes` (download progress). */
+function counted(
+  body: ReadableStream<Uint8Array>,
+  onBytes: (n: number) => void,
+): ReadableStream<Uint8Array> {
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctrl) {
+        onBytes(chunk.byteLength);
+        ctrl.enqueue(chunk);
+      },
+    }),
+  );
 }
 
 /** How long uploads that never wait for I/O may hold the event loop. */
@@ -87,9 +110,10 @@ export interface Landed extends Moved {
 
 /**
  * Makes the working tree match `remote` at `paths`: downloads present states
- * (hash-checked into .modelsync/tmp, then renamed into place) and removes
- * absent ones. Every download completes before anything is placed, so a
- * failed transfer changes no local file.
+ * (hash-checked into .modelsync/tmp, then renamed into place), makes links
+ * (no download: the target is in the manifest) and removes absent ones.
+ * Every download completes before anything is placed, so a failed transfer
+ * changes no local file.
  */
 export async function landRemote(
   s: RepoSession,
@@ -101,15 +125,23 @@ export async function landRemote(
     expectLocal: ReadonlyMap<string, { size: number; mtimeMs: number }>;
     signal: AbortSignal;
     progress: Progress;
+    /**
+     * Runs once every download is verified and the affected paths are
+     * checked unchanged, before anything is removed or replaced (a pull with
+     * --theirs saves the local versions here).
+     */
+    beforeChange?: () => Promise<void>;
   },
 ): Promise<Landed> {
   const writes = opts.paths.filter((p) => opts.remote.has(p));
   const removes = opts.paths.filter((p) => !opts.remote.has(p));
-  opts.progress.addTotal(writes.length, writes.reduce((n, p) => n + opts.remote.get(p)!.size, 0));
+  const blobs = writes.filter((p) => opts.remote.get(p)!.link === undefined);
+  await assertNamesFit(s.repoDir, model, { paths: writes, dataDir: s.config.dataDir });
+  opts.progress.addTotal(blobs.length, blobs.reduce((n, p) => n + opts.remote.get(p)!.size, 0));
   const tmpFiles: string[] = [];
   let bytes = 0;
   try {
-    const fetched = await runPool(writes, { jobs: s.jobs, signal: opts.signal }, async (p) => {
+    const downloads = await runPool(blobs, { jobs: s.jobs, signal: opts.signal }, async (p) => {
       const st = opts.remote.get(p)!;
       if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
       const stream = await s.provider.getBlob(st.sha256, { signal: opts.signal }).catch((err) => {
@@ -121,14 +153,22 @@ export async function landRemote(
           { cause: err },
         );
       });
-      const tmp = await downloadToTmp(s.repoDir, stream, st, { signal: opts.signal });
+      const tracked = opts.progress.track(st.size);
+      // Small files complete at once: only large ones are counted as they stream.
+      const body = st.size >= STREAM_PROGRESS_BYTES ? counted(stream, tracked.bytes) : stream;
+      const tmp = await downloadToTmp(s.repoDir, body, st, {
+        signal: opts.signal,
+        what: { model, path: p },
+      });
+      tracked.done();
       tmpFiles.push(tmp);
       bytes += st.size;
-      opts.progress.advance(1, st.size);
       return tmp;
     });
+    const fetched = new Map(blobs.map((p, i) => [p, downloads[i]]));
     opts.signal.throwIfAborted();
     await assertUntouched(s, model, opts.paths, opts.expectLocal);
+    await opts.beforeChange?.();
     // Journal first: a kill from here on leaves files that the next sync
     // recognises as its own writes (src/model/landing.ts).
     await writeLanding(
@@ -151,16 +191,103 @@ export async function landRemote(
       // Test knob (MODELSYNC_TEST_BLOB_DELAY_MS): lets tests kill a sync mid-landing.
       if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
       await assertUntouched(s, model, [writes[i]], opts.expectLocal);
-      const entry = { path: writes[i], executable: st.executable };
-      const landed = await placeFile(s.repoDir, model, entry, fetched[i], {
-        dataDir: s.config.dataDir,
-      });
+      const landed = st.link === undefined
+        ? await placeFile(
+          s.repoDir,
+          model,
+          { path: writes[i], executable: st.executable },
+          fetched.get(writes[i])!,
+          { dataDir: s.config.dataDir },
+        )
+        : await placeLink(s.repoDir, model, { path: writes[i], link: st.link }, {
+          dataDir: s.config.dataDir,
+        });
       mtimes.set(writes[i], landed.mtimeMs);
     }
     return { files: writes.length + removes.length, bytes, mtimes };
   } finally {
     await Promise.all(tmpFiles.map((t) => Deno.remove(t).catch(() => {})));
   }
+}
+
+async function lstatOrNull(p: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.lstat(p);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
+      return null;
+    }
+    throw err;
+  }
+}
+
+/**
+ * True when the directory `abs` (model path `rel`) holds only files the plan
+ * removes, so the removals leave it empty and prune it.
+ */
+async function emptiedByRemovals(
+  abs: string,
+  rel: string,
+  removes: ReadonlySet<string>,
+): Promise<boolean> {
+  let any = false;
+  for await (const e of Deno.readDir(abs)) {
+    any = true;
+    const childRel = `${rel}/${e.name}`;
+    if (e.isDirectory) {
+      if (!(await emptiedByRemovals(path.join(abs, e.name), childRel, removes))) return false;
+    } else if (!removes.has(childRel)) {
+      return false;
+    }
+  }
+  return any;
+}
+
+/**
+ * The paths at which landing `paths` from `remote` would need a file where
+ * a directory is, or a directory where a file is: a local file (synced,
+ * excluded or skipped) in the way of a remote directory, or a local
+ * directory in the way of a remote file. Found while planning, before
+ * anything is removed or written; sorted.
+ */
+export async function landingClashes(
+  s: RepoSession,
+  model: ModelRef,
+  opts: {
+    paths: readonly string[];
+    remote: ReadonlyMap<string, FileState>;
+    local: ReadonlyMap<string, FileState>;
+  },
+): Promise<string[]> {
+  const after = new Map(opts.local);
+  for (const p of opts.paths) {
+    const st = opts.remote.get(p);
+    if (st === undefined) after.delete(p);
+    else after.set(p, st);
+  }
+  const out = new Set(fileDirClashes(after));
+  const removes = new Set(opts.paths.filter((p) => !opts.remote.has(p)));
+  const dir = modelDir(s, model);
+  for (const p of opts.paths) {
+    if (!opts.remote.has(p)) continue;
+    const segs = p.split("/");
+    let blocked = false;
+    for (let i = 1; i < segs.length; i++) {
+      const parent = segs.slice(0, i).join("/");
+      const info = await lstatOrNull(path.join(dir, ...segs.slice(0, i)));
+      if (info === null) break;
+      if (info.isDirectory) continue;
+      if (!removes.has(parent)) out.add(parent);
+      blocked = true;
+      break;
+    }
+    if (blocked) continue;
+    const info = await lstatOrNull(path.join(dir, ...segs));
+    if (info?.isDirectory && !(await emptiedByRemovals(path.join(dir, ...segs), p, removes))) {
+      out.add(p);
+    }
+  }
+  return [...out].sort();
 }
 
 /**
@@ -188,11 +315,11 @@ async function assertUntouched(
     // An absent path may hold a directory: only its files count (they are
     // other paths of the plan, or placeFile refuses to replace them).
     if (want === undefined && st?.isDirectory) continue;
-    if (
-      want === undefined ? st !== undefined : st === undefined || st.size !== want.size ||
-        Math.abs((st.mtime?.getTime() ?? 0) - want.mtimeMs) >= 1
-    ) {
-      changed.push(p);
+    if (want === undefined ? st !== undefined : !sameStat(st, want)) {
+      // A link followed with "symlinks: follow" was scanned by what it points to.
+      if (want === undefined || !st?.isSymlink || !sameStat(await statOrUndefined(dir, p), want)) {
+        changed.push(p);
+      }
     }
   }
   if (changed.length > 0) {
@@ -203,6 +330,15 @@ async function assertUntouched(
       { paths: changed },
     );
   }
+}
+
+function sameStat(st: Deno.FileInfo | undefined, want: { size: number; mtimeMs: number }): boolean {
+  return st !== undefined && st.size === want.size &&
+    Math.abs((st.mtime?.getTime() ?? 0) - want.mtimeMs) < 1;
+}
+
+async function statOrUndefined(dir: string, p: string): Promise<Deno.FileInfo | undefined> {
+  return await Deno.stat(path.join(dir, p)).catch(() => undefined);
 }
 
 /**

@@ -146,7 +146,7 @@ export class BlobStore {
         tmp = await this.#temps.write(bytes, signal, "b");
       } else {
         tmp = this.#temps.name("b");
-        const got = await copyHashing(source.path, tmp, signal);
+        const got = await copyHashing(source.path, tmp, signal, source.onRead);
         this.#verify(hash, got, source.path);
       }
       signal?.throwIfAborted();
@@ -325,7 +325,12 @@ async function readSource(path: string, signal?: AbortSignal): Promise<Uint8Arra
 }
 
 /** Streams `src` into a new file `dst` while hashing it; returns the digest. */
-async function copyHashing(src: string, dst: string, signal?: AbortSignal): Promise<string> {
+async function copyHashing(
+  src: string,
+  dst: string,
+  signal?: AbortSignal,
+  onRead?: (bytes: number) => void,
+): Promise<string> {
   let input: Deno.FsFile;
   try {
     input = await Deno.open(src, { read: true });
@@ -354,6 +359,7 @@ async function copyHashing(src: string, dst: string, signal?: AbortSignal): Prom
         if (n === null) break;
         const chunk = buf.subarray(0, n);
         hash.update(chunk);
+        onRead?.(n);
         let off = 0;
         while (off < n) {
           try {

@@ -63,3 +63,21 @@ Deno.test("isLocalDisk: a temp directory is local on Linux; /proc is not a disk"
     assert.equal(await isLocalDisk(join(dir, "missing")), false);
   });
 });
+
+Deno.test("BlobStore: a large put reports its bytes as they are read (progress within a file)", async () => {
+  await withTempDir(async (dir) => {
+    const store = new BlobStore(join(dir, "blobs"), new TempFiles(join(dir, "tmp"), 1));
+    const src = join(dir, "big");
+    const bytes = new Uint8Array(6 * 1024 * 1024).map((_, i) => i % 251);
+    await Deno.writeFile(src, bytes);
+    const reads: number[] = [];
+    await store.put(sha(bytes), {
+      kind: "file",
+      path: src,
+      size: bytes.length,
+      onRead: (n) => reads.push(n),
+    });
+    assert.ok(reads.length >= 6, `one report per chunk read, got ${reads.length}`);
+    assert.equal(reads.reduce((a, b) => a + b, 0), bytes.length);
+  });
+});

@@ -340,7 +340,7 @@ function verify(hash: string, got: string, size: number, what: string, expectSiz
 async function* checkedChunks(
   file: Deno.FsFile,
   hash: string,
-  source: { path: string; size: number },
+  source: { path: string; size: number; onRead?: (bytes: number) => void },
   chunkBytes: number,
 ): AsyncGenerator<Uint8Array> {
   const h = createHash("sha256");
@@ -350,9 +350,15 @@ async function* checkedChunks(
     total += chunk.length;
     if (total > source.size) break;
     h.update(chunk);
-    if (held !== undefined) yield held;
+    if (held !== undefined) {
+      yield held;
+      source.onRead?.(held.byteLength); // progress: the chunk was taken by the request
+    }
     held = chunk;
   }
   verify(hash, total > source.size ? "" : h.digest("hex"), total, source.path, source.size);
-  if (held !== undefined) yield held;
+  if (held !== undefined) {
+    yield held;
+    source.onRead?.(held.byteLength);
+  }
 }

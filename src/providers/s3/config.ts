@@ -42,19 +42,29 @@ export const CREDENTIAL_KEYS: readonly string[] =
 const CREDENTIALS_REMEDY = "credentials are never read from modelsync.yaml or the datastore " +
   "spec; remove it and use the AWS environment variables (AWS_ACCESS_KEY_ID, " +
   "AWS_SECRET_ACCESS_KEY) or a profile (AWS_PROFILE)";
-/** Why a URL with a user name or password is refused (`where`: "the endpoint URL"). */
-const userInfoRefused = (where: string) =>
-  "it holds a user name or password: credentials come from the AWS environment " +
-  `(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), never from ${where}; remove them`;
+/**
+ * The remedy for a URL holding a user name or password, one clause:
+ * `what` names the URL, e.g. "the endpoint URL".
+ */
+export function credentialsInUrlRemedy(what: string): string {
+  return `${what} holds a user name or password, but credentials come from the AWS ` +
+    `environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), never from ` +
+    `a URL: remove them from it`;
+}
 
-/** True when a URL carries a user name or password. */
-function hasUserInfo(url: string): boolean {
+/**
+ * True when a URL carries user info (`https://user:pass@host`); also for
+ * text that does not parse as a URL but has an `@` in it (refusing errs on
+ * the safe side: such an endpoint would not work anyway).
+ */
+export function endpointHasCredentials(url: string): boolean {
+  let u: URL;
   try {
-    const u = new URL(url);
-    return u.username !== "" || u.password !== "";
+    u = new URL(url.trim());
   } catch {
-    return /^[^/]*\/\/[^/]*@/.test(url);
+    return url.includes("@");
   }
+  return u.username !== "" || u.password !== "";
 }
 
 const refused = z.unknown().refine((v) => v === undefined, { message: CREDENTIALS_REMEDY })
@@ -65,10 +75,15 @@ export const s3ConfigSchema = z.object({
   bucket: z.string().min(1).regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
     message: "not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)",
   }),
-  prefix: z.string().default("").transform((p) => p.replace(/^\/+|\/+$/g, "")),
+  prefix: z.string().default("").transform((p) => p.replace(/^\/+|\/+$/g, "")).refine(
+    (p) => p === "" || p.split("/").every((seg) => seg !== "" && seg !== "." && seg !== ".."),
+    { message: `has an empty, "." or ".." segment; name the prefix plainly` },
+  ),
   region: z.string().min(1).optional(),
   endpoint: z.url({ protocol: /^https?$/, message: "not an http(s) URL" })
-    .refine((u) => !hasUserInfo(u), { message: userInfoRefused("the endpoint URL") }).optional(),
+    .refine((u) => !endpointHasCredentials(u), {
+      message: credentialsInUrlRemedy("the endpoint URL"),
+    }).optional(),
   forcePathStyle: z.union([
     z.boolean(),
     z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1"),
@@ -88,11 +103,24 @@ export function parseS3Spec(spec: string): Record<string, unknown> {
     );
   const m = /^s3:\/\/([^/?]*)([^?]*)(?:\?(.*))?$/is.exec(spec.trim());
   if (m === null) throw bad("it is not an s3:// URL");
-  if (m[1].includes("@")) throw bad(userInfoRefused("the datastore spec"));
+  if (m[1].includes("@")) {
+    throw new UsageError(
+      `Invalid datastore "s3://***": ${credentialsInUrlRemedy("the s3:// URL")}.`,
+    );
+  }
+  if (spec.includes("#")) {
+    throw bad("it has a #fragment, which S3 has no use for (percent-encode a # in a key as %23)");
+  }
   if (m[1] === "") throw bad("it names no bucket");
   const out: Record<string, unknown> = { bucket: m[1], prefix: m[2] };
   for (const [k, v] of new URLSearchParams(m[3] ?? "")) {
     if (Object.hasOwn(out, k)) throw bad(`it sets "${k}" twice`);
+    if (k === "endpoint" && endpointHasCredentials(v)) {
+      throw new UsageError(
+        `Invalid datastore ${JSON.stringify(redactSpec(spec))}: ` +
+          `${credentialsInUrlRemedy("its endpoint URL")}.`,
+      );
+    }
     out[k] = v;
   }
   return out;
@@ -112,8 +140,8 @@ export function resolveS3Config(
   const fromEnv = (name: string) => env[name]?.trim() || undefined;
   const endpointFrom = (name: string) => {
     const v = fromEnv(name);
-    if (v === undefined || !hasUserInfo(v)) return v;
-    throw new UsageError(`Invalid ${name}: ${userInfoRefused("an endpoint URL")}.`);
+    if (v === undefined || !endpointHasCredentials(v)) return v;
+    throw new UsageError(`Invalid ${name}: ${credentialsInUrlRemedy("the S3 endpoint URL")}.`);
   };
   const endpoint = config.endpoint ?? endpointFrom("AWS_ENDPOINT_URL_S3") ??
     endpointFrom("AWS_ENDPOINT_URL");

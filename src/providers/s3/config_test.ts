@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { UsageError } from "../../errors.ts";
 import { parseDatastoreSpec } from "../../repo/datastore_spec.ts";
 import { createProvider } from "../mod.ts";
-import { describeLocation, parseS3Spec, resolveS3Config, s3ConfigSchema } from "./config.ts";
+import {
+  describeLocation,
+  endpointHasCredentials,
+  parseS3Spec,
+  resolveS3Config,
+  s3ConfigSchema,
+} from "./config.ts";
 import { S3Provider } from "./provider.ts";
 
 const CTX = { callTimeoutMs: 5_000, host: "h", pid: 1, baseDir: "/" };
@@ -104,7 +110,7 @@ Deno.test("s3 config: endpoint from config, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_UR
 
 Deno.test("s3 config: describe() names bucket, prefix and endpoint, nothing more", async () => {
   const spec = parseDatastoreSpec(
-    "s3://models/team?endpoint=http://127.0.0.1:9000/?token=x&region=eu-west-1",
+    "s3://models/team?endpoint=http://127.0.0.1:9000/?token=pw&region=eu-west-1",
     "/",
   );
   const where = "s3://models/team (endpoint http://127.0.0.1:9000)";
@@ -112,4 +118,48 @@ Deno.test("s3 config: describe() names bucket, prefix and endpoint, nothing more
   assert.deepEqual(p.describe(), { type: "s3", location: where });
   assert.equal(describeLocation({ bucket: "b", prefix: "" }), "s3://b");
   await p.close();
+});
+
+Deno.test("s3 config: an endpoint with a user name or password is refused wherever it comes from", async () => {
+  assert.equal(endpointHasCredentials("https://key:secret@minio:9000"), true);
+  assert.equal(endpointHasCredentials("https://key@minio"), true);
+  assert.equal(
+    endpointHasCredentials("http://k:se/cr@et@minio"),
+    true,
+    "not a URL, still user info",
+  );
+  assert.equal(endpointHasCredentials("https://minio:9000/path@x"), false);
+  assert.equal(endpointHasCredentials("http://127.0.0.1:9000"), false);
+  const msg = await usage({ bucket: "models", endpoint: "https://key:s3cr3t@minio:9000" });
+  assert.match(
+    msg,
+    /"endpoint": the endpoint URL holds a user name or password, but credentials come from the AWS environment/,
+  );
+  assert.ok(!msg.includes("s3cr3t") && !msg.includes("key:"), msg);
+  for (const name of ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]) {
+    assert.throws(
+      () =>
+        resolveS3Config({ bucket: "models", prefix: "" }, { [name]: "http://key:s3cr3t@minio" }),
+      (err: unknown) =>
+        err instanceof UsageError && err.message.startsWith(`Invalid ${name}: `) &&
+        !err.message.includes("s3cr3t"),
+    );
+  }
+  // An endpoint that is not used (the config names one) is not this run's business.
+  const r = resolveS3Config(
+    { bucket: "models", prefix: "", endpoint: "http://minio" },
+    { AWS_ENDPOINT_URL: "http://key:s3cr3t@other" },
+  );
+  assert.equal(r.endpoint, "http://minio");
+  for (const spec of ["s3://models/p?endpoint=https://k:s3cr3t@minio", "s3://k:s3cr3t@models/p"]) {
+    assert.throws(
+      () => parseDatastoreSpec(spec, "/"),
+      (err: unknown) =>
+        err instanceof UsageError &&
+        /credentials come from the AWS environment/.test(err.message) &&
+        !err.message.includes("s3cr3t"),
+    );
+  }
+  // "@" and ":" in the prefix are fine.
+  assert.equal(parseDatastoreSpec("s3://models/team@x/a:b", "/").prefix, "team@x/a:b");
 });
