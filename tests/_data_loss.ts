@@ -33,14 +33,19 @@ export async function generations(sb: Sandbox, model: string): Promise<number[]>
 
 /**
  * Simulates a restore from a backup taken at generation `keep` of `model`
- * on a filesystem datastore: removes every newer generation file
- * (design/filesystem.md).
+ * on a filesystem datastore: the head holds that generation again and the
+ * history records of newer ones are gone (design/format.md).
  */
 export async function restoreBackup(sb: Sandbox, model: string, keep: number): Promise<void> {
-  const dir = join(sb.datastore.dir, "manifests", ...model.split("/"));
-  for (const name of await listFiles(dir)) {
-    if (Number(name.slice(0, 12)) > keep) await Deno.remove(join(dir, name));
+  const all = (await sb.datastore.manifests()).filter((m) => m.model === model);
+  const kept = all.find((m) => m.manifest.generation === keep);
+  if (kept === undefined) throw new Error(`no generation ${keep} of ${model} to restore`);
+  for (const m of all) {
+    if (m.manifest.generation > keep) {
+      await Deno.remove(join(sb.datastore.dir, m.file), { recursive: true });
+    }
   }
+  await sb.datastore.setHead(model, kept.manifest);
 }
 
 /** Every file under `dir` as text: relative path → content ({} when `dir` is missing). */

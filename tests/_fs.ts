@@ -140,10 +140,24 @@ export async function readRecordDir(dir: string): Promise<string | null> {
  */
 export async function writeRecordDir(dir: string, text: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
-  const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name)
-    .filter((n) => /^\d{12}\.json$/.test(n)).sort();
-  const next = names.length === 0 ? 1 : Number(names[names.length - 1].slice(0, 12)) + 1;
-  await Deno.writeTextFile(join(dir, `${String(next).padStart(12, "0")}.json`), text);
+  // Written whole beside, then linked to the next number (create-exclusive), as the provider does.
+  const tmp = join(dir, `.test-${crypto.randomUUID()}.tmp`);
+  await Deno.writeTextFile(tmp, text);
+  try {
+    for (;;) {
+      const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name)
+        .filter((n) => /^\d{12}\.json$/.test(n)).sort();
+      const next = names.length === 0 ? 1 : Number(names[names.length - 1].slice(0, 12)) + 1;
+      try {
+        await Deno.link(tmp, join(dir, `${String(next).padStart(12, "0")}.json`));
+        return;
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      }
+    }
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
+  }
 }
 
 /** Direct access to a filesystem datastore's layout (design/format.md), for checks. */

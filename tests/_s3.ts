@@ -175,7 +175,7 @@ export class S3Store {
 
   /** The lock record of `global` or a model ref, or null when it is free. */
   lock(key: string): Promise<Record<string, unknown> | null> {
-    return this.json(key === "global" ? "locks/global.json" : `locks/models/${key}.json`);
+    return this.json(key === "global" ? "leases/global" : `leases/models/${key}`);
   }
 
   /** Hashes of the stored blobs. */
@@ -185,10 +185,10 @@ export class S3Store {
       .filter((name) => /^[0-9a-f]{64}$/.test(name));
   }
 
-  /** Every manifest object (key → parsed manifest); objects that are not manifests are skipped. */
+  /** Every head and history record (key → parsed manifest); other objects are skipped. */
   async manifests(): Promise<Map<string, S3Manifest>> {
     const out = new Map<string, S3Manifest>();
-    for (const key of await this.keys("manifests/")) {
+    for (const key of [...await this.keys("heads/"), ...await this.keys("history/")]) {
       const doc = await this.json(key);
       if (doc !== null && Array.isArray(doc.files) && typeof doc.generation === "number") {
         out.set(key, doc as unknown as S3Manifest);
@@ -197,15 +197,9 @@ export class S3Store {
     return out;
   }
 
-  /** The highest-generation manifest whose key names `model`, or null. */
+  /** The model's head (its current manifest), or null. */
   async current(model: string): Promise<S3Manifest | null> {
-    let best: S3Manifest | null = null;
-    for (const [key, m] of await this.manifests()) {
-      const named = m.model === model || key.startsWith(`manifests/${model}/`) ||
-        key === `manifests/${model}.json` || key === `manifests/${model}`;
-      if (named && (best === null || m.generation > best.generation)) best = m;
-    }
-    return best;
+    return await this.json(`heads/${model}`) as S3Manifest | null;
   }
 
   /** Invariant 1: every manifest names only stored blobs of the right size. */
@@ -214,6 +208,7 @@ export class S3Store {
     const problems: string[] = [];
     for (const [key, m] of await this.manifests()) {
       for (const f of m.files) {
+        if ((f as { link?: string }).link !== undefined) continue; // a link has no blob
         const b = blobs.get(`blobs/${f.sha256.slice(0, 2)}/${f.sha256}`);
         if (b === undefined) problems.push(`${key} names ${f.path} = blob ${f.sha256}: missing`);
         else if (b.size !== f.size) {

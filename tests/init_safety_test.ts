@@ -42,7 +42,7 @@ Deno.test("a failed init leaves no modelsync.yaml behind; a good init afterwards
   const dir = join(sb.root, "repo-0");
   expectCode(await sb.run(["init", "--datastore", sb.datastoreSpec], { cwd: dir }), 0, "init");
   assert.equal(await exists(join(dir, "modelsync.yaml")), true);
-  assert.equal(await exists(join(sb.datastore.dir, "modelsync.json")), true);
+  assert.equal(await exists(join(sb.datastore.dir, "config")), true);
 });
 
 Deno.test("a failed init never removes an existing modelsync.yaml, and restores one it changed", async () => {

@@ -148,7 +148,7 @@ Deno.test({
     await client.send(
       new PutObjectCommand({
         Bucket: s3.bucket,
-        Key: s3.store.key("locks/models/vpc/ttl.json"),
+        Key: s3.store.key("leases/models/vpc/ttl"),
         Body: JSON.stringify({
           key: "vpc/ttl",
           holder: "mallory",

@@ -71,7 +71,7 @@ Deno.test("type: module is imported by a path relative to the repository, only b
   await repo.write("models/vpc/m1/a.txt", "one\n");
   const commands = [
     ["push", "--json"],
-    ["status", "--json"],
+    ["status", "--remote", "--json"], // plain status never opens the datastore
     ["pull", "--json"],
     ["flush", "--json"],
     ["lock", "status", "--json"],
@@ -198,7 +198,7 @@ Deno.test("a module that cannot be imported, exports no provider, or whose creat
   ];
   for (const [i, [module, expected]] of cases.entries()) {
     const { repo } = await moduleRepo(sb, `r${i}`, { type: "module", module, config: {} });
-    for (const args of [["init"], ["status"], ["caps"]]) {
+    for (const args of [["init"], ["pull"], ["caps"]]) {
       const line = expectOneLineError(await repo.run(args), 2, `${args[0]} with ${module}`);
       assert.match(line, expected);
     }

@@ -2,7 +2,7 @@
  * End-to-end on an S3 datastore (the local S3 test server): whole-model
  * deletes are deliberate (issue 8, point 2), generations never go backwards
  * (point 3; a restore from backup is simulated by putting an older body of
- * `manifests/TYPE/ID.json` back with the S3 client), and conflicts keep both
+ * the head `heads/TYPE/ID` back with the S3 client), and conflicts keep both
  * sides (point 6).
  */
 import assert from "node:assert/strict";
@@ -81,13 +81,13 @@ Deno.test({
   async fn() {
     await using s3 = await S3Sandbox.create("e2e-rollback");
     const { a, b } = await twoRepos(s3);
-    const backup = (await s3.store.get("manifests/vpc/m1.json"))!;
+    const backup = (await s3.store.get("heads/vpc/m1"))!;
     await a.write("models/vpc/m1/a.txt", "a two\n");
     await a.write("models/vpc/m1/d.txt", "d two\n");
     expectCode(await a.run(["push"]), 0, "generation 2");
     expectCode(await b.run(["pull"]), 0, "b at generation 2");
     const genTwo = await contents(b.modelDir("vpc/m1"));
-    await putObject(s3, "manifests/vpc/m1.json", backup);
+    await putObject(s3, "heads/vpc/m1", backup);
     assert.equal((await s3.store.current("vpc/m1"))?.generation, 1, "restored");
 
     const pull = await b.run(["pull", "--json"]);
@@ -113,7 +113,7 @@ Deno.test({
     assert.deepEqual(await contents(a.modelDir("vpc/m1")), genTwo);
 
     // --theirs takes a restored state, saving the local files it replaces.
-    await putObject(s3, "manifests/vpc/m1.json", backup);
+    await putObject(s3, "heads/vpc/m1", backup);
     const theirs = expectCode(await a.run(["pull", "--theirs", "--json"]), 0, "pull --theirs");
     const tr = rowOf(expectJson(theirs, "modelsync.pull/1"), "vpc/m1");
     assert.equal(tr?.generation, 1, describe(theirs));

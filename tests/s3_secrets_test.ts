@@ -49,7 +49,7 @@ Deno.test("init refuses an S3 endpoint holding a user name or password before wr
       what: "spec ?endpoint= with user:password",
       args: ["init", "--datastore", `s3://models/team?endpoint=https://${USER}:${PASS}@minio:9000`],
       env: {},
-      names: /^Invalid datastore "s3:\/\/models\/team\?\*\*\*": its endpoint URL holds/,
+      names: /^Invalid --datastore "s3:\/\/models\/team\?\*\*\*": its endpoint URL holds/,
     },
     {
       what: "spec ?endpoint= with a user name only",
@@ -61,7 +61,7 @@ Deno.test("init refuses an S3 endpoint holding a user name or password before wr
       what: "user:password in the s3:// URL itself",
       args: ["init", "--datastore", `s3://${USER}:${PASS}/x@models/team`],
       env: {},
-      names: /^Invalid datastore "s3:\/\/\*\*\*": the s3:\/\/ URL holds/,
+      names: /^Invalid --datastore "s3:\/\/\*\*\*": the s3:\/\/ URL holds/,
     },
     {
       what: "MODELSYNC_DATASTORE with user:password",
@@ -146,7 +146,7 @@ Deno.test({
   const repo = await s3.sb.repo("ok");
   const yaml = await repo.read("modelsync.yaml");
   assert.ok(!yaml.includes(USER) && !yaml.includes(PASS), yaml);
-  assert.deepEqual(await s3.store.keys(), ["modelsync.json"], "the marker was created");
+  assert.deepEqual(await s3.store.keys(), ["config", "modelsync.json"], "the markers were created");
   await repo.write("models/vpc/m1/a.txt", "alpha\n");
   expectCode(await repo.run(["push"]), 0, "push");
   // A later run with credentials in the environment's endpoint is refused, nothing changes.

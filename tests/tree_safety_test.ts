@@ -61,24 +61,17 @@ async function plant(
       ...(f.link === undefined ? {} : { link: f.link }),
     });
   }
-  const file = join(
-    sb.datastore.dir,
-    "manifests",
+  const head = await sb.datastore.current(model);
+  await sb.datastore.setHead(model, {
+    format: 2,
     model,
-    `${String(generation).padStart(12, "0")}.json`,
-  );
-  await Deno.mkdir(dirname(file), { recursive: true });
-  await Deno.writeTextFile(
-    file,
-    JSON.stringify({
-      format: 1,
-      model,
-      generation,
-      files: entries,
-      committedBy: { holder: "mallory", host: "elsewhere", pid: 4242 },
-      committedAt: new Date().toISOString(),
-    }),
-  );
+    generation,
+    commit: crypto.randomUUID().replaceAll("-", "").slice(0, 16),
+    parent: head === null ? null : { generation: head.generation, commit: head.commit },
+    files: entries,
+    committedBy: { holder: "mallory", host: "elsewhere", pid: 4242 },
+    committedAt: new Date().toISOString(),
+  });
 }
 
 /** The current manifest's files of a model as `path -> sha256` (links: `-> target`). */

@@ -23,7 +23,7 @@ import { DatastoreError, LeaseLostError } from "../errors.ts";
 import { formatRef, type ModelRef, parseModelRef } from "../model/ref.ts";
 import type { CallOptions, Capabilities, Provider, StoredRecord } from "../provider/contract.ts";
 import { publicRecord, storedLockRecordSchema } from "../provider/lock_schema.ts";
-import { describeHolder, judgeLock } from "../provider/stale.ts";
+import { describeHolder, judgeLock, lockRecordProblem } from "../provider/stale.ts";
 import { listAllRecords } from "../provider/keys.ts";
 
 /** The lock keys: the global key, or one model. */
@@ -199,17 +199,31 @@ export class RecordLocks {
         ...(byStore ? { renewedAtMs: stored.modifiedMs } : {}),
         ...(renewedAtMs === undefined ? {} : { renewedAtMs }),
       });
-    let reason: string;
+    let reason: string | undefined;
     try {
       const parsed = storedLockRecordSchema.safeParse(
         JSON.parse(new TextDecoder().decode(stored.bytes)),
       );
-      if (parsed.success && parsed.data.key === name) {
-        return { info: judge(publicRecord(parsed.data)), version: stored.version, corrupt: false };
+      if (!parsed.success) {
+        reason = `${parsed.error.issues[0].path.join(".") || "root"}: ${
+          parsed.error.issues[0].message
+        }`;
+      } else if (parsed.data.key !== name) {
+        reason = `it names key ${JSON.stringify(parsed.data.key)}`;
+      } else {
+        // A record claiming an impossible lease is corrupt, not a lock held for years.
+        reason = lockRecordProblem(parsed.data, {
+          nowMs: byStore ? stored.storeNowMs! : Date.now(),
+          ...(byStore ? { renewedAtMs: stored.modifiedMs } : {}),
+        });
+        if (reason === undefined) {
+          return {
+            info: judge(publicRecord(parsed.data)),
+            version: stored.version,
+            corrupt: false,
+          };
+        }
       }
-      reason = parsed.success
-        ? `it names key ${JSON.stringify(parsed.data.key)}`
-        : `${parsed.error.issues[0].path.join(".") || "root"}: ${parsed.error.issues[0].message}`;
     } catch {
       reason = "it is not valid JSON";
     }
@@ -309,7 +323,7 @@ export class RecordLocks {
       // Changed since we wrote it: still ours (an answer of ours was lost), or lost.
       version = undefined;
     }
-    throw lostError(name, "its record kept changing under it");
+    throw lostError(name, "its record kept changing while it was renewed");
   }
 
   /** The record each of our holdings last wrote, by nonce. */
@@ -346,8 +360,8 @@ function encode(record: LockRecord): Uint8Array {
 }
 
 function lostError(name: string, why: string): LeaseLostError {
-  const lock = name === "global" ? "The global lock" : `The lock on ${name}`;
+  const lock = name === "global" ? "the global lock" : `the lock on ${name}`;
   return new LeaseLostError(
-    `${lock} was lost: ${why}. Work stopped before committing; rerun the command.`,
+    `Lost ${lock}: ${why}; work stopped before committing. Rerun the command.`,
   );
 }

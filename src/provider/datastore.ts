@@ -199,6 +199,9 @@ export class Datastore {
     let stored = await this.provider.getRecord(CONFIG_KEY, opts);
     if (stored === null) {
       const legacy = await this.provider.getRecord(FORMAT1_MARKER_KEY, opts);
+      if (legacy !== null && formatOf(legacy.bytes) !== 1 && formatOf(legacy.bytes) !== 2) {
+        throw this.#garbledLegacy();
+      }
       if (legacy !== null && formatOf(legacy.bytes) === 1) {
         if (!opts.format1) throw this.#format1();
         // `migrate` opens a format-1 datastore: its marker stands in below.
@@ -234,6 +237,9 @@ export class Datastore {
     const legacy = await this.provider.getRecord(FORMAT1_MARKER_KEY, opts);
     if (existing === null && legacy !== null && formatOf(legacy.bytes) === 1) {
       throw this.#format1();
+    }
+    if (legacy !== null && formatOf(legacy.bytes) !== 1 && formatOf(legacy.bytes) !== 2) {
+      throw this.#garbledLegacy();
     }
     await this.writeMarker(opts);
   }
@@ -305,6 +311,15 @@ export class Datastore {
       id: typeof m?.id === "string" ? m.id : "",
       createdAt: typeof m?.createdAt === "string" ? m.createdAt : "",
     };
+  }
+
+  #garbledLegacy(): CorruptError {
+    const where = this.describe();
+    return new CorruptError(
+      `The datastore marker ${FORMAT1_MARKER_KEY} of ${where.location} is garbled: restore it ` +
+        `from a backup, or rewrite it as {"format": ${DATASTORE_FORMAT}} if this is a ` +
+        `datastore of this version.`,
+    );
   }
 
   #format1(): UsageError {

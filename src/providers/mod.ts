@@ -102,9 +102,9 @@ export async function resolveDatastore(
   const mod = await loadProviderModule(type);
   let keys: Record<string, unknown> = rest;
   if (typeof spec === "string") {
-    where = `datastore ${JSON.stringify(redactSpec(spec))}${
-      fromFile ? " in modelsync.yaml" : ` given by ${opts.origin}`
-    }`;
+    where = fromFile
+      ? `datastore ${JSON.stringify(redactSpec(spec))} in modelsync.yaml`
+      : `${opts.origin} ${JSON.stringify(redactSpec(spec))}`;
     if (mod.parseSpec === undefined) {
       throw new UsageError(
         `Invalid ${where}: the ${type} provider has no spec form; configure it as a mapping ` +

@@ -59,7 +59,8 @@ export function parseDatastoreSpec(
 
 /** A spec fit for messages: no user info, query or fragment (either may hold secrets). */
 export function redactSpec(spec: string): string {
-  return spec.replace(/\/\/[^/@]*@/, "//***@").replace(/[?#].*$/, "");
+  // Up to the last "@" before a query: a password may itself hold a "/".
+  return spec.replace(/#.*$/, "").replace(/\/\/[^?]*@/, "//***@").replace(/\?.*$/, "?***");
 }
 
 /** Resolves a local path against `baseDir` (`~/` against the home directory). */

@@ -7,7 +7,7 @@
  * @module
  */
 import { CONFIG_KEYS, type ConfigKey } from "../repo/config.ts";
-import type { DatastoreConfig } from "../repo/datastore_spec.ts";
+import { type DatastoreConfig, redactSpec } from "../repo/datastore_spec.ts";
 import type { Workspace } from "./session.ts";
 import {
   type SettingName,
@@ -36,17 +36,10 @@ export interface ConfigShowResult {
   settings: ConfigRow[];
 }
 
-/** The datastore for people: never a URL's user info or query (credentials). */
+/** The datastore for people: its spec without user info, query or fragment (credentials). */
 function showDatastore(ds: DatastoreConfig): string {
-  if (ds.type === "filesystem" && typeof ds.path === "string") return `filesystem:${ds.path}`;
-  if (ds.type === "s3") {
-    const prefix = typeof ds.prefix === "string" && ds.prefix !== "" ? `/${ds.prefix}` : "";
-    const endpoint = typeof ds.endpoint === "string"
-      ? ` (endpoint ${ds.endpoint.replace(/\/\/[^/@]*@/, "//").replace(/\?.*$/, "")})`
-      : "";
-    return `s3://${ds.bucket}${prefix}${endpoint}`;
-  }
-  return `${ds.type} datastore`;
+  if (typeof ds.spec === "string") return redactSpec(ds.spec);
+  return `a ${ds.type} datastore (configured as a mapping)`;
 }
 
 /** Output name of a setting: its file key where it has one, else the flag's name. */

@@ -103,7 +103,7 @@ export function parseS3Spec(spec: string): Record<string, unknown> {
     );
   const m = /^s3:\/\/([^/?]*)([^?]*)(?:\?(.*))?$/is.exec(spec.trim());
   if (m === null) throw bad("it is not an s3:// URL");
-  if (m[1].includes("@")) {
+  if (hasUserInfo(spec.trim().slice("s3://".length).split("?")[0])) {
     throw new UsageError(
       `Invalid datastore "s3://***": ${credentialsInUrlRemedy("the s3:// URL")}.`,
     );
@@ -124,6 +124,21 @@ export function parseS3Spec(spec: string): Record<string, unknown> {
     out[k] = v;
   }
   return out;
+}
+
+/**
+ * True when the part of an `s3://` spec after the scheme starts with user
+ * info: an `@` before the first `/` (never valid in a bucket name), or a `:`
+ * (never valid in a bucket name either) before the first `/` and before an
+ * `@` (a secret key may itself hold a `/`).
+ */
+function hasUserInfo(location: string): boolean {
+  const at = location.indexOf("@");
+  if (at < 0) return false;
+  const slash = location.indexOf("/");
+  const colon = location.indexOf(":");
+  const beforeSlash = (i: number) => slash < 0 || i < slash;
+  return beforeSlash(at) || (colon >= 0 && colon < at && beforeSlash(colon));
 }
 
 /**

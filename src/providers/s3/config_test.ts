@@ -35,13 +35,13 @@ Deno.test("s3 config: credentials keys are refused with the remedy, never echoed
     const viaSpec = await usage(`s3://models/p?${key}=${SECRET}`);
     assert.match(
       viaSpec,
-      /^Invalid datastore "s3:\/\/models\/p": ".*": credentials are never read/,
+      /^Invalid datastore "s3:\/\/models\/p\?\*\*\*" in modelsync\.yaml: ".*": credentials are never read/,
     );
   }
 });
 
 Deno.test("s3 config: a user name or password in an endpoint is refused, from anywhere", async () => {
-  const creds = /it holds a user name or password: credentials come from the AWS environment/;
+  const creds = /holds a user name or password, but credentials come from the AWS environment/;
   const url = `http://user:${SECRET}@127.0.0.1:9000`;
   assert.match(await usage(`s3://models/p?endpoint=${encodeURIComponent(url)}`), creds);
   assert.match(await usage(`s3://models/p?endpoint=${url}`), creds);
@@ -153,7 +153,7 @@ Deno.test("s3 config: an endpoint with a user name or password is refused wherev
   assert.equal(r.endpoint, "http://minio");
   for (const spec of ["s3://models/p?endpoint=https://k:s3cr3t@minio", "s3://k:s3cr3t@models/p"]) {
     assert.throws(
-      () => parseDatastoreSpec(spec, "/"),
+      () => parseS3Spec(spec),
       (err: unknown) =>
         err instanceof UsageError &&
         /credentials come from the AWS environment/.test(err.message) &&
@@ -161,5 +161,5 @@ Deno.test("s3 config: an endpoint with a user name or password is refused wherev
     );
   }
   // "@" and ":" in the prefix are fine.
-  assert.equal(parseDatastoreSpec("s3://models/team@x/a:b", "/").prefix, "team@x/a:b");
+  assert.equal(parseS3Spec("s3://models/team@x/a:b").prefix, "/team@x/a:b");
 });
