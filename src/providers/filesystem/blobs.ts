@@ -6,11 +6,12 @@
  * @module
  */
 import { join } from "node:path";
-import { createHash } from "node:crypto";
-import { ContentChangedError, NotFoundError } from "../../errors.ts";
+import { NotFoundError } from "../../errors.ts";
 import { runPool } from "../../async.ts";
-import { hashBytes, readSmallFileSync } from "../../model/hash.ts";
+import { checkedChunks, readCheckedSource } from "../../provider/blob_source.ts";
 import type { BlobListing, BlobSource, ByteRange, Page } from "../../provider/contract.ts";
+
+type FileSource = Extract<BlobSource, { kind: "file" }>;
 import {
   fsFail,
   isNotFound,
@@ -24,8 +25,8 @@ import {
 const SHA256 = /^[0-9a-f]{64}$/;
 /** Files up to this size are read in one call; larger ones are streamed. */
 export const SMALL_BLOB_BYTES = 4 * 1024 * 1024;
-/** Local files up to this size are read with one synchronous call (microseconds). */
-export const SYNC_READ_BYTES = 64 * 1024;
+/** Blobs up to this size are written with synchronous calls on a local disk. */
+const SYNC_WRITE_BYTES = 64 * 1024;
 const CHUNK = 1024 * 1024;
 /** Parallel existence checks in `has`. */
 const EXISTS_CONCURRENCY = 64;
@@ -116,23 +117,19 @@ export class BlobStore {
     return found;
   }
 
-  /** Stores a blob, verifying its content hashes to `hash`. */
+  /** Stores a blob, verifying its content hashes to `hash` before it becomes visible. */
   async put(hash: string, source: BlobSource, signal?: AbortSignal): Promise<void> {
     checkHash(hash);
     signal?.throwIfAborted();
     await this.#temps.ensure();
     let tmp: string | undefined;
     try {
-      if (source.kind === "bytes") {
-        this.#verify(hash, digest(source.bytes), "the given bytes");
-        tmp = await this.#temps.write(source.bytes, signal, "b");
-      } else if (source.size <= SYNC_READ_BYTES) {
-        // A small local file is read synchronously (as the scan hashes it):
-        // an async read costs several times as much in Deno. The datastore
-        // side is synchronous only on a local disk (see syncSmallWrites).
-        const bytes = readSourceSync(source.path, source.size);
-        this.#verify(hash, digest(bytes), source.path);
-        if (this.syncSmallWrites) {
+      const size = source.kind === "bytes" ? source.bytes.length : source.size;
+      if (size <= SMALL_BLOB_BYTES) {
+        const bytes = await readCheckedSource(hash, source);
+        // Small blobs are written with synchronous calls on a local disk only
+        // (see syncSmallWrites): an async write costs several times as much.
+        if (this.syncSmallWrites && bytes.length <= SYNC_WRITE_BYTES) {
           tmp = this.#temps.writeSync(bytes, "b");
           signal?.throwIfAborted();
           this.#placeSync(hash, tmp);
@@ -140,14 +137,19 @@ export class BlobStore {
           return;
         }
         tmp = await this.#temps.write(bytes, signal, "b");
-      } else if (source.size <= SMALL_BLOB_BYTES) {
-        const bytes = await readSource(source.path, signal);
-        this.#verify(hash, digest(bytes), source.path);
-        tmp = await this.#temps.write(bytes, signal, "b");
       } else {
+        // Streamed through a temporary file; the last chunk is written only
+        // once the whole file hashed to its name (checkedChunks).
         tmp = this.#temps.name("b");
-        const got = await copyHashing(source.path, tmp, signal, source.onRead);
-        this.#verify(hash, got, source.path);
+        using out = await Deno.open(tmp, { write: true, createNew: true }).catch((err) => {
+          throw fsFail(err, "write a temporary file", tmp!);
+        });
+        for await (const chunk of checkedChunks(hash, source as FileSource, CHUNK)) {
+          signal?.throwIfAborted();
+          await writeAll(out, chunk).catch((err) => {
+            throw fsFail(err, "write a temporary file", tmp!);
+          });
+        }
       }
       signal?.throwIfAborted();
       await this.#place(hash, tmp);
@@ -232,15 +234,6 @@ export class BlobStore {
     }
   }
 
-  #verify(hash: string, got: string, what: string): void {
-    if (got !== hash) {
-      throw new ContentChangedError(
-        `Content of ${what} hashes to ${got}, not ${hash}: it changed while being pushed. ` +
-          `Rerun once it settles.`,
-      );
-    }
-  }
-
   /** {@linkcode BlobStore.#place} with synchronous calls. */
   #placeSync(hash: string, tmp: string): void {
     const prefix = hash.slice(0, 2);
@@ -287,18 +280,6 @@ export class BlobStore {
   }
 }
 
-/** Lowercase hex SHA-256 of bytes ({@linkcode hashBytes}: small buffers leave no native garbage). */
-export function digest(bytes: Uint8Array): string {
-  return hashBytes(bytes);
-}
-
-function vanished(path: string, err: unknown): ContentChangedError {
-  return new ContentChangedError(
-    `File ${path} disappeared while being pushed. Rerun once it settles.`,
-    { cause: err },
-  );
-}
-
 let fsModule: Promise<typeof import("node:fs")> | undefined;
 
 /** node:fs, loaded on first use: it costs start-up time that a no-op sync never needs. */
@@ -306,76 +287,8 @@ function nodeFs(): Promise<typeof import("node:fs")> {
   return fsModule ??= import("node:fs");
 }
 
-function readSourceSync(path: string, size: number): Uint8Array {
-  try {
-    return readSmallFileSync(path, size);
-  } catch (err) {
-    if (isNotFound(err)) throw vanished(path, err);
-    throw fsFail(err, "read local file", path);
-  }
-}
-
-async function readSource(path: string, signal?: AbortSignal): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path, { signal });
-  } catch (err) {
-    if (isNotFound(err)) throw vanished(path, err);
-    throw fsFail(err, "read local file", path);
-  }
-}
-
-/** Streams `src` into a new file `dst` while hashing it; returns the digest. */
-async function copyHashing(
-  src: string,
-  dst: string,
-  signal?: AbortSignal,
-  onRead?: (bytes: number) => void,
-): Promise<string> {
-  let input: Deno.FsFile;
-  try {
-    input = await Deno.open(src, { read: true });
-  } catch (err) {
-    if (isNotFound(err)) throw vanished(src, err);
-    throw fsFail(err, "read local file", src);
-  }
-  try {
-    let output: Deno.FsFile;
-    try {
-      output = await Deno.open(dst, { write: true, createNew: true });
-    } catch (err) {
-      throw fsFail(err, "write a temporary file", dst);
-    }
-    try {
-      const hash = createHash("sha256");
-      const buf = new Uint8Array(CHUNK);
-      for (;;) {
-        signal?.throwIfAborted();
-        let n: number | null;
-        try {
-          n = await input.read(buf);
-        } catch (err) {
-          throw fsFail(err, "read local file", src);
-        }
-        if (n === null) break;
-        const chunk = buf.subarray(0, n);
-        hash.update(chunk);
-        onRead?.(n);
-        let off = 0;
-        while (off < n) {
-          try {
-            off += await output.write(chunk.subarray(off));
-          } catch (err) {
-            throw fsFail(err, "write a temporary file", dst);
-          }
-        }
-      }
-      return hash.digest("hex");
-    } finally {
-      output.close();
-    }
-  } finally {
-    input.close();
-  }
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
 }
 
 /**

@@ -48,7 +48,9 @@ for (const syncSmallWrites of [false, true]) {
       await Deno.mkdir(join(dir, "blobs", g.slice(0, 2)), { recursive: true });
       await store.has([g]);
       await Deno.remove(join(dir, "blobs", g.slice(0, 2)), { recursive: true });
-      await store.put(g, { kind: "file", path: src, size: 5 }); // size hint off: still read whole
+      // The size must be the one scanned: content read at another size is refused.
+      await assert.rejects(store.put(g, { kind: "file", path: src, size: 5 }), ContentChangedError);
+      await store.put(g, { kind: "file", path: src, size: grown.length });
       assert.deepEqual(await Deno.readFile(store.path(g)), grown);
       assert.deepEqual(await names(join(dir, "tmp")), []);
     });

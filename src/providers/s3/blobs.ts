@@ -10,8 +10,8 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import * as S3 from "@aws-sdk/client-s3";
 import { runPool } from "../../async.ts";
-import { ContentChangedError, NotFoundError } from "../../errors.ts";
-import { hashBytes } from "../../model/hash.ts";
+import { NotFoundError } from "../../errors.ts";
+import { checkedChunks, readCheckedSource } from "../../provider/blob_source.ts";
 import type * as C from "../../provider/contract.ts";
 import { conditionFailed, noKey, s3Fail, type S3Store } from "./client.ts";
 
@@ -156,10 +156,7 @@ export class S3Blobs {
     checkHash(hash);
     signal?.throwIfAborted();
     if (source.kind === "bytes" || source.size <= SMALL_BLOB_BYTES) {
-      const [what, bytes] = source.kind === "bytes"
-        ? ["the given bytes", source.bytes]
-        : [source.path, await readAtMost(source.path, source.size + 1)];
-      verify(hash, hashBytes(bytes), bytes.length, what, source.kind === "file" ? source.size : -1);
+      const bytes = await readCheckedSource(hash, source);
       return await this.#putSingle(hash, bytes, bytes.length, signal);
     }
     if (source.size > MULTIPART_BYTES) return await this.#putMultipart(hash, source, signal);
@@ -167,10 +164,9 @@ export class S3Blobs {
     // chunk: the server never has the whole body, so it stores nothing.
     const stop = new AbortController();
     let changed: unknown;
-    using file = await Deno.open(source.path, { read: true });
     const body = Readable.from((async function* () {
       try {
-        yield* checkedChunks(file, hash, source, MiB);
+        yield* checkedChunks(hash, source, MiB);
       } catch (err) {
         changed = err;
         stop.abort(err);
@@ -210,9 +206,8 @@ export class S3Blobs {
     try {
       const partSize = Math.max(8 * MiB, Math.ceil(source.size / 10_000 / MiB) * MiB);
       const Parts: { PartNumber: number; ETag?: string; ChecksumSHA256?: string }[] = [];
-      using file = await Deno.open(source.path, { read: true });
       // The last part is sent only once the whole file hashed to its name.
-      for await (const Body of checkedChunks(file, hash, source, partSize)) {
+      for await (const Body of checkedChunks(hash, source, partSize)) {
         const PartNumber = Parts.length + 1;
         const ChecksumSHA256 = createHash("sha256").update(Body).digest("base64");
         const part = new S3.UploadPartCommand({
@@ -300,65 +295,5 @@ export class S3Blobs {
     this.#known.delete(hash);
     const cmd = new S3.DeleteObjectCommand(this.s3.at(blobRel(hash)));
     await this.s3.send(`delete blob ${hash}`, cmd, { signal: opts.signal, expect: noKey(null) });
-  }
-}
-
-/** Up to `max` bytes from the file's position (fewer only at its end). */
-async function readUpTo(file: Deno.FsFile, max: number, sync = false): Promise<Uint8Array> {
-  const buf = new Uint8Array(max);
-  let got = 0;
-  while (got < max) {
-    const n = sync ? file.readSync(buf.subarray(got)) : await file.read(buf.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return buf.subarray(0, got);
-}
-
-/** Up to `max` bytes of a file (one that grew is never read whole); small ones synchronously. */
-async function readAtMost(path: string, max: number): Promise<Uint8Array> {
-  const sync = max <= 64 * 1024 + 1;
-  using file = sync ? Deno.openSync(path, { read: true }) : await Deno.open(path, { read: true });
-  return await readUpTo(file, max, sync);
-}
-
-/** Throws ContentChangedError unless the content read hashed to `hash` at the size expected (-1: any). */
-function verify(hash: string, got: string, size: number, what: string, expectSize: number): void {
-  if (got === hash && (expectSize < 0 || size === expectSize)) return;
-  throw new ContentChangedError(
-    `${what} does not hash to ${hash} (it changed since it was scanned, ${size} bytes read): ` +
-      `nothing was stored. Rerun once the file no longer changes.`,
-  );
-}
-
-/**
- * A file's content in chunks of `chunkBytes`, hashed as read; the last
- * chunk is held back until the whole content hashed to `hash` at the size
- * scanned, and a ContentChangedError thrown instead of it otherwise (a file
- * that grew stops at once), so a consumer never sends all of a changed file.
- */
-async function* checkedChunks(
-  file: Deno.FsFile,
-  hash: string,
-  source: { path: string; size: number; onRead?: (bytes: number) => void },
-  chunkBytes: number,
-): AsyncGenerator<Uint8Array> {
-  const h = createHash("sha256");
-  let held: Uint8Array | undefined;
-  let total = 0;
-  for (let chunk; (chunk = await readUpTo(file, chunkBytes)).length > 0;) {
-    total += chunk.length;
-    if (total > source.size) break;
-    h.update(chunk);
-    if (held !== undefined) {
-      yield held;
-      source.onRead?.(held.byteLength); // progress: the chunk was taken by the request
-    }
-    held = chunk;
-  }
-  verify(hash, total > source.size ? "" : h.digest("hex"), total, source.path, source.size);
-  if (held !== undefined) {
-    yield held;
-    source.onRead?.(held.byteLength);
   }
 }

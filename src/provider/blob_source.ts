@@ -1,0 +1,134 @@
+/**
+ * Reading the content of a blob to store, checked against its name: what
+ * every provider's `putBlob` needs (contract rule 1: a blob becomes visible
+ * only once its content hashed to its name), written once.
+ *
+ * A file source may change while it is read (a user writing it): the
+ * content is checked at the size the scan saw and a mismatch is a
+ * `ContentChangedError` (exit 4: rerun once it settles). A file that
+ * vanished is the same error.
+ *
+ * @example
+ * ```ts
+ * import { readCheckedSource } from "./blob_source.ts";
+ * import { hashBytes } from "../model/hash.ts";
+ * const bytes = new TextEncoder().encode("hello");
+ * console.log((await readCheckedSource(hashBytes(bytes), { kind: "bytes", bytes })).length); // 5
+ * ```
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { ContentChangedError } from "../errors.ts";
+import { hashBytes } from "../model/hash.ts";
+import type { BlobSource } from "./contract.ts";
+
+/** Sources up to this size are read with synchronous calls (an async read costs several times more). */
+const SYNC_READ_BYTES = 64 * 1024;
+
+/** Throws ContentChangedError unless `got` is `hash` and `size` the size expected (-1: any). */
+export function verifyContent(
+  hash: string,
+  got: { sha256: string; size: number; expectSize: number; what: string },
+): void {
+  if (got.sha256 === hash && (got.expectSize < 0 || got.size === got.expectSize)) return;
+  throw new ContentChangedError(
+    `${got.what} does not hash to ${hash} (it changed since it was scanned, ${got.size} bytes ` +
+      `read): nothing was stored. Rerun once the file no longer changes.`,
+  );
+}
+
+/** A local file that vanished while it was to be stored. */
+function vanished(path: string, err: unknown): ContentChangedError {
+  return new ContentChangedError(
+    `File ${path} disappeared while being pushed. Rerun once it settles.`,
+    { cause: err },
+  );
+}
+
+async function open(path: string, sync: boolean): Promise<Deno.FsFile> {
+  try {
+    return sync ? Deno.openSync(path, { read: true }) : await Deno.open(path, { read: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw vanished(path, err);
+    throw err;
+  }
+}
+
+/** Up to `max` bytes from the file's position (fewer only at its end). */
+async function readUpTo(file: Deno.FsFile, max: number, sync: boolean): Promise<Uint8Array> {
+  const buf = new Uint8Array(max);
+  let got = 0;
+  while (got < max) {
+    const n = sync ? file.readSync(buf.subarray(got)) : await file.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
+
+/**
+ * The whole content of a (small) source, checked against `hash`. A file is
+ * read up to one byte past the size scanned, so one that grew is refused
+ * without being read whole.
+ */
+export async function readCheckedSource(hash: string, source: BlobSource): Promise<Uint8Array> {
+  if (source.kind === "bytes") {
+    const b = source.bytes;
+    verifyContent(hash, {
+      sha256: hashBytes(b),
+      size: b.length,
+      expectSize: -1,
+      what: "the given bytes",
+    });
+    return b;
+  }
+  const sync = source.size <= SYNC_READ_BYTES;
+  using file = await open(source.path, sync);
+  const bytes = await readUpTo(file, source.size + 1, sync);
+  verifyContent(hash, {
+    sha256: hashBytes(bytes),
+    size: bytes.length,
+    expectSize: source.size,
+    what: source.path,
+  });
+  source.onRead?.(bytes.length);
+  return bytes;
+}
+
+/**
+ * A file's content in chunks of `chunkBytes`, hashed as read; the last
+ * chunk is held back until the whole content hashed to `hash` at the size
+ * scanned, and a ContentChangedError thrown instead of it otherwise (a file
+ * that grew stops at once), so a consumer never stores all of a changed
+ * file. `onRead` is called as each chunk is taken.
+ */
+export async function* checkedChunks(
+  hash: string,
+  source: { path: string; size: number; onRead?: (bytes: number) => void },
+  chunkBytes: number,
+): AsyncGenerator<Uint8Array> {
+  using file = await open(source.path, false);
+  const h = createHash("sha256");
+  let held: Uint8Array | undefined;
+  let total = 0;
+  for (let chunk; (chunk = await readUpTo(file, chunkBytes, false)).length > 0;) {
+    total += chunk.length;
+    if (total > source.size) break;
+    h.update(chunk);
+    if (held !== undefined) {
+      yield held;
+      source.onRead?.(held.byteLength);
+    }
+    held = chunk;
+  }
+  verifyContent(hash, {
+    sha256: total > source.size ? "" : h.digest("hex"),
+    size: total,
+    expectSize: source.size,
+    what: source.path,
+  });
+  if (held !== undefined) {
+    yield held;
+    source.onRead?.(held.byteLength);
+  }
+}
