@@ -7,6 +7,7 @@
 import type { GlobalFlags } from "../src/sync/settings.ts";
 import type { Session } from "../src/sync/session.ts";
 import { type ModelRef, parseModelRef } from "../src/model/ref.ts";
+import { UsageError } from "../src/errors.ts";
 
 /** A result with a JSON schema name; keys in `hidden` are not printed. */
 export interface Printable {
@@ -34,4 +35,14 @@ export interface CliContext {
 /** Parses model ref arguments; throws UsageError (exit 2) on a bad one. */
 export function parseRefs(args: readonly string[]): ModelRef[] {
   return args.map((a) => parseModelRef(a));
+}
+
+/** Parses a whole number of at least 1 given to `flag`; throws UsageError (exit 2) otherwise. */
+export function parseCount(text: string, flag: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(text.trim())) {
+    throw new UsageError(
+      `Invalid ${flag} ${JSON.stringify(text)}: use a whole number of 1 or more.`,
+    );
+  }
+  return Number(text.trim());
 }
