@@ -48,7 +48,8 @@ function lockManager(s: RepoSession, operation: string): LockManager {
   });
 }
 
-async function withRepoLock<T>(
+/** Runs `fn` under the repository lock, after removing downloads killed runs left behind. */
+export async function withRepoLock<T>(
   s: RepoSession,
   operation: string,
   fn: () => Promise<T>,
