@@ -21,12 +21,16 @@ import { formatDuration } from "./src/duration.ts";
 import type { CliContext, Printable } from "./commands/_context.ts";
 import { capsCommand } from "./commands/caps.ts";
 import { flushCommand } from "./commands/flush.ts";
+import { gcCommand } from "./commands/gc.ts";
 import { initCommand } from "./commands/init.ts";
 import { lockCommand } from "./commands/lock.ts";
+import { logCommand } from "./commands/log.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { pullCommand } from "./commands/pull.ts";
 import { pushCommand } from "./commands/push.ts";
+import { restoreCommand } from "./commands/restore.ts";
 import { statusCommand } from "./commands/status.ts";
+import { verifyCommand } from "./commands/verify.ts";
 
 const encoder = new TextEncoder();
 /** Writes all of `text`; a reader that went away (`| head`) is not an error. */
@@ -206,6 +210,10 @@ export async function main(args: string[]): Promise<number> {
       flushCommand,
       capsCommand,
       lockCommand,
+      logCommand,
+      restoreCommand,
+      verifyCommand,
+      gcCommand,
       migrateCommand,
     ]
   ) {
