@@ -19,12 +19,16 @@ import { capsCommand } from "./commands/caps.ts";
 import { completionsCommand } from "./commands/completions.ts";
 import { configCommand } from "./commands/config.ts";
 import { flushCommand } from "./commands/flush.ts";
+import { gcCommand } from "./commands/gc.ts";
 import { initCommand } from "./commands/init.ts";
 import { lockCommand } from "./commands/lock.ts";
+import { logCommand } from "./commands/log.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { pullCommand } from "./commands/pull.ts";
 import { pushCommand } from "./commands/push.ts";
+import { restoreCommand } from "./commands/restore.ts";
 import { statusCommand } from "./commands/status.ts";
+import { verifyCommand } from "./commands/verify.ts";
 import { versionCommand } from "./commands/version.ts";
 
 /** The program with every command; commands inherit its settings through `.command()`. */
@@ -54,6 +58,10 @@ export function buildProgram(run: CliRun): Command {
       flushCommand,
       capsCommand,
       lockCommand,
+      logCommand,
+      restoreCommand,
+      verifyCommand,
+      gcCommand,
       configCommand,
       completionsCommand,
       versionCommand,

@@ -8,6 +8,7 @@
 import type { Workspace } from "../src/sync/session.ts";
 import type { ModelRef } from "../src/model/ref.ts";
 import { parseRefArgs } from "../src/repo/ref_arg.ts";
+import { UsageError } from "../src/errors.ts";
 
 export type { CliContext, Printable } from "../src/cli/lifecycle.ts";
 
@@ -21,4 +22,14 @@ export function parseRefs(args: readonly string[], w: Workspace, cwd: string): M
     ...(w.repoDir === undefined ? {} : { repoDir: w.repoDir }),
     ...(w.config === undefined ? {} : { dataDir: w.config.dataDir }),
   });
+}
+
+/** Parses a whole number of at least 1 given to `flag`; throws UsageError (exit 2) otherwise. */
+export function parseCount(text: string, flag: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(text.trim())) {
+    throw new UsageError(
+      `Invalid ${flag} ${JSON.stringify(text)}: use a whole number of 1 or more.`,
+    );
+  }
+  return Number(text.trim());
 }

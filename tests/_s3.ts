@@ -22,7 +22,13 @@
  * @module
  */
 import { join } from "node:path";
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import {
   freshBucket,
   S3_ENDPOINT,
@@ -160,6 +166,18 @@ export class S3Store {
       if (e.name === "NoSuchKey" || e.$metadata?.httpStatusCode === 404) return null;
       throw err;
     }
+  }
+
+  /** Replaces an object below the prefix with `bytes` (to damage what the CLI stored). */
+  async put(rel: string, bytes: Uint8Array | string): Promise<void> {
+    await this.#s3.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: this.key(rel), Body: bytes }),
+    );
+  }
+
+  /** Deletes an object below the prefix (missing is fine). */
+  async delete(rel: string): Promise<void> {
+    await this.#s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
   }
 
   /** An object parsed as JSON, or null when it does not exist or does not parse. */

@@ -64,6 +64,18 @@ const EXAMPLES: Record<string, string[]> = {
     "modelsync completions fish > ~/.config/fish/completions/modelsync.fish",
   ],
   version: ["modelsync version", "modelsync --version"],
+  log: ["modelsync log vision/resnet", "modelsync log -n 5 --json models/vision/resnet/"],
+  restore: [
+    "modelsync restore vision/resnet@3 && modelsync push vision/resnet",
+    "modelsync restore --force vision/resnet@3   # saves local changes first",
+  ],
+  verify: ["modelsync verify", "modelsync verify --read-data vision/resnet"],
+  gc: [
+    "modelsync gc --dry-run --keep 10",
+    "modelsync gc --keep-within 30d",
+    "modelsync gc --grace 1h",
+  ],
+  migrate: ["modelsync migrate    # once, after upgrading from a format-1 datastore"],
 };
 
 /** The help line of a setting: its text, default, environment variable and file key. */

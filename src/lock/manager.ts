@@ -213,22 +213,15 @@ export class LockManager {
     opts: { jobs: number; out: ModelOutcome<T>[] },
   ): Promise<void> {
     const { out } = opts;
-    const handle = this.#opts.provider.lock(GLOBAL);
-    const deadline = Date.now() + this.#opts.lockTimeoutMs;
-    let lease: Lease | undefined;
+    let held: Lease;
     try {
-      if (this.#signal.aborted) throw this.#signal.reason;
-      lease = await this.#waitFor(deadline, () => this.#tryTake(handle));
-      const held = lease;
-      await this.#waitFor(deadline, () => this.#drainAttempt(held));
+      held = await this.#takeGlobal();
     } catch (err) {
-      if (lease !== undefined) await this.#drop(lease);
       models.forEach((model, i) => {
         out[i] = { model, ok: false, error: this.#waitError(err, model) };
       });
       return;
     }
-    const held = lease;
     try {
       const signal = AbortSignal.any([held.signal, this.#signal]);
       await runPool(models, { jobs: opts.jobs }, async (model, i) => {
@@ -242,6 +235,39 @@ export class LockManager {
       });
     } finally {
       await this.#drop(held);
+    }
+  }
+
+  /**
+   * Runs `work` once under the global lock, after the drain (no live model
+   * lock remains), whatever the capabilities say: for maintenance of the
+   * whole datastore (`gc`). Throws what the wait throws (`LockTimeoutError`,
+   * an interrupt) or what `work` throws; the lock is released either way.
+   */
+  async runExclusive<T>(work: (ctx: WorkContext) => Promise<T>): Promise<T> {
+    const held = await this.#takeGlobal();
+    try {
+      held.assertHeld();
+      return await work({ lease: held, signal: AbortSignal.any([held.signal, this.#signal]) });
+    } finally {
+      await this.#drop(held);
+    }
+  }
+
+  /** The global lock, then the drain, within one --lock-timeout. */
+  async #takeGlobal(): Promise<Lease> {
+    const handle = this.#opts.provider.lock(GLOBAL);
+    const deadline = Date.now() + this.#opts.lockTimeoutMs;
+    let lease: Lease | undefined;
+    try {
+      if (this.#signal.aborted) throw this.#signal.reason;
+      lease = await this.#waitFor(deadline, () => this.#tryTake(handle));
+      const held = lease;
+      await this.#waitFor(deadline, () => this.#drainAttempt(held));
+      return held;
+    } catch (err) {
+      if (lease !== undefined) await this.#drop(lease);
+      throw err;
     }
   }
 

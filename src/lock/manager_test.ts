@@ -439,3 +439,35 @@ Deno.test("a live record of this very process that no lease holds (a timed-out a
   assert.equal(blocked[0].ok, false);
   assert.ok(store.get("vpc/m2") !== undefined);
 });
+
+Deno.test("runExclusive takes the global lock even on a scoped datastore, after the drain, and releases it; a held global lock times out", async () => {
+  const store = new MemoryLockStore();
+  store.put(foreign("vpc/m9"));
+  let removedAt = 0;
+  const remover = sleep(200).then(() => {
+    store.remove("vpc/m9");
+    removedAt = Date.now();
+  });
+  const mgr = proc(store, "host-a", { caps: MEMORY_SCOPED_CAPS });
+  assert.equal(mgr.path, "scoped");
+  const got = await mgr.runExclusive(({ lease }) => {
+    assert.ok(removedAt > 0, "ran only after the model lock went away");
+    assert.equal(store.get("global")?.holder, "dev");
+    lease.assertHeld();
+    return Promise.resolve("done");
+  });
+  await remover;
+  assert.equal(got, "done");
+  assert.equal(store.get("global"), undefined, "the global lock was released");
+
+  await assert.rejects(
+    proc(store, "host-a").runExclusive(() => Promise.reject(new Error("boom"))),
+    /boom/,
+  );
+  assert.equal(store.get("global"), undefined, "released after a failure too");
+  store.put(foreign("global"));
+  await assert.rejects(
+    proc(store, "host-a", { lockTimeoutMs: 200 }).runExclusive(() => Promise.resolve(1)),
+    (err) => err instanceof LockTimeoutError && /global lock/.test(err.message),
+  );
+});

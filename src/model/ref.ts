@@ -97,3 +97,27 @@ export function sortUniqueRefs(refs: Iterable<ModelRef>): ModelRef[] {
   for (const r of refs) byKey.set(formatRef(r), { type: r.type, id: r.id });
   return [...byKey.values()].sort(compareRefs);
 }
+
+/**
+ * Parses `TYPE/ID@N` (a model at generation N, as `modelsync log` lists
+ * them). Throws a {@linkcode UsageError} (exit 2) naming the problem.
+ *
+ * @example
+ * ```ts
+ * import { parseGenerationRef } from "./ref.ts";
+ * const { model, generation } = parseGenerationRef("@acme/vpc/m1@3");
+ * console.log(model.type, model.id, generation); // @acme/vpc m1 3
+ * ```
+ */
+export function parseGenerationRef(text: string): { model: ModelRef; generation: number } {
+  const at = text.lastIndexOf("@");
+  const n = at > text.lastIndexOf("/") ? text.slice(at + 1) : "";
+  if (!/^[1-9][0-9]{0,11}$/.test(n)) {
+    throw new UsageError(
+      `Invalid generation ref ${
+        JSON.stringify(text)
+      }: expected MODEL@N with N a generation from "modelsync log MODEL", e.g. vpc/m1@3.`,
+    );
+  }
+  return { model: parseModelRef(text.slice(0, at)), generation: Number(n) };
+}

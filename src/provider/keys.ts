@@ -6,6 +6,7 @@
  * config                                  the datastore marker {"format": 2, ...}
  * heads/TYPE/ID                           the model's current commit (moved by CAS)
  * history/TYPE/ID/GGGGGGGGGGGG-COMMIT     one immutable record per commit
+ * history/TYPE/ID/pruned                  where gc cut the history (src/model/history.ts)
  * leases/global, leases/models/TYPE/ID    lock records (src/lock/records.ts)
  * ```
  *
@@ -42,9 +43,30 @@ export function modelOfHeadKey(key: string): ModelRef | undefined {
   }
 }
 
+/** Prefix of every history record. */
+export const HISTORY_PREFIX = "history/";
+
 /** Prefix of a model's history records. */
 export function historyPrefix(model: ModelRef): string {
-  return `history/${model.type}/${model.id}/`;
+  return `${HISTORY_PREFIX}${model.type}/${model.id}/`;
+}
+
+/** The record where gc notes the oldest generation of a model it kept. */
+export function prunedKey(model: ModelRef): string {
+  return `${historyPrefix(model)}pruned`;
+}
+
+/** The model a key under `history/` belongs to (`history/TYPE/ID/ENTRY`), or undefined. */
+export function modelOfHistoryKey(key: string): ModelRef | undefined {
+  if (!key.startsWith(HISTORY_PREFIX)) return undefined;
+  const rest = key.slice(HISTORY_PREFIX.length);
+  const slash = rest.lastIndexOf("/");
+  if (slash <= 0) return undefined;
+  try {
+    return parseModelRef(rest.slice(0, slash));
+  } catch {
+    return undefined;
+  }
 }
 
 /** The history record of one commit. */

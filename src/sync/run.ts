@@ -56,7 +56,7 @@ function lockManager(s: RepoSession, operation: string): LockManager {
  * gets the session with a signal that also aborts when that lock is lost,
  * so the work stops instead of carrying on unlocked.
  */
-async function withRepoLock<T>(
+export async function withRepoLock<T>(
   s: RepoSession,
   operation: string,
   fn: (s: RepoSession) => Promise<T>,

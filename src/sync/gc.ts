@@ -1,0 +1,437 @@
+/**
+ * `gc [--grace DUR] [--keep N | --keep-within DUR] [--dry-run]`: removes
+ * history records no policy keeps and blobs no kept generation names
+ * (design/history.md).
+ *
+ * Under the global lock (after the drain, so no push is between its upload
+ * and its commit), in this order:
+ *
+ * 1. list the blobs (a blob stored after this listing is never a candidate);
+ * 2. list heads and history records, walk each model's chain from its head
+ *    and decide what is kept: every head; the `--keep N` newest or those
+ *    committed `--keep-within DUR` (neither option: every generation); every
+ *    generation whose successor was committed within the grace period (a
+ *    pull that read it as the head moments ago may still be downloading its
+ *    blobs: pull takes no lock); and everything newer than the oldest kept,
+ *    so a kept history is one unbroken chain. History records not reachable
+ *    from the head (a commit that lost its race, or whose process died
+ *    before moving the head) are orphans: kept while younger than the grace
+ *    period (a commit in flight), else removed;
+ * 3. write the model's pruned record (the oldest generation kept), then
+ *    remove history records, oldest first; then remove the blobs that no
+ *    kept record names and that are older than the grace period (the
+ *    uploads of a push in flight are younger). A record never names a
+ *    missing blob.
+ *
+ * A model whose history cannot be read completely (a corrupt record, a
+ * broken parent link) keeps every record, and then no blob is removed at
+ * all: an unreadable record may name any blob (exit 6; run `verify`).
+ *
+ * `--dry-run` takes no lock and removes nothing: it reports what a run
+ * would remove now.
+ *
+ * @module
+ */
+import { ExitCode } from "../errors.ts";
+import { logger } from "../log.ts";
+import { getHead, listHeads, type StoredManifest } from "../model/commits.ts";
+import { type HistoryEntry, walkHistory, writePruned } from "../model/history.ts";
+import { type Manifest, parseManifestText } from "../model/manifest.ts";
+import { compareRefs, formatRef, type ModelRef } from "../model/ref.ts";
+import { type Lease, LockManager } from "../lock/mod.ts";
+import type { BlobListing, Provider, RecordListing } from "../provider/contract.ts";
+import {
+  HISTORY_PREFIX,
+  listAllRecords,
+  modelOfHistoryKey,
+  parseHistoryKey,
+  prunedKey,
+} from "../provider/keys.ts";
+import { runPool } from "../async.ts";
+import { formatDuration } from "../duration.ts";
+import { formatBytes } from "./format.ts";
+import type { Session } from "./session.ts";
+
+/** Default `--grace`: 24 hours. */
+export const DEFAULT_GRACE_MS = 24 * 3_600_000;
+
+/** What gc keeps and how long it waits. */
+export interface GcOptions {
+  /** Blobs and orphan records younger than this stay. */
+  graceMs: number;
+  /** Keep the N newest generations of each model (head included). */
+  keep?: number;
+  /** Keep the generations committed within this many milliseconds. */
+  keepWithinMs?: number;
+  dryRun: boolean;
+}
+
+/** A history record gc removes (or would remove). */
+export interface GcRecord {
+  model: string;
+  generation: number;
+  commit: string;
+  key: string;
+  /** `policy`: older than what --keep/--keep-within keep; `orphan`: not reachable from the head. */
+  reason: "policy" | "orphan";
+}
+
+/** The `gc` result. */
+export interface GcResult {
+  schema: "modelsync.gc/1";
+  dryRun: boolean;
+  /** `global`, or `none` for --dry-run. */
+  lockPath: "global" | "none";
+  graceMs: number;
+  keep: number | null;
+  keepWithinMs: number | null;
+  models: number;
+  kept: {
+    generations: number;
+    /** Stored blobs that a kept record names. */
+    blobs: number;
+    /** Unreferenced blobs younger than the grace period. */
+    youngBlobs: number;
+  };
+  removed: { generations: number; orphans: number; blobs: number; bytes: number };
+  records: GcRecord[];
+  blobs: { hash: string; size: number }[];
+  /** Why something was left alone (damaged histories); exit 6 when any. */
+  problems: string[];
+  /** Not printed in JSON. */
+  exitCode: number;
+}
+
+/** One model's decision. */
+interface ModelPlan {
+  model: ModelRef;
+  /** Reachable generations removed, oldest first. */
+  remove: { entry: HistoryEntry; version: string | undefined }[];
+  /** The oldest kept generation, when older ones are removed. */
+  oldestKept?: Manifest;
+  orphans: { key: string; version: string; generation: number; commit: string }[];
+  keptGenerations: number;
+}
+
+/** Everything gc decided. */
+interface Plan {
+  models: ModelPlan[];
+  modelCount: number;
+  keptHashes: Set<string>;
+  blobs: BlobListing[];
+  youngBlobs: number;
+  keptBlobs: number;
+  problems: string[];
+}
+
+const decoder = new TextDecoder();
+
+/** Runs gc (or plans it, with `dryRun`). */
+export async function runGc(s: Session, opts: GcOptions): Promise<GcResult> {
+  if (opts.dryRun) return report(opts, await plan(s, opts, s.signal), "none");
+  const manager = new LockManager({
+    provider: s.provider,
+    caps: { ...s.capabilities.caps, scopedSync: false },
+    holder: s.identity,
+    operation: "gc",
+    lockTimeoutMs: s.settings.lockTimeoutMs,
+    ttlMs: s.settings.lockTtlMs,
+    signal: s.signal,
+  });
+  try {
+    return await manager.runExclusive(async ({ lease, signal }) => {
+      const decided = await plan(s, opts, signal);
+      await execute(s, decided, { lease, signal });
+      return report(opts, decided, "global");
+    });
+  } finally {
+    await manager.releaseAll();
+  }
+}
+
+async function plan(s: Session, opts: GcOptions, signal: AbortSignal): Promise<Plan> {
+  const p = s.provider.provider;
+  const nowMs = Date.now();
+  const graceCut = nowMs - opts.graceMs;
+  // 1. Blobs first: whatever is stored after this listing is no candidate.
+  const blobs: BlobListing[] = [];
+  for (let cursor: string | undefined, page = 0;; page++) {
+    const got = await p.listBlobs({ signal, ...(cursor === undefined ? {} : { cursor }) });
+    blobs.push(...got.items);
+    if (got.cursor === undefined || got.cursor === cursor || got.items.length === 0) break;
+    cursor = got.cursor;
+  }
+  // 2. Heads and history records, grouped by model.
+  const heads = await listHeads(p, { signal });
+  const byModel = new Map<string, { model: ModelRef; records: Map<string, RecordListing> }>();
+  const group = (model: ModelRef) => {
+    const k = formatRef(model);
+    let g = byModel.get(k);
+    if (g === undefined) byModel.set(k, g = { model, records: new Map() });
+    return g;
+  };
+  for (const h of heads) group(h.model);
+  for (const r of await listAllRecords(p, HISTORY_PREFIX, { signal })) {
+    const model = modelOfHistoryKey(r.key);
+    if (model !== undefined) group(model).records.set(r.key, r);
+  }
+  const keptHashes = new Set<string>();
+  const keepFiles = (m: Manifest) => {
+    for (const f of m.files) keptHashes.add(f.sha256);
+  };
+  const problems: string[] = [];
+  let blockBlobs = false;
+  const models: ModelPlan[] = [];
+  const groups = [...byModel.values()].sort((a, b) => compareRefs(a.model, b.model));
+  await runPool(groups, { jobs: Math.max(1, s.jobs), signal }, async ({ model, records }) => {
+    const ref = formatRef(model);
+    const commitKeys = [...records.values()].flatMap((r) => {
+      const parsed = parseHistoryKey(model, r.key);
+      return parsed === undefined ? [] : [{ ...parsed, key: r.key, listing: r }];
+    });
+    /** Keeps every record of a model gc cannot read completely. */
+    const keepAll = async (why: string) => {
+      problems.push(`Left ${ref} alone: ${why}. Run "modelsync verify ${ref}".`);
+      for (const c of commitKeys) {
+        const m = await readManifest(p, model, c.key, signal);
+        if (m === null) blockBlobs = true;
+        else if (m !== "gone") keepFiles(m);
+      }
+      models.push({ model, remove: [], orphans: [], keptGenerations: commitKeys.length });
+    };
+    let head: StoredManifest | null;
+    try {
+      head = await getHead(p, model, { signal });
+    } catch (err) {
+      blockBlobs = true;
+      await keepAll(`its head does not read back (${(err as Error).message})`);
+      return;
+    }
+    let chain: HistoryEntry[] = [];
+    if (head !== null) {
+      const walk = await walkHistory(p, model, { head, signal });
+      if (walk.end.kind === "missing" || walk.end.kind === "corrupt") {
+        await keepAll(
+          `its history is broken at generation ${walk.end.generation} (${walk.end.key})`,
+        );
+        return;
+      }
+      chain = walk.entries;
+    }
+    const timeOf = (e: HistoryEntry) => commitTime(e.manifest, records.get(e.key));
+    let oldest = chain.length === 0 ? -1 : 0;
+    for (let i = 1; i < chain.length; i++) {
+      const byPolicy = opts.keep === undefined && opts.keepWithinMs === undefined
+        ? true
+        : (opts.keep !== undefined && i < opts.keep) ||
+          (opts.keepWithinMs !== undefined && timeOf(chain[i]) >= nowMs - opts.keepWithinMs);
+      // Its successor replaced it as the head within the grace period: a
+      // pull that read it then may still be downloading its blobs.
+      const byGrace = timeOf(chain[i - 1]) >= graceCut;
+      if (byPolicy || byGrace) oldest = i;
+    }
+    const kept = chain.slice(0, oldest + 1);
+    for (const e of kept) keepFiles(e.manifest);
+    const remove = chain.slice(oldest + 1).reverse().map((entry) => ({
+      entry,
+      version: records.get(entry.key)?.version,
+    }));
+    const reachable = new Set(chain.map((e) => e.key));
+    const orphans: ModelPlan["orphans"] = [];
+    for (const c of commitKeys) {
+      if (reachable.has(c.key)) continue;
+      const m = await readManifest(p, model, c.key, signal);
+      if (m === "gone") continue;
+      const age = m === null ? c.listing.modifiedMs : commitTime(m, c.listing);
+      if (age !== undefined && Number.isFinite(age) && age < graceCut) {
+        orphans.push({
+          key: c.key,
+          version: c.listing.version,
+          generation: c.generation,
+          commit: c.commit,
+        });
+      } else if (m === null) {
+        // A young record that does not parse: what it names is unknown.
+        blockBlobs = true;
+        problems.push(`Kept the unreadable history record ${c.key} of ${ref}.`);
+      } else keepFiles(m); // a commit in flight, or a race lost moments ago
+    }
+    models.push({
+      model,
+      remove,
+      ...(remove.length > 0 ? { oldestKept: kept[kept.length - 1].manifest } : {}),
+      orphans,
+      keptGenerations: kept.length,
+    });
+  });
+  if (blockBlobs) {
+    problems.push(
+      "Removed no blob: an unreadable record may name any of them. Repair or delete it, then " +
+        "rerun gc.",
+    );
+  }
+  // 3. Blobs no kept record names, older than the grace period.
+  const unreferenced = blobs.filter((b) => !keptHashes.has(b.hash));
+  const old = unreferenced.filter((b) => b.modifiedMs < graceCut);
+  models.sort((a, b) => compareRefs(a.model, b.model));
+  return {
+    models,
+    modelCount: groups.length,
+    keptHashes,
+    blobs: blockBlobs ? [] : old,
+    youngBlobs: unreferenced.length - old.length,
+    keptBlobs: blobs.length - unreferenced.length,
+    problems,
+  };
+}
+
+/**
+ * When a commit happened, for the grace and --keep-within rules: the later
+ * of its own `committedAt` and the store's time of its history record, so a
+ * committer whose clock runs behind does not make its commit look old.
+ * Unknown: now (kept).
+ */
+function commitTime(m: Manifest, listing: RecordListing | undefined): number {
+  const times = [Date.parse(m.committedAt), listing?.modifiedMs ?? NaN].filter(Number.isFinite);
+  return times.length === 0 ? Infinity : Math.max(...times);
+}
+
+/** A history record's manifest; null when it does not parse, "gone" when it vanished. */
+async function readManifest(
+  p: Provider,
+  model: ModelRef,
+  key: string,
+  signal: AbortSignal,
+): Promise<Manifest | null | "gone"> {
+  const rec = await p.getRecord(key, { signal });
+  if (rec === null) return "gone";
+  try {
+    return parseManifestText(decoder.decode(rec.bytes), model, key);
+  } catch {
+    return null;
+  }
+}
+
+/** Removes what `plan` decided: pruned records, history records, then blobs. */
+async function execute(
+  s: Session,
+  decided: Plan,
+  ctx: { lease: Lease; signal: AbortSignal },
+): Promise<void> {
+  const p = s.provider.provider;
+  const { signal } = ctx;
+  for (const m of decided.models) {
+    if (m.remove.length === 0 && m.orphans.length === 0) continue;
+    await ctx.lease.confirm();
+    if (m.oldestKept !== undefined) {
+      const current = await p.getRecord(prunedKey(m.model), { signal });
+      await writePruned(p, m.model, {
+        signal,
+        oldestKept: { generation: m.oldestKept.generation, commit: m.oldestKept.commit },
+        by: s.identity,
+        current: current?.version ?? null,
+      });
+    }
+    for (const r of m.remove) {
+      ctx.lease.assertHeld();
+      const version = r.version ?? (await p.getRecord(r.entry.key, { signal }))?.version;
+      if (version !== undefined) await p.deleteRecord(r.entry.key, version, { signal });
+    }
+    for (const o of m.orphans) {
+      ctx.lease.assertHeld();
+      await p.deleteRecord(o.key, o.version, { signal });
+    }
+  }
+  if (decided.blobs.length === 0) return;
+  await ctx.lease.confirm();
+  await runPool(decided.blobs, { jobs: Math.max(1, s.jobs), signal }, async (b) => {
+    ctx.lease.assertHeld();
+    await p.deleteBlob(b.hash, { signal });
+  });
+}
+
+function report(
+  opts: GcOptions,
+  decided: Plan,
+  lockPath: "global" | "none",
+): GcResult {
+  const records: GcRecord[] = [];
+  for (const m of decided.models) {
+    const model = formatRef(m.model);
+    for (const r of m.remove) {
+      records.push({
+        model,
+        generation: r.entry.manifest.generation,
+        commit: r.entry.manifest.commit,
+        key: r.entry.key,
+        reason: "policy",
+      });
+    }
+    for (const o of m.orphans) {
+      records.push({
+        model,
+        generation: o.generation,
+        commit: o.commit,
+        key: o.key,
+        reason: "orphan",
+      });
+    }
+  }
+  for (const p of decided.problems) logger("sync").error(p);
+  return {
+    schema: "modelsync.gc/1",
+    dryRun: opts.dryRun,
+    lockPath,
+    graceMs: opts.graceMs,
+    keep: opts.keep ?? null,
+    keepWithinMs: opts.keepWithinMs ?? null,
+    models: decided.modelCount,
+    kept: {
+      generations: decided.models.reduce((n, m) => n + m.keptGenerations, 0),
+      blobs: decided.keptBlobs,
+      youngBlobs: decided.youngBlobs,
+    },
+    removed: {
+      generations: records.filter((r) => r.reason === "policy").length,
+      orphans: records.filter((r) => r.reason === "orphan").length,
+      blobs: decided.blobs.length,
+      bytes: decided.blobs.reduce((n, b) => n + b.size, 0),
+    },
+    records,
+    blobs: decided.blobs.map((b) => ({ hash: b.hash, size: b.size })),
+    problems: decided.problems,
+    exitCode: decided.problems.length > 0 ? ExitCode.datastore : ExitCode.ok,
+  };
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** Human lines for `gc`: with --dry-run, every record and blob it would remove; then a summary. */
+export function formatGc(r: GcResult): string[] {
+  const out: string[] = [];
+  if (r.dryRun) {
+    for (const rec of r.records) {
+      out.push(
+        rec.reason === "policy"
+          ? `would remove  ${rec.model}@${rec.generation}  (not kept by the policy)`
+          : `would remove  ${rec.key}  (orphan: not reachable from the head)`,
+      );
+    }
+    for (const b of r.blobs) out.push(`would remove  blob ${b.hash}  ${formatBytes(b.size)}`);
+  }
+  const verb = r.dryRun ? "Would remove" : "Removed";
+  out.push(
+    `${verb} ${plural(r.removed.generations, "generation")} and ${
+      plural(r.removed.orphans, "orphan record")
+    }, and ${plural(r.removed.blobs, "blob")} (${formatBytes(r.removed.bytes)}${
+      r.dryRun ? "" : " freed"
+    }). Kept ${plural(r.kept.generations, "generation")} of ${plural(r.models, "model")} and ${
+      plural(r.kept.blobs, "blob")
+    }; ${plural(r.kept.youngBlobs, "unreferenced blob")} within the ${
+      formatDuration(r.graceMs)
+    } grace period ${r.kept.youngBlobs === 1 ? "stays" : "stay"}.`,
+  );
+  return out;
+}
