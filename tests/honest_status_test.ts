@@ -8,7 +8,6 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import {
   type CliProcess,
   describe,

@@ -32,8 +32,8 @@ export function verifyContent(
 ): void {
   if (got.sha256 === hash && (got.expectSize < 0 || got.size === got.expectSize)) return;
   throw new ContentChangedError(
-    `${got.what} does not hash to ${hash} (it changed since it was scanned, ${got.size} bytes ` +
-      `read): nothing was stored. Rerun once the file no longer changes.`,
+    `${got.what} no longer hashes to ${hash} (${got.size} bytes read), nothing was stored: it ` +
+      `changed while being pushed. Rerun once it settles.`,
   );
 }
 
