@@ -68,11 +68,15 @@ const CAPABILITY_VALUE_MEANINGS = {
   },
   atomicCommit: {
     yes: CAPABILITY_MEANINGS.atomicCommit,
-    no: "manifest commits are not a compare-and-swap: only the global lock keeps writers apart",
+    no: "records are not a compare-and-swap: only the global lock keeps writers apart",
   },
   serverTime: {
     yes: CAPABILITY_MEANINGS.serverTime,
     no: "lock expiry is judged by this machine's clock plus a skew margin",
+  },
+  rangedReads: {
+    yes: CAPABILITY_MEANINGS.rangedReads,
+    no: "blobs are read whole",
   },
 } as const;
 
@@ -85,7 +89,7 @@ export function formatCaps(r: CapsResult): string[] {
     "",
     "capabilities",
   ];
-  for (const name of ["scopedSync", "atomicCommit", "serverTime"] as const) {
+  for (const name of ["scopedSync", "atomicCommit", "serverTime", "rangedReads"] as const) {
     const off = r.disabled.includes(name) ? " (disabled by --disable-cap)" : "";
     lines.push(
       `  ${name.padEnd(16)}${yes(r.capabilities[name])}  ${
