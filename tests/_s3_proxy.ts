@@ -89,6 +89,16 @@ function invalidAccessKey(method: string, key: string): Response {
   return new Response(body, { status: 403, headers });
 }
 
+/** A 403 AccessDenied as S3 sends it to a key whose policy does not allow the call. */
+function accessDenied(method: string): Response {
+  const id = crypto.randomUUID().replaceAll("-", "").slice(0, 16).toUpperCase();
+  const headers = { "content-type": "application/xml", "x-amz-request-id": id };
+  if (method === "HEAD") return new Response(null, { status: 403, headers });
+  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>` +
+    `<Message>Access Denied</Message><RequestId>${id}</RequestId></Error>`;
+  return new Response(body, { status: 403, headers });
+}
+
 /**
  * A counting, fault-injecting proxy in front of an S3 endpoint. Start it with
  * {@linkcode S3Proxy.start}, point clients at {@linkcode S3Proxy.endpoint}.
@@ -108,6 +118,8 @@ export class S3Proxy {
   stripConditionals: boolean;
   /** Answer 403 InvalidAccessKeyId to requests signed with this access key id. */
   rejectAccessKey?: string;
+  /** Answer 403 AccessDenied to writes (PUT, POST, DELETE) signed with this access key id. */
+  readOnlyAccessKey?: string;
   /**
    * Called for each request as it arrives, after it is recorded and before it
    * is forwarded (e.g. to `pause()` once the Nth upload begins: that request
@@ -246,6 +258,11 @@ export class S3Proxy {
     }
 
     const isWrite = req.method === "PUT" || req.method === "POST" || req.method === "DELETE";
+    if (isWrite && this.readOnlyAccessKey !== undefined && key === this.readOnlyAccessKey) {
+      await req.body?.cancel().catch(() => {});
+      entry.status = 403;
+      return accessDenied(req.method);
+    }
     const headers = new Headers();
     for (const [name, value] of req.headers) {
       if (HOP_BY_HOP.has(name)) continue;

@@ -74,8 +74,12 @@ export class Datastore {
   readonly #ctx: DatastoreContext;
   #locks: RecordLocks | undefined;
   #caps: Pick<Capabilities, "serverTime" | "clockResolutionMs"> | undefined;
-  /** Set when the store ignores conditional writes: why every write is refused. */
-  #refuse: string | undefined;
+  /**
+   * Set when locks and commits cannot work on this store (it ignores
+   * conditional writes, or refuses these credentials' writes): why, and the
+   * remedy. Reads still work.
+   */
+  #refuse: { readOnly: boolean; why: string; remedy: string } | undefined;
   #marker: Marker | undefined;
   /** Present exactly when the provider has it, so a missing one stays missing. */
   capabilities?: () => Capabilities;
@@ -105,6 +109,14 @@ export class Datastore {
   useCapabilities(caps: Pick<Capabilities, "serverTime" | "clockResolutionMs">): void {
     this.#caps = caps;
     this.#locks = undefined;
+  }
+
+  /**
+   * True when these credentials may read but not write: locks and commits
+   * are refused when tried, and read-only commands need no warning.
+   */
+  get readOnly(): boolean {
+    return this.#refuse?.readOnly === true;
   }
 
   /** The marker read by `open()` or written by `init()`. */
@@ -220,8 +232,27 @@ export class Datastore {
     if (key === CONFIG_KEY) this.#marker = this.#parseMarker(stored.bytes);
     // The marker exists: a second create-if-absent must be refused. A store
     // that accepts it ignores conditional writes (some minimal S3 servers).
-    if ((await this.provider.createRecord(key, stored.bytes, opts)) !== null) {
-      this.#refuse = "ignores conditional writes";
+    // Credentials that may read but not write (a read-only key, a read-only
+    // mount) fail this write: reads (pull, status, log, verify) still work,
+    // and locks and commits are refused with the store's own reason.
+    let created;
+    try {
+      created = await this.provider.createRecord(key, stored.bytes, opts);
+    } catch (err) {
+      if (!(err instanceof DatastoreError) || err.retryable || opts.signal?.aborted) throw err;
+      this.#refuse = {
+        readOnly: true,
+        why: "refused a write with these credentials",
+        remedy: `Use credentials that may write to it (it answered: ${answerOf(err, this)})`,
+      };
+      return;
+    }
+    if (created !== null) {
+      this.#refuse = {
+        readOnly: false,
+        why: "ignores conditional writes (create-if-absent, compare-and-swap)",
+        remedy: "Use a store that honours them",
+      };
     }
   }
 
@@ -240,6 +271,12 @@ export class Datastore {
     }
     if (legacy !== null && formatOf(legacy.bytes) !== 1 && formatOf(legacy.bytes) !== 2) {
       throw this.#garbledLegacy();
+    }
+    // Joining an initialised datastore writes nothing, so read-only
+    // credentials can run init too.
+    if (existing !== null && legacy !== null && formatOf(legacy.bytes) === 2) {
+      this.#marker = this.#parseMarker(existing.bytes);
+      return;
     }
     await this.writeMarker(opts);
   }
@@ -333,8 +370,8 @@ export class Datastore {
 
   #limitation(): string {
     const where = this.describe();
-    return `The ${where.type} datastore ${where.location} ${this.#refuse}: locks and commits ` +
-      `are refused on it; reads still work. Use a store that honours conditional writes.`;
+    return `The ${where.type} datastore ${where.location} ${this.#refuse!.why}: locks and ` +
+      `commits are refused on it; reads still work. ${this.#refuse!.remedy}.`;
   }
 
   #assertWritable(what: string): void {
@@ -344,11 +381,19 @@ export class Datastore {
   #refusal(what: string): DatastoreError {
     const where = this.describe();
     return new DatastoreError(
-      `Cannot ${what}: the ${where.type} datastore ${where.location} ${this.#refuse} ` +
-        `(create-if-absent, compare-and-swap), so no lock or commit on it can be safe. Use a ` +
-        `store that honours them; "modelsync pull" still reads.`,
+      `Cannot ${what}: the ${where.type} datastore ${where.location} ${this.#refuse!.why}, ` +
+        `so no lock or commit on it can be done safely. ${this.#refuse!.remedy}; ` +
+        `"modelsync pull" still reads.`,
     );
   }
+}
+
+/** What the store answered, without the provider's own "Cannot … on the datastore X: ". */
+function answerOf(err: Error, ds: Datastore): string {
+  const { location } = ds.describe();
+  const at = err.message.indexOf(location);
+  const colon = at < 0 ? -1 : err.message.indexOf(": ", at + location.length);
+  return (colon < 0 ? err.message : err.message.slice(colon + 2)).replace(/\.$/, "");
 }
 
 /** The `format` of a marker's bytes, or undefined when it has none. */

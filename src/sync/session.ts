@@ -176,7 +176,12 @@ export async function openSession(w: Workspace, opts: OpenOptions = {}): Promise
   }
   const capabilities = readCapabilities(provider, w.settings.disableCaps);
   provider.useCapabilities(capabilities.caps);
-  for (const warning of capabilities.warnings) logger("provider").warn(warning);
+  // Read-only credentials are said when a lock or commit is tried (and by
+  // caps), not on every read.
+  for (const warning of capabilities.warnings) {
+    if (provider.readOnly) logger("provider").debug(warning);
+    else logger("provider").warn(warning);
+  }
   const where = provider.describe();
   logger("provider").debug(
     `Opened the ${where.type} datastore at ${where.location}: ${
