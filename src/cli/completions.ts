@@ -68,7 +68,7 @@ function walk(cmd: CommandUnknownOpts, path: string, out: Node[]): void {
     description: cmd.description(),
     options: describeOptions(cmd),
     subcommands: visible.map((c) => c.name()),
-    models: args.some((a) => a.name() === "models"),
+    models: args.some((a) => a.name() === "models" || a.name() === "model"),
     choices: [...(args[0]?.argChoices ?? [])],
   });
   for (const sub of visible) walk(sub, path === "" ? sub.name() : `${path} ${sub.name()}`, out);
