@@ -192,7 +192,7 @@ const LOCAL_FS_CODES = new Set([
 ]);
 
 /** The errno-style code of an error (`ENOSPC`), if it has one. */
-function errnoOf(err: unknown): string | undefined {
+export function errnoOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : undefined;
 }

@@ -1,7 +1,9 @@
 /**
  * Reading the content of a blob to store, checked against its name: what
  * every provider's `putBlob` needs (contract rule 1: a blob becomes visible
- * only once its content hashed to its name), written once.
+ * only once its content hashed to its name), written once; with the check
+ * of a blob's name and the error for a missing blob that every provider
+ * shares.
  *
  * A file source may change while it is read (a user writing it): the
  * content is checked at the size the scan saw and a mismatch is a
@@ -18,9 +20,27 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { ContentChangedError } from "../errors.ts";
+import { ContentChangedError, NotFoundError } from "../errors.ts";
 import { hashBytes } from "../model/hash.ts";
 import type { BlobSource } from "./contract.ts";
+
+/** A blob's name: its SHA-256 in lowercase hex. */
+export const BLOB_HASH = /^[0-9a-f]{64}$/;
+
+/** Throws unless `hash` is a blob's name (a programming error: hashes come from scans). */
+export function checkBlobHash(hash: string): void {
+  if (!BLOB_HASH.test(hash)) {
+    throw new Error(`Invalid blob hash ${JSON.stringify(hash)}: expected 64 lowercase hex digits.`);
+  }
+}
+
+/** The `getBlob` error for a blob missing from the datastore at `where`, with the remedy. */
+export function missingBlob(hash: string, where: string): NotFoundError {
+  return new NotFoundError(
+    `Blob ${hash} is missing from the datastore ${where}: push the model that names it again ` +
+      `from a repository that has the file.`,
+  );
+}
 
 /** Sources up to this size are read with synchronous calls (an async read costs several times more). */
 const SYNC_READ_BYTES = 64 * 1024;

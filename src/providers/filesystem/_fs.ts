@@ -1,31 +1,36 @@
 /**
- * Private helpers of the filesystem provider: error mapping,
- * temporary files, atomic placement (`link` for create-exclusive, `rename`
- * for replace) and a bounded parallel map.
+ * Private helpers of the filesystem provider: error mapping, temporary
+ * files, atomic placement (`link` for create-exclusive, `rename` for
+ * replace; both create a missing parent directory and try once more) and
+ * the local-disk test.
  *
  * @module
  */
 import { dirname } from "node:path";
 import { randomBytes } from "node:crypto";
-import { DatastoreError, ModelsyncError, NotFoundError } from "../../errors.ts";
+import { DatastoreError, errnoOf, ModelsyncError, NotFoundError } from "../../errors.ts";
 
 /** Codes of faults worth retrying (flaky disk, NFS server hiccup). */
 const TRANSIENT = new Set(["EIO", "EAGAIN", "EBUSY", "ETIMEDOUT", "ESTALE", "EINTR", "ECONNRESET"]);
-
-/** The errno-style code of a Deno or node error, if any. */
-export function errCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
+const DENIED = "permission denied. Check the ownership and permissions of the datastore directory.";
+const FULL = "no space left on the device (or quota exceeded). Free space on the datastore volume.";
+/** What went wrong and the remedy, for the faults that have a known one. */
+const REMEDIES = new Map([
+  ["EACCES", DENIED],
+  ["EPERM", DENIED],
+  ["EROFS", "the file system is read-only. Mount the datastore read-write."],
+  ["ENOSPC", FULL],
+  ["EDQUOT", FULL],
+]);
 
 /** True for "no such file or directory". */
 export function isNotFound(err: unknown): boolean {
-  return err instanceof Deno.errors.NotFound || errCode(err) === "ENOENT";
+  return err instanceof Deno.errors.NotFound || errnoOf(err) === "ENOENT";
 }
 
 /** True for "file exists" (a lost create-exclusive). */
 export function isExists(err: unknown): boolean {
-  return err instanceof Deno.errors.AlreadyExists || errCode(err) === "EEXIST";
+  return err instanceof Deno.errors.AlreadyExists || errnoOf(err) === "EEXIST";
 }
 
 function isAbort(err: unknown): boolean {
@@ -38,7 +43,7 @@ function isAbort(err: unknown): boolean {
  */
 export function fsFail(err: unknown, what: string, path: string): unknown {
   if (err instanceof ModelsyncError || isAbort(err)) return err;
-  const code = errCode(err) ?? "";
+  const code = errnoOf(err) ?? "";
   const head = `Cannot ${what} ${path}`;
   if (code === "ENOENT") {
     return new NotFoundError(
@@ -47,38 +52,42 @@ export function fsFail(err: unknown, what: string, path: string): unknown {
       { cause: err },
     );
   }
-  if (code === "EACCES" || code === "EPERM") {
-    return new DatastoreError(
-      `${head}: permission denied. Check the ownership and permissions of the datastore directory.`,
-      { cause: err },
-    );
-  }
-  if (code === "EROFS") {
-    return new DatastoreError(
-      `${head}: the file system is read-only. Mount the datastore read-write.`,
-      { cause: err },
-    );
-  }
-  if (code === "ENOSPC" || code === "EDQUOT") {
-    return new DatastoreError(
-      `${head}: no space left on the device (or quota exceeded). Free space on the datastore volume.`,
-      { cause: err },
-    );
-  }
-  const message = (err as Error)?.message ?? String(err);
-  return new DatastoreError(
-    `${head}: ${message.split("\n")[0]}. Check the datastore directory and retry.`,
-    { retryable: TRANSIENT.has(code), cause: err },
-  );
+  const detail = ((err as Error)?.message ?? String(err)).split("\n")[0];
+  const why = REMEDIES.get(code) ?? `${detail}. Check the datastore directory and retry.`;
+  return new DatastoreError(`${head}: ${why}`, { retryable: TRANSIENT.has(code), cause: err });
 }
 
 /** Removes a file, ignoring "already gone" and any other error (best effort cleanup). */
 export async function removeQuietly(path: string): Promise<void> {
+  // Best effort: a leftover temp file is harmless and unique.
+  await Deno.remove(path).catch(() => {});
+}
+
+/** Creates `dir` and its parents; maps errors. */
+export async function mkdirp(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true }).catch((err) => {
+    throw fsFail(err, "create directory", dir);
+  });
+}
+
+/**
+ * Runs `op`, which creates `path`; when that fails with NotFound, creates
+ * the parent directory (not recursively when `recursive` is false: a
+ * missing datastore root is never recreated) and runs `op` once more.
+ */
+async function withParent<T>(path: string, op: () => Promise<T>, recursive = true): Promise<T> {
   try {
-    await Deno.remove(path);
-  } catch {
-    // Best effort: a leftover temp file is harmless and unique.
+    return await op();
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
   }
+  if (recursive) await mkdirp(dirname(path));
+  else {
+    await Deno.mkdir(dirname(path)).catch((err) => {
+      if (!isExists(err)) throw fsFail(err, "create directory", dirname(path));
+    });
+  }
+  return await op();
 }
 
 /** Creates temporary files under one directory with unique names. */
@@ -86,7 +95,6 @@ export class TempFiles {
   readonly dir: string;
   readonly #prefix: string;
   #counter = 0;
-  #ready = false;
 
   constructor(dir: string, pid: number) {
     this.dir = dir;
@@ -101,80 +109,109 @@ export class TempFiles {
   }
 
   /**
-   * Makes sure the temp directory exists (once per process, or after it
-   * vanished). Not recursive: a missing datastore root is never recreated.
+   * Writes `data` (bytes, or a fresh stream per attempt) to a new temp file
+   * and returns its path; a failed write leaves no file. The temp directory
+   * is created when missing, never the datastore root.
    */
-  async ensure(): Promise<void> {
-    if (this.#ready) return;
+  async write(
+    data: Uint8Array | (() => ReadableStream<Uint8Array>),
+    signal?: AbortSignal,
+    tag?: string,
+  ): Promise<string> {
+    const path = this.name(tag);
+    const op = () =>
+      Deno.writeFile(path, typeof data === "function" ? data() : data, { createNew: true, signal });
     try {
-      await Deno.mkdir(this.dir);
+      await withParent(path, op, false);
+      return path;
     } catch (err) {
-      if (!isExists(err)) throw fsFail(err, "create the temp directory", this.dir);
+      await removeQuietly(path);
+      throw fsFail(err, "write a temporary file", path);
     }
-    this.#ready = true;
   }
 
-  /** {@linkcode TempFiles.write} with synchronous calls (small files on a local disk). */
+  /** {@linkcode TempFiles.write} of bytes with synchronous calls (small files on a local disk). */
   writeSync(bytes: Uint8Array, tag?: string): string {
     const path = this.name(tag);
-    for (let attempt = 0;; attempt++) {
+    try {
       try {
         Deno.writeFileSync(path, bytes, { createNew: true });
-        return path;
       } catch (err) {
-        if (isNotFound(err) && attempt === 0) {
-          try {
-            Deno.mkdirSync(this.dir); // it vanished; not recursive, as ensure()
-          } catch (err) {
-            if (!isExists(err)) throw fsFail(err, "create the temp directory", this.dir);
-          }
-          continue;
-        }
+        if (!isNotFound(err)) throw err;
         try {
-          Deno.removeSync(path);
-        } catch {
-          // Best effort, as removeQuietly.
+          Deno.mkdirSync(this.dir); // it vanished; not recursive, as in write()
+        } catch (err) {
+          if (!isExists(err)) throw err;
         }
-        throw fsFail(err, "write a temporary file", path);
+        Deno.writeFileSync(path, bytes, { createNew: true });
       }
-    }
-  }
-
-  /** Writes `bytes` to a new temp file and returns its path. */
-  async write(bytes: Uint8Array, signal?: AbortSignal, tag?: string): Promise<string> {
-    const path = this.name(tag);
-    for (let attempt = 0;; attempt++) {
+      return path;
+    } catch (err) {
       try {
-        await Deno.writeFile(path, bytes, { createNew: true, signal });
-        return path;
-      } catch (err) {
-        if (isNotFound(err) && attempt === 0) {
-          this.#ready = false;
-          await this.ensure();
-          continue;
-        }
-        await removeQuietly(path);
-        throw fsFail(err, "write a temporary file", path);
+        Deno.removeSync(path);
+      } catch {
+        // Best effort, as removeQuietly.
       }
+      throw fsFail(err, "write a temporary file", path);
     }
   }
 }
 
+/**
+ * Create-exclusive: hard-links `tmp` to `target`, creating the target's
+ * directory when missing. Returns false when `target` already exists.
+ * `tmp` must be a fresh file of this call with no other link. Never removes
+ * `tmp`; the caller does, in `finally`.
+ */
+export async function linkExclusive(tmp: string, target: string): Promise<boolean> {
+  try {
+    await withParent(target, () => Deno.link(tmp, target));
+    return true;
+  } catch (err) {
+    if (!isExists(err)) throw fsFail(err, "create", target);
+    // On NFS a retransmitted link whose first reply was lost reports EEXIST
+    // although it succeeded: our temp file then has a second link (man 2 open).
+    return ((await Deno.lstat(tmp).catch(() => undefined))?.nlink ?? 1) >= 2;
+  }
+}
+
+/** Replace: renames `tmp` over `target`, creating the target's directory when missing. */
+export async function renameInto(tmp: string, target: string, what = "replace"): Promise<void> {
+  await withParent(target, () => Deno.rename(tmp, target)).catch((err) => {
+    throw fsFail(err, what, target);
+  });
+}
+
+/** {@linkcode renameInto} with synchronous calls (small blobs on a local disk). */
+export function renameIntoSync(tmp: string, target: string, what = "replace"): void {
+  try {
+    try {
+      Deno.renameSync(tmp, target);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      Deno.mkdirSync(dirname(target), { recursive: true });
+      Deno.renameSync(tmp, target);
+    }
+  } catch (err) {
+    throw fsFail(err, what, target);
+  }
+}
+
+/** Reads a directory's entries; a missing directory reads as empty. */
+export async function readDirOrEmpty(dir: string, signal?: AbortSignal): Promise<Deno.DirEntry[]> {
+  signal?.throwIfAborted();
+  try {
+    return await Array.fromAsync(Deno.readDir(dir));
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw fsFail(err, "list directory", dir);
+  }
+}
+
 /** File system types of local disks (and memory), per /proc/self/mountinfo. */
-const LOCAL_FS_TYPES = new Set([
-  "ext2",
-  "ext3",
-  "ext4",
-  "xfs",
-  "btrfs",
-  "bcachefs",
-  "f2fs",
-  "jfs",
-  "zfs",
-  "tmpfs",
-  "ramfs",
-  "overlay",
-]);
+const LOCAL_FS_TYPES = new Set(
+  "ext2 ext3 ext4 xfs btrfs bcachefs f2fs jfs zfs tmpfs ramfs overlay".split(" "),
+);
 
 /**
  * True when `dir` lies on a local disk file system (Linux only; anything
@@ -209,74 +246,4 @@ export async function isLocalDisk(dir: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Creates `dir` and its parents; maps errors. */
-export async function mkdirp(dir: string): Promise<void> {
-  try {
-    await Deno.mkdir(dir, { recursive: true });
-  } catch (err) {
-    throw fsFail(err, "create directory", dir);
-  }
-}
-
-/**
- * Create-exclusive: hard-links `tmp` to `target`, creating the target's
- * directory when missing. Returns false when `target` already exists.
- * `tmp` must be a fresh file of this call with no other link. Never removes
- * `tmp`; the caller does, in `finally`.
- */
-export async function linkExclusive(tmp: string, target: string): Promise<boolean> {
-  for (let attempt = 0;; attempt++) {
-    try {
-      await Deno.link(tmp, target);
-      return true;
-    } catch (err) {
-      // On NFS a retransmitted link whose first reply was lost reports EEXIST
-      // although it succeeded: our temp file then has a second link (man 2 open).
-      if (isExists(err)) return (await linkCount(tmp)) >= 2;
-      if (isNotFound(err) && attempt === 0) {
-        await mkdirp(dirname(target));
-        continue;
-      }
-      throw fsFail(err, "create", target);
-    }
-  }
-}
-
-async function linkCount(path: string): Promise<number> {
-  try {
-    return (await Deno.lstat(path)).nlink ?? 1;
-  } catch {
-    return 1;
-  }
-}
-
-/** Replace: renames `tmp` over `target`, creating the target's directory when missing. */
-export async function renameInto(tmp: string, target: string): Promise<void> {
-  for (let attempt = 0;; attempt++) {
-    try {
-      await Deno.rename(tmp, target);
-      return;
-    } catch (err) {
-      if (isNotFound(err) && attempt === 0) {
-        await mkdirp(dirname(target));
-        continue;
-      }
-      throw fsFail(err, "replace", target);
-    }
-  }
-}
-
-/** Reads a directory's entries; a missing directory reads as empty. */
-export async function readDirOrEmpty(dir: string, signal?: AbortSignal): Promise<Deno.DirEntry[]> {
-  signal?.throwIfAborted();
-  const out: Deno.DirEntry[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) out.push(e);
-  } catch (err) {
-    if (isNotFound(err)) return [];
-    throw fsFail(err, "list directory", dir);
-  }
-  return out;
 }

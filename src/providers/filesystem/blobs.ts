@@ -6,25 +6,29 @@
  * @module
  */
 import { join } from "node:path";
-import { NotFoundError } from "../../errors.ts";
 import { runPool } from "../../async.ts";
-import { checkedChunks, readCheckedSource } from "../../provider/blob_source.ts";
+import {
+  BLOB_HASH,
+  checkBlobHash,
+  checkedChunks,
+  missingBlob,
+  readCheckedSource,
+} from "../../provider/blob_source.ts";
 import type { BlobListing, BlobSource, ByteRange, Page } from "../../provider/contract.ts";
-
-type FileSource = Extract<BlobSource, { kind: "file" }>;
 import {
   fsFail,
   isNotFound,
-  mkdirp,
   readDirOrEmpty,
   removeQuietly,
   renameInto,
+  renameIntoSync,
   type TempFiles,
 } from "./_fs.ts";
 
-const SHA256 = /^[0-9a-f]{64}$/;
+type FileSource = Extract<BlobSource, { kind: "file" }>;
+
 /** Files up to this size are read in one call; larger ones are streamed. */
-export const SMALL_BLOB_BYTES = 4 * 1024 * 1024;
+const SMALL_BLOB_BYTES = 4 * 1024 * 1024;
 /** Blobs up to this size are written with synchronous calls on a local disk. */
 const SYNC_WRITE_BYTES = 64 * 1024;
 const CHUNK = 1024 * 1024;
@@ -33,18 +37,10 @@ const EXISTS_CONCURRENCY = 64;
 /** A prefix with at least this many queried hashes may be answered by one readdir. */
 const READDIR_MIN_QUERIES = 32;
 
-function checkHash(hash: string): void {
-  if (!SHA256.test(hash)) {
-    throw new Error(`Invalid blob hash ${JSON.stringify(hash)}: expected 64 lowercase hex digits.`);
-  }
-}
-
 /** The blobs area of one datastore. */
 export class BlobStore {
   readonly #dir: string;
   readonly #temps: TempFiles;
-  /** Prefix directories known to exist (created or seen) in this process. */
-  readonly #prefixes = new Set<string>();
   /**
    * Small blobs are checked and stored with synchronous calls: set when the
    * store is on a local disk ({@linkcode isLocalDisk}), never on a network
@@ -65,19 +61,14 @@ export class BlobStore {
 
   /** Which of `hashes` are stored. */
   async has(hashes: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
-    const byPrefix = new Map<string, string[]>();
-    for (const h of new Set(hashes)) {
-      checkHash(h);
-      const p = h.slice(0, 2);
-      const list = byPrefix.get(p);
-      if (list === undefined) byPrefix.set(p, [h]);
-      else list.push(h);
-    }
+    const unique = [...new Set(hashes)];
+    for (const h of unique) checkBlobHash(h);
     const found = new Set<string>();
     const single: string[] = [];
     // Many queries under one prefix: one readdir beats many stats, unless the
     // directory is much larger than the query (estimated from its size).
-    await runPool([...byPrefix], { jobs: 16 }, async ([prefix, list]) => {
+    const byPrefix = [...Map.groupBy(unique, (h) => h.slice(0, 2))];
+    await runPool(byPrefix, { jobs: 16 }, async ([prefix, list]) => {
       if (list.length < READDIR_MIN_QUERIES) {
         single.push(...list);
         return;
@@ -117,42 +108,38 @@ export class BlobStore {
     return found;
   }
 
-  /** Stores a blob, verifying its content hashes to `hash` before it becomes visible. */
+  /**
+   * Stores a blob, verifying its content hashes to `hash` before it becomes
+   * visible, then renames it into place. Blobs are content-addressed, so
+   * replacing an existing copy replaces it with identical bytes; a rename
+   * costs one syscall where link + unlink cost two.
+   */
   async put(hash: string, source: BlobSource, signal?: AbortSignal): Promise<void> {
-    checkHash(hash);
+    checkBlobHash(hash);
     signal?.throwIfAborted();
-    await this.#temps.ensure();
+    const target = this.path(hash);
     let tmp: string | undefined;
     try {
-      const size = source.kind === "bytes" ? source.bytes.length : source.size;
-      if (size <= SMALL_BLOB_BYTES) {
+      if (source.kind === "file" && source.size > SMALL_BLOB_BYTES) {
+        // Streamed through a temporary file; the last chunk is written only
+        // once the whole file hashed to its name (checkedChunks).
+        const chunks = () => ReadableStream.from(checkedChunks(hash, source as FileSource, CHUNK));
+        tmp = await this.#temps.write(chunks, signal, "b");
+      } else {
         const bytes = await readCheckedSource(hash, source);
         // Small blobs are written with synchronous calls on a local disk only
         // (see syncSmallWrites): an async write costs several times as much.
         if (this.syncSmallWrites && bytes.length <= SYNC_WRITE_BYTES) {
           tmp = this.#temps.writeSync(bytes, "b");
           signal?.throwIfAborted();
-          this.#placeSync(hash, tmp);
+          renameIntoSync(tmp, target, "store blob");
           tmp = undefined;
           return;
         }
         tmp = await this.#temps.write(bytes, signal, "b");
-      } else {
-        // Streamed through a temporary file; the last chunk is written only
-        // once the whole file hashed to its name (checkedChunks).
-        tmp = this.#temps.name("b");
-        using out = await Deno.open(tmp, { write: true, createNew: true }).catch((err) => {
-          throw fsFail(err, "write a temporary file", tmp!);
-        });
-        for await (const chunk of checkedChunks(hash, source as FileSource, CHUNK)) {
-          signal?.throwIfAborted();
-          await writeAll(out, chunk).catch((err) => {
-            throw fsFail(err, "write a temporary file", tmp!);
-          });
-        }
       }
       signal?.throwIfAborted();
-      await this.#place(hash, tmp);
+      await renameInto(tmp, target, "store blob");
       tmp = undefined;
     } finally {
       if (tmp !== undefined) await removeQuietly(tmp);
@@ -164,22 +151,13 @@ export class BlobStore {
     hash: string,
     opts: { signal?: AbortSignal; range?: ByteRange } = {},
   ): Promise<ReadableStream<Uint8Array>> {
-    checkHash(hash);
+    checkBlobHash(hash);
     const { signal, range } = opts;
     signal?.throwIfAborted();
     const path = this.path(hash);
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(path, { read: true });
-    } catch (err) {
-      if (isNotFound(err)) {
-        throw new NotFoundError(
-          `Blob ${hash} is missing from the datastore (${path}): push the model that names it ` +
-            `again from a repository that has the file.`,
-        );
-      }
-      throw fsFail(err, "open blob", path);
-    }
+    const file = await Deno.open(path, { read: true }).catch((err) => {
+      throw isNotFound(err) ? missingBlob(hash, `(${path})`) : fsFail(err, "open blob", path);
+    });
     if (range !== undefined) {
       try {
         await file.seek(range.offset, Deno.SeekMode.Start);
@@ -202,22 +180,21 @@ export class BlobStore {
       const prefix = i.toString(16).padStart(2, "0");
       const dir = join(this.#dir, prefix);
       const names = (await readDirOrEmpty(dir, signal))
-        .filter((e) => e.isFile && SHA256.test(e.name) && e.name.startsWith(prefix))
+        .filter((e) => e.isFile && BLOB_HASH.test(e.name) && e.name.startsWith(prefix))
         .map((e) => e.name);
       if (names.length === 0) continue;
       const items = await runPool(names, { jobs: 32 }, async (name) => {
         try {
           const st = await Deno.lstat(join(dir, name));
-          return { hash: name, size: st.size, modifiedMs: st.mtime?.getTime() ?? 0 };
+          return [{ hash: name, size: st.size, modifiedMs: st.mtime?.getTime() ?? 0 }];
         } catch (err) {
-          if (isNotFound(err)) return undefined; // deleted meanwhile
+          if (isNotFound(err)) return []; // deleted meanwhile
           throw fsFail(err, "inspect blob", join(dir, name));
         }
       });
-      const next = i + 1 < 256 ? (i + 1).toString(16).padStart(2, "0") : undefined;
       return {
-        items: items.filter((b): b is BlobListing => b !== undefined),
-        ...(next === undefined ? {} : { cursor: next }),
+        items: items.flat(),
+        ...(i < 255 && { cursor: (i + 1).toString(16).padStart(2, "0") }),
       };
     }
     return { items: [] };
@@ -225,58 +202,11 @@ export class BlobStore {
 
   /** Deletes a blob; a missing one is fine. */
   async delete(hash: string, signal?: AbortSignal): Promise<void> {
-    checkHash(hash);
+    checkBlobHash(hash);
     signal?.throwIfAborted();
-    try {
-      await Deno.remove(this.path(hash));
-    } catch (err) {
+    await Deno.remove(this.path(hash)).catch((err) => {
       if (!isNotFound(err)) throw fsFail(err, "delete blob", this.path(hash));
-    }
-  }
-
-  /** {@linkcode BlobStore.#place} with synchronous calls. */
-  #placeSync(hash: string, tmp: string): void {
-    const prefix = hash.slice(0, 2);
-    const target = this.path(hash);
-    for (let attempt = 0;; attempt++) {
-      if (!this.#prefixes.has(prefix)) {
-        try {
-          Deno.mkdirSync(join(this.#dir, prefix), { recursive: true });
-        } catch (err) {
-          throw fsFail(err, "create directory", join(this.#dir, prefix));
-        }
-        this.#prefixes.add(prefix);
-      }
-      try {
-        Deno.renameSync(tmp, target);
-        return;
-      } catch (err) {
-        if (!isNotFound(err) || attempt > 0) throw fsFail(err, "store blob", target);
-        this.#prefixes.delete(prefix); // the prefix directory vanished: recreate it
-      }
-    }
-  }
-
-  /**
-   * Renames the verified temp file into place. Blobs are content-addressed,
-   * so replacing an existing copy replaces it with identical bytes; a rename
-   * costs one syscall where link + unlink cost two.
-   */
-  async #place(hash: string, tmp: string): Promise<void> {
-    const prefix = hash.slice(0, 2);
-    const target = this.path(hash);
-    if (!this.#prefixes.has(prefix)) {
-      await mkdirp(join(this.#dir, prefix));
-      this.#prefixes.add(prefix);
-    }
-    try {
-      await Deno.rename(tmp, target);
-    } catch (err) {
-      if (!isNotFound(err)) throw fsFail(err, "store blob", target);
-      this.#prefixes.delete(prefix); // the prefix directory vanished: recreate it
-      await renameInto(tmp, target);
-      this.#prefixes.add(prefix);
-    }
+    });
   }
 }
 
@@ -287,48 +217,40 @@ function nodeFs(): Promise<typeof import("node:fs")> {
   return fsModule ??= import("node:fs");
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
-}
-
 /**
  * A pull-based stream over an open file (at most `limit` bytes from where it
- * stands) that stops when `signal` aborts.
+ * stands) that stops when `signal` aborts; the file is closed at its end, on
+ * an error and on cancel.
  */
 function fileStream(
   file: Deno.FsFile,
   path: string,
   opts: { signal?: AbortSignal; limit?: number },
 ): ReadableStream<Uint8Array> {
-  const { signal } = opts;
   let left = opts.limit ?? Infinity;
   let open = true;
   const close = () => {
-    if (open) {
-      open = false;
-      file.close();
-    }
+    if (!open) return;
+    open = false;
+    file.close();
   };
   return new ReadableStream<Uint8Array>({
     async pull(ctrl) {
       try {
-        signal?.throwIfAborted();
+        opts.signal?.throwIfAborted();
         const buf = new Uint8Array(Math.min(256 * 1024, left));
         const n = buf.length === 0 ? null : await file.read(buf);
         if (n === null) {
           close();
-          ctrl.close();
-        } else {
-          left -= n;
-          ctrl.enqueue(buf.subarray(0, n));
+          return ctrl.close();
         }
+        left -= n;
+        ctrl.enqueue(buf.subarray(0, n));
       } catch (err) {
         close();
         ctrl.error(fsFail(err, "read blob", path));
       }
     },
-    cancel() {
-      close();
-    },
+    cancel: close,
   }, { highWaterMark: 0 });
 }

@@ -20,70 +20,52 @@
  */
 import { join } from "node:path";
 import { NotFoundError } from "../../errors.ts";
-import type {
-  BlobListing,
-  BlobSource,
-  CallOptions,
-  Capabilities,
-  GetBlobOptions,
-  ListOptions,
-  Page,
-  Provider,
-  ProviderContext,
-  RecordListing,
-  StoredRecord,
-} from "../../provider/contract.ts";
+import type * as C from "../../provider/contract.ts";
 import { fsFail, isLocalDisk, isNotFound, mkdirp, TempFiles } from "./_fs.ts";
 import { BlobStore } from "./blobs.ts";
 import { RecordStore } from "./records.ts";
 
 /** A datastore in a directory. */
-export class FilesystemProvider implements Provider {
+export class FilesystemProvider implements C.Provider {
   readonly type = "filesystem";
   readonly #root: string;
-  readonly #temps: TempFiles;
   readonly #blobs: BlobStore;
   readonly #records: RecordStore;
 
   /** `root` must be absolute (the module's `create` resolves it against `baseDir`). */
-  constructor(root: string, context: ProviderContext) {
+  constructor(root: string, context: C.ProviderContext) {
     this.#root = root;
-    this.#temps = new TempFiles(join(root, "tmp"), context.pid);
-    this.#blobs = new BlobStore(join(root, "blobs"), this.#temps);
-    this.#records = new RecordStore(root, this.#temps);
+    const temps = new TempFiles(join(root, "tmp"), context.pid);
+    this.#blobs = new BlobStore(join(root, "blobs"), temps);
+    this.#records = new RecordStore(root, temps);
   }
 
-  hasBlobs(hashes: string[], opts: CallOptions = {}): Promise<Set<string>> {
-    return this.#guard(async () => {
-      const found = await this.#blobs.has(hashes, opts.signal);
-      return await this.#checkEmpty(found, found.size === 0 && hashes.length > 0);
-    });
+  hasBlobs(hashes: string[], opts: C.CallOptions = {}): Promise<Set<string>> {
+    const none = (found: Set<string>) => found.size === 0 && hashes.length > 0;
+    return this.#guard(() => this.#blobs.has(hashes, opts.signal), none);
   }
 
-  putBlob(hash: string, source: BlobSource, opts: CallOptions = {}): Promise<void> {
+  putBlob(hash: string, source: C.BlobSource, opts: C.CallOptions = {}): Promise<void> {
     return this.#guard(() => this.#blobs.put(hash, source, opts.signal));
   }
 
-  getBlob(hash: string, opts: GetBlobOptions = {}): Promise<ReadableStream<Uint8Array>> {
+  getBlob(hash: string, opts: C.GetBlobOptions = {}): Promise<ReadableStream<Uint8Array>> {
     return this.#guard(() => this.#blobs.get(hash, { signal: opts.signal, range: opts.range }));
   }
 
-  listBlobs(opts: ListOptions = {}): Promise<Page<BlobListing>> {
+  listBlobs(opts: C.ListOptions = {}): Promise<C.Page<C.BlobListing>> {
     return this.#guard(() => this.#blobs.list(opts.cursor, opts.signal));
   }
 
-  deleteBlob(hash: string, opts: CallOptions = {}): Promise<void> {
+  deleteBlob(hash: string, opts: C.CallOptions = {}): Promise<void> {
     return this.#guard(() => this.#blobs.delete(hash, opts.signal));
   }
 
-  getRecord(key: string, opts: CallOptions = {}): Promise<StoredRecord | null> {
-    return this.#guard(async () => {
-      const rec = await this.#records.get(key, opts.signal);
-      return await this.#checkEmpty(rec, rec === null);
-    });
+  getRecord(key: string, opts: C.CallOptions = {}): Promise<C.StoredRecord | null> {
+    return this.#guard(() => this.#records.get(key, opts.signal), (rec) => rec === null);
   }
 
-  createRecord(key: string, bytes: Uint8Array, opts: CallOptions = {}): Promise<string | null> {
+  createRecord(key: string, bytes: Uint8Array, opts: C.CallOptions = {}): Promise<string | null> {
     return this.#guard(() => this.#records.create(key, bytes, opts.signal));
   }
 
@@ -91,27 +73,25 @@ export class FilesystemProvider implements Provider {
     key: string,
     bytes: Uint8Array,
     version: string,
-    opts: CallOptions = {},
+    opts: C.CallOptions = {},
   ): Promise<string | null> {
     return this.#guard(() => this.#records.replace(key, bytes, version, opts.signal));
   }
 
-  deleteRecord(key: string, version: string, opts: CallOptions = {}): Promise<boolean> {
+  deleteRecord(key: string, version: string, opts: C.CallOptions = {}): Promise<boolean> {
     return this.#guard(() => this.#records.delete(key, version, opts.signal));
   }
 
-  listRecords(prefix: string, opts: ListOptions = {}): Promise<Page<RecordListing>> {
-    return this.#guard(async () => {
-      const page = await this.#records.list(prefix, opts.signal);
-      return await this.#checkEmpty(page, page.items.length === 0);
-    });
+  listRecords(prefix: string, opts: C.ListOptions = {}): Promise<C.Page<C.RecordListing>> {
+    const none = (page: C.Page<C.RecordListing>) => page.items.length === 0;
+    return this.#guard(() => this.#records.list(prefix, opts.signal), none);
   }
 
   describe(): { type: string; location: string } {
     return { type: this.type, location: this.#root };
   }
 
-  capabilities(): Capabilities {
+  capabilities(): C.Capabilities {
     return {
       scopedSync: true,
       atomicCommit: true,
@@ -121,15 +101,13 @@ export class FilesystemProvider implements Provider {
     };
   }
 
-  async open(opts: CallOptions = {}): Promise<void> {
+  async open(opts: C.CallOptions = {}): Promise<void> {
     opts.signal?.throwIfAborted();
-    let st: Deno.FileInfo;
-    try {
-      st = await Deno.stat(this.#root);
-    } catch (err) {
-      if (isNotFound(err)) throw this.#missingRoot();
-      throw fsFail(err, "open datastore directory", this.#root);
-    }
+    const st = await Deno.stat(this.#root).catch((err) => {
+      throw isNotFound(err)
+        ? this.#missingRoot()
+        : fsFail(err, "open datastore directory", this.#root);
+    });
     if (!st.isDirectory) {
       throw new NotFoundError(
         `Datastore path ${this.#root} is not a directory: point the datastore at a directory.`,
@@ -138,7 +116,7 @@ export class FilesystemProvider implements Provider {
     this.#blobs.syncSmallWrites = await isLocalDisk(this.#root);
   }
 
-  async init(opts: CallOptions = {}): Promise<void> {
+  async init(opts: C.CallOptions = {}): Promise<void> {
     opts.signal?.throwIfAborted();
     for (const d of ["blobs", "tmp"]) await mkdirp(join(this.#root, d));
     await this.open(opts);
@@ -155,30 +133,26 @@ export class FilesystemProvider implements Provider {
     );
   }
 
-  /** Maps a missing ROOT to NotFoundError; other errors pass through mapped. */
-  async #guard<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn`. A NotFound caused by a missing path, or an answer that
+   * `empty` finds empty, may mean the whole datastore vanished: then that
+   * is the error, naming ROOT and the remedy.
+   */
+  async #guard<T>(fn: () => Promise<T>, empty?: (result: T) => boolean): Promise<T> {
+    let result: T;
     try {
-      return await fn();
+      result = await fn();
     } catch (err) {
       if (err instanceof NotFoundError && isNotFound(err.cause) && !(await this.#rootExists())) {
         throw this.#missingRoot();
       }
       throw err;
     }
+    if (empty?.(result) && !(await this.#rootExists())) throw this.#missingRoot();
+    return result;
   }
 
   async #rootExists(): Promise<boolean> {
-    try {
-      await Deno.stat(this.#root);
-      return true;
-    } catch (err) {
-      return !isNotFound(err);
-    }
-  }
-
-  /** An empty answer may mean the whole datastore vanished: say so. */
-  async #checkEmpty<T>(result: T, empty: boolean): Promise<T> {
-    if (empty && !(await this.#rootExists())) throw this.#missingRoot();
-    return result;
+    return await Deno.stat(this.#root).then(() => true, (err) => !isNotFound(err));
   }
 }

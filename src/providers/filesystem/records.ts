@@ -212,7 +212,6 @@ export class RecordStore {
     bytes: Uint8Array,
     signal?: AbortSignal,
   ): Promise<string | null> {
-    await this.#temps.ensure();
     const tmp = await this.#temps.write(bytes, signal, "r");
     const target = join(dir, `${pad(n + 1)}.json`);
     try {

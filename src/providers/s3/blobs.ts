@@ -10,12 +10,16 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import * as S3 from "@aws-sdk/client-s3";
 import { runPool } from "../../async.ts";
-import { NotFoundError } from "../../errors.ts";
-import { checkedChunks, readCheckedSource } from "../../provider/blob_source.ts";
+import {
+  BLOB_HASH,
+  checkBlobHash,
+  checkedChunks,
+  missingBlob,
+  readCheckedSource,
+} from "../../provider/blob_source.ts";
 import type * as C from "../../provider/contract.ts";
 import { conditionFailed, noKey, s3Fail, type S3Store } from "./client.ts";
 
-const SHA256 = /^[0-9a-f]{64}$/;
 const MiB = 1024 * 1024;
 /** Files up to this size are read whole (synchronously up to 64 KiB) and checked before sending. */
 export const SMALL_BLOB_BYTES = 8 * MiB;
@@ -30,19 +34,13 @@ const MAX_KNOWN = 100_000;
 const CACHE_MS = 30 * 60_000;
 const EMPTY = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });
 
-function checkHash(hash: string): void {
-  if (!SHA256.test(hash)) {
-    throw new Error(`Invalid blob hash ${JSON.stringify(hash)}: expected 64 lowercase hex digits.`);
-  }
-}
-
 /** The key of a blob below the datastore prefix. */
 export const blobRel = (hash: string) => `blobs/${hash.slice(0, 2)}/${hash}`;
 
 /** The hash of a blob key, only for a blob at its own key (never a stray name). */
 function hashOf(rel: string): string | undefined {
   const hash = rel.slice(9);
-  return SHA256.test(hash) && rel === blobRel(hash) ? hash : undefined;
+  return BLOB_HASH.test(hash) && rel === blobRel(hash) ? hash : undefined;
 }
 
 /** The blob primitives of an S3 datastore. */
@@ -68,7 +66,7 @@ export class S3Blobs {
   async hasBlobs(hashes: string[], opts: C.CallOptions = {}): Promise<Set<string>> {
     const { signal } = opts;
     const unique = new Set(hashes);
-    for (const h of unique) checkHash(h);
+    for (const h of unique) checkBlobHash(h);
     if (performance.now() - this.#since > CACHE_MS) {
       this.#known.clear();
       this.#complete.clear();
@@ -153,7 +151,7 @@ export class S3Blobs {
   /** Stores a blob unless it is there, verifying its content hashes to `hash`. */
   async putBlob(hash: string, source: C.BlobSource, opts: C.CallOptions = {}): Promise<void> {
     const { signal } = opts;
-    checkHash(hash);
+    checkBlobHash(hash);
     signal?.throwIfAborted();
     if (source.kind === "bytes" || source.size <= SMALL_BLOB_BYTES) {
       const bytes = await readCheckedSource(hash, source);
@@ -241,13 +239,9 @@ export class S3Blobs {
   /** Streams a blob or a range of it; NotFoundError when missing. */
   async getBlob(hash: string, opts: C.GetBlobOptions = {}): Promise<ReadableStream<Uint8Array>> {
     const { signal, range } = opts;
-    checkHash(hash);
+    checkBlobHash(hash);
     const what = `read blob ${hash}`;
-    const missing = () =>
-      new NotFoundError(
-        `Blob ${hash} is missing from the datastore ${this.s3.where}: push the model that names ` +
-          `it again from a repository that has the file.`,
-      );
+    const missing = () => missingBlob(hash, this.s3.where);
     if (range !== undefined && range.length <= 0) {
       if (!(await this.#head(hash, signal))) throw missing();
       return EMPTY();
@@ -291,7 +285,7 @@ export class S3Blobs {
 
   /** Deletes a blob; a missing one is fine. */
   async deleteBlob(hash: string, opts: C.CallOptions = {}): Promise<void> {
-    checkHash(hash);
+    checkBlobHash(hash);
     this.#known.delete(hash);
     const cmd = new S3.DeleteObjectCommand(this.s3.at(blobRel(hash)));
     await this.s3.send(`delete blob ${hash}`, cmd, { signal: opts.signal, expect: noKey(null) });
