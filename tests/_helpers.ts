@@ -421,3 +421,25 @@ export async function writeModelFiles(
   }
   return files;
 }
+
+/** The test decorator of tests/fixtures/slow_store.ts. */
+export const SLOW_STORE: string = join(ROOT, "tests/fixtures/slow_store.ts");
+
+/**
+ * Arguments and environment that make one CLI run open the sandbox's
+ * datastore through the slow-store decorator (tests/fixtures/slow_store.ts),
+ * e.g. `{ commit: 3000 }` holds its locks for 3 s before each commit.
+ * Other runs of the test open the datastore directly.
+ */
+export function slowStore(
+  sb: Sandbox,
+  delays: { putBlob?: number; getBlob?: number; commit?: number },
+): { args: string[]; env: Record<string, string> } {
+  return {
+    args: ["--datastore", `module:${SLOW_STORE}`],
+    env: {
+      MODELSYNC_TEST_SLOW_INNER: sb.datastoreSpec,
+      MODELSYNC_TEST_SLOW: Object.entries(delays).map(([k, v]) => `${k}=${v}`).join(","),
+    },
+  };
+}
