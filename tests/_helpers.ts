@@ -232,6 +232,8 @@ export interface ModelReport {
   status: string;
   files: number;
   bytes: number;
+  /** Blobs stored by this push (push and flush reports). */
+  uploaded?: number;
   generation: number | null;
   ms: number;
   rebased?: boolean;
@@ -428,12 +430,12 @@ export const SLOW_STORE: string = join(ROOT, "tests/fixtures/slow_store.ts");
 /**
  * Arguments and environment that make one CLI run open the sandbox's
  * datastore through the slow-store decorator (tests/fixtures/slow_store.ts),
- * e.g. `{ commit: 3000 }` holds its locks for 3 s before each commit.
+ * e.g. `{ head: 3000 }` holds a push's lock for 3 s before it reads its head.
  * Other runs of the test open the datastore directly.
  */
 export function slowStore(
   sb: Sandbox,
-  delays: { putBlob?: number; getBlob?: number; commit?: number },
+  delays: { putBlob?: number; getBlob?: number; head?: number; commit?: number },
 ): { args: string[]; env: Record<string, string> } {
   return {
     args: ["--datastore", `module:${SLOW_STORE}`],

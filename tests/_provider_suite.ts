@@ -93,8 +93,8 @@ async function assertClean(repo: Repo): Promise<void> {
 }
 
 /**
- * Starts a flush of `model` that holds its locks for `holdMs` before it
- * commits (through the slow-store decorator) and waits until `lockKey` is
+ * Starts a flush of `model` that holds its lock for `holdMs` before it
+ * reads its head (through the slow-store decorator) and waits until `lockKey` is
  * held by it, as another repository sees it.
  */
 async function startSlowFlush(
@@ -104,7 +104,7 @@ async function startSlowFlush(
   opts: { model: string; lockKey: string; holdMs: number; args?: string[] },
 ): Promise<CliProcess> {
   await writeModelFiles(repo, opts.model, { count: 4, size: 1024, seed: 2 });
-  const slow = slowStore(sb, { commit: opts.holdMs });
+  const slow = slowStore(sb, { head: opts.holdMs });
   const proc = repo.spawn(["flush", "--json", ...slow.args, ...(opts.args ?? [])], {
     env: slow.env,
   });
