@@ -24,12 +24,13 @@
  * ```
  * @module
  */
-import { LeaseLostError } from "../errors.ts";
+import { DatastoreError, isRetryable, LeaseLostError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { formatRef } from "../model/ref.ts";
 import type { CallOptions } from "../provider/contract.ts";
 import type { LockHandle, LockKey, LockRecord } from "./records.ts";
 import { formatDuration } from "../duration.ts";
+import { Backoff, sleep } from "../async.ts";
 
 /** The name of a lock key: `"global"` or the model's `type/id`. */
 export function lockKeyName(key: LockKey): string {
@@ -62,6 +63,9 @@ export interface LeaseOptions {
 }
 
 type Timer = ReturnType<typeof setTimeout>;
+
+/** Renewals {@linkcode Lease.confirm} tries before it gives up on a failing datastore. */
+const CONFIRM_ATTEMPTS = 3;
 
 /**
  * A held lock, renewed every ttl/3 by `handle.renew(nonce)`. If a renewal
@@ -133,20 +137,36 @@ export class Lease {
   }
 
   /**
-   * Renews now and throws the LeaseLostError if the datastore no longer
-   * carries our record (force-released or taken over): the sync engine calls
-   * it right before a commit, so a holder that lost its lock between two
-   * scheduled renewals does not commit.
+   * Renews now and throws unless the datastore still carries our record: the
+   * sync engine calls it right before a commit, so a holder that lost its
+   * lock between two scheduled renewals does not commit. Throws the
+   * `LeaseLostError` when the record is gone or carries another nonce, and a
+   * `DatastoreError` (exit 6) when no renewal succeeded in a few tries: an
+   * unconfirmed lease never commits.
+   *
+   * The confirmation is always a renewal sent by this call: one already in
+   * flight is awaited first but not trusted, since it may have been sent
+   * before the caller read what it is about to commit on (found by the model
+   * of the lock protocol, `model/locks.pml`).
    */
   async confirm(): Promise<void> {
-    this.assertHeld();
-    if (this.#inflight === undefined) {
-      this.#inflight = this.#renewOnce().finally(() => {
-        this.#inflight = undefined;
-      });
+    const backoff = new Backoff({ initialMs: 50, maxMs: 500 });
+    for (let attempt = 1;; attempt++) {
+      this.assertHeld();
+      if (this.#inflight !== undefined) await this.#inflight;
+      this.assertHeld();
+      const failure = await this.#startRenewal();
+      this.assertHeld();
+      if (failure === undefined) return;
+      if (attempt >= CONFIRM_ATTEMPTS || !isRetryable(failure)) {
+        throw new DatastoreError(
+          `Could not confirm ${describeLock(this.key)} before committing ` +
+            `(${trimPeriod(messageOf(failure))}); nothing was committed. Rerun the command.`,
+          { cause: failure },
+        );
+      }
+      await sleep(backoff.next(), this.#renewCtl.signal).catch(() => {});
     }
-    await this.#inflight;
-    this.assertHeld();
   }
 
   /**
@@ -184,11 +204,7 @@ export class Lease {
     this.#tick = setTimeout(() => {
       this.#tick = undefined;
       if (this.#done) return;
-      if (this.#inflight === undefined) {
-        this.#inflight = this.#renewOnce().finally(() => {
-          this.#inflight = undefined;
-        });
-      }
+      if (this.#inflight === undefined) void this.#startRenewal();
       this.#scheduleTick();
     }, this.#renewEveryMs);
   }
@@ -201,32 +217,45 @@ export class Lease {
     }, Math.max(0, this.#expiresAt - Date.now()));
   }
 
-  async #renewOnce(): Promise<void> {
+  /** One renewal, tracked as the one in flight; resolves to its failure, if any. */
+  #startRenewal(): Promise<unknown> {
+    const run = this.#renewOnce();
+    const settled: Promise<void> = run.then(() => {
+      if (this.#inflight === settled) this.#inflight = undefined;
+    });
+    this.#inflight = settled;
+    return run;
+  }
+
+  /** Renews once; never rejects: resolves to the error when the renewal failed. */
+  async #renewOnce(): Promise<unknown> {
     const sentAt = Date.now();
     try {
       const record = await this.#handle.renew(this.#record.nonce, {
         signal: this.#renewCtl.signal,
       });
-      if (this.#done) return;
+      if (this.#done) return undefined;
       this.#record = record;
       this.#expiresAt = sentAt + this.#ttlMs;
       this.#armExpiry();
+      return undefined;
     } catch (err) {
-      if (this.#done) return;
+      if (this.#done) return err;
       if (err instanceof LeaseLostError) {
         // The provider's message says how: released by force, or taken over.
         this.#lose({ sentence: err.message }, err);
-        return;
+        return err;
       }
       const left = this.#expiresAt - Date.now();
       if (left <= 0) {
         this.#lose(`renewal failed until it expired: ${trimPeriod(messageOf(err))}`, err);
-        return;
+        return err;
       }
       logger("lock").warn(
         "Could not renew {lock} ({error}); retrying for up to {left} before giving it up.",
         { lock: describeLock(this.key), error: messageOf(err), left: formatDuration(left) },
       );
+      return err;
     }
   }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LeaseLostError } from "../errors.ts";
+import { DatastoreError, LeaseLostError } from "../errors.ts";
 import type { LockHandle, LockRecord } from "./records.ts";
 import { sleep } from "../async.ts";
 import { captureLogs, MemoryLockStore, memoryProvider } from "./_memory_provider.ts";
@@ -147,6 +147,62 @@ Deno.test("confirm() renews now: a force-released lease is caught before the com
     assert.equal(await handle.forceRelease(record.nonce), true);
     await assert.rejects(lease.confirm(), LeaseLostError);
     assert.equal(lease.lost, true);
+  } finally {
+    await lease.release();
+  }
+});
+
+Deno.test("confirm() fails when it cannot renew: an unconfirmed lease never commits", async () => {
+  const store = new MemoryLockStore();
+  const { handle, record } = await acquire(store);
+  const lease = new Lease(handle, record, { ttlMs: 60_000 });
+  try {
+    // Released by force while the datastore fails: the renewal cannot tell.
+    assert.equal(await handle.forceRelease(record.nonce), true);
+    store.down = true;
+    const err = await lease.confirm().then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof DatastoreError, `confirm() must fail, got ${String(err)}`);
+    assert.equal(err.exitCode, 6);
+    assert.match(
+      err.message,
+      /^Could not confirm the lock on vpc\/m1 before committing \(Memory datastore is down .*\); nothing was committed\. Rerun the command\.$/,
+    );
+    assert.ok(!lease.lost, "a failed confirmation alone does not lose the lease");
+    store.down = false;
+    await assert.rejects(lease.confirm(), LeaseLostError);
+  } finally {
+    await lease.release();
+  }
+});
+
+Deno.test("confirm() renews anew after a renewal already in flight, whose answer may predate the caller's read", async () => {
+  const store = new MemoryLockStore();
+  const { handle, record } = await acquire(store);
+  let landed!: () => void;
+  const renewalLanded = new Promise<void>((r) => (landed = r));
+  let answer!: () => void;
+  const answerGate = new Promise<void>((r) => (answer = r));
+  let renewals = 0;
+  // The first scheduled renewal lands at once; its answer is held back.
+  const slow: LockHandle = {
+    ...handle,
+    renew: async (nonce, opts) => {
+      const renewed = await handle.renew(nonce, opts);
+      if (++renewals === 1) {
+        landed();
+        await answerGate;
+      }
+      return renewed;
+    },
+  };
+  const lease = new Lease(slow, record, { ttlMs: 60_000, renewEveryMs: 10 });
+  try {
+    await renewalLanded;
+    // After it landed: released by force (and maybe taken and committed by another).
+    assert.equal(await handle.forceRelease(record.nonce), true);
+    const confirmed = lease.confirm();
+    answer();
+    await assert.rejects(confirmed, LeaseLostError);
   } finally {
     await lease.release();
   }
