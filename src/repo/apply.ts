@@ -52,9 +52,13 @@ export async function downloadToTmp(
   opts: { signal?: AbortSignal; what?: { model: ModelRef; path: string } } = {},
 ): Promise<string> {
   const dir = tmpDir(repoDir);
-  await Deno.mkdir(dir, { recursive: true });
   const path = join(dir, `${randomBytes(12).toString("hex")}.part`);
-  const file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
+  if (expected.size <= SMALL_DOWNLOAD_BYTES) {
+    return await smallDownload(dir, path, stream, expected, opts);
+  }
+  const file = await inTmpDir(dir, () =>
+    Deno.open(path, { write: true, createNew: true, mode: 0o644 })
+  );
   const hash = createHash("sha256");
   const reader = stream.getReader();
   let size = 0;
@@ -91,6 +95,85 @@ export async function downloadToTmp(
     reader.releaseLock();
   }
   return path;
+}
+
+/** Downloads up to this size are checked in memory and written with one call. */
+const SMALL_DOWNLOAD_BYTES = 1024 * 1024;
+
+/** Temporary directories known to exist: created once per process, not once per file. */
+const knownTmpDirs = new Set<string>();
+
+/** Runs `create` (of a file in `dir`), creating `dir` first when it is missing. */
+async function inTmpDir<T>(dir: string, create: () => Promise<T>): Promise<T> {
+  if (!knownTmpDirs.has(dir)) {
+    await Deno.mkdir(dir, { recursive: true });
+    knownTmpDirs.add(dir);
+  }
+  try {
+    return await create();
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    // Removed since (a user's `rm -rf .modelsync`): make it again.
+    await Deno.mkdir(dir, { recursive: true });
+    return await create();
+  }
+}
+
+/**
+ * A small download: read whole, hash-checked before anything is written,
+ * then written to the temporary file with one call (no open stream, no
+ * per-chunk writes: a pull of many small files spends its time on such
+ * per-file calls).
+ */
+async function smallDownload(
+  dir: string,
+  path: string,
+  stream: ReadableStream<Uint8Array>,
+  expected: { sha256: string; size: number },
+  opts: { signal?: AbortSignal; what?: { model: ModelRef; path: string } },
+): Promise<string> {
+  const hash = createHash("sha256");
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const { done, value } = await reader.read();
+      if (done) break;
+      // Past the expected size nothing is kept, but the rest is still
+      // hashed: it tells a corrupt blob from a manifest with a wrong size.
+      const room = Math.max(0, expected.size - size);
+      size += value.length;
+      hash.update(value);
+      if (room > 0) chunks.push(room >= value.length ? value : value.subarray(0, room));
+    }
+  } catch (err) {
+    await reader.cancel().catch(() => {});
+    throw err;
+  } finally {
+    reader.releaseLock();
+  }
+  if (hash.digest("hex") !== expected.sha256) throw mismatch(expected.sha256);
+  if (size !== expected.size) throw wrongSize(expected, size, opts.what);
+  const bytes = chunks.length === 1 ? chunks[0] : concat(chunks, size);
+  try {
+    await inTmpDir(dir, () => Deno.writeFile(path, bytes, { createNew: true, mode: 0o644 }));
+  } catch (err) {
+    await Deno.remove(path).catch(() => {});
+    throw localFault(err, path);
+  }
+  return path;
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
 }
 
 function mismatch(sha256: string): CorruptError {
@@ -149,11 +232,12 @@ async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
 async function ensureDirs(
   root: string,
   segs: string[],
-  ctx: { model: ModelRef; file: string; inModelFrom: number },
+  ctx: { model: ModelRef; file: string; inModelFrom: number; known?: Set<string> },
 ): Promise<string> {
   let dir = root;
   for (let i = 0; i < segs.length; i++) {
     dir = join(dir, segs[i]);
+    if (ctx.known?.has(dir)) continue;
     let info = await lstatOrNull(dir);
     if (info === null) {
       try {
@@ -163,7 +247,10 @@ async function ensureDirs(
       }
       info = await Deno.lstat(dir);
     }
-    if (info.isDirectory) continue;
+    if (info.isDirectory) {
+      ctx.known?.add(dir);
+      continue;
+    }
     const where = i < ctx.inModelFrom ? dir : segs.slice(ctx.inModelFrom, i + 1).join("/");
     if (info.isSymlink) {
       throw new UsageError(
@@ -191,17 +278,28 @@ export async function placeFile(
   model: ModelRef,
   entry: { path: string; executable: boolean },
   tmpPath: string,
-  opts: { dataDir: string },
+  opts: {
+    dataDir: string;
+    /**
+     * Directories already checked by this landing (real directories, made
+     * or found): a landing of many files checks each once, not per file.
+     */
+    knownDirs?: Set<string>;
+  },
 ): Promise<{ mtimeMs: number; size: number }> {
   checkPath(model, entry.path);
   const root = join(repoDir, opts.dataDir);
-  await Deno.mkdir(root, { recursive: true });
+  if (!opts.knownDirs?.has(root)) {
+    await Deno.mkdir(root, { recursive: true });
+    opts.knownDirs?.add(root);
+  }
   const modelSegs = [...model.type.split("/"), model.id];
   const fileSegs = entry.path.split("/");
   const parent = await ensureDirs(root, [...modelSegs, ...fileSegs.slice(0, -1)], {
     model,
     file: entry.path,
     inModelFrom: modelSegs.length,
+    ...(opts.knownDirs ? { known: opts.knownDirs } : {}),
   });
   const target = join(parent, fileSegs[fileSegs.length - 1]);
   const existing = await lstatOrNull(target);

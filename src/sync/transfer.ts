@@ -186,6 +186,7 @@ export async function landRemote(
       await removeFile(s.repoDir, model, p, { dataDir: s.config.dataDir });
     }
     const mtimes = new Map<string, number>();
+    const knownDirs = new Set<string>();
     for (let i = 0; i < writes.length; i++) {
       const st = opts.remote.get(writes[i])!;
       // Test knob (MODELSYNC_TEST_BLOB_DELAY_MS): lets tests kill a sync mid-landing.
@@ -197,7 +198,7 @@ export async function landRemote(
           model,
           { path: writes[i], executable: st.executable },
           fetched.get(writes[i])!,
-          { dataDir: s.config.dataDir },
+          { dataDir: s.config.dataDir, knownDirs },
         )
         : await placeLink(s.repoDir, model, { path: writes[i], link: st.link }, {
           dataDir: s.config.dataDir,

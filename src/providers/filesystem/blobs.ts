@@ -158,15 +158,18 @@ export class BlobStore {
     const file = await Deno.open(path, { read: true }).catch((err) => {
       throw isNotFound(err) ? missingBlob(hash, `(${path})`) : fsFail(err, "open blob", path);
     });
-    if (range !== undefined) {
-      try {
-        await file.seek(range.offset, Deno.SeekMode.Start);
-      } catch (err) {
-        file.close();
-        throw fsFail(err, "read blob", path);
-      }
+    let limit = range?.length;
+    try {
+      if (range !== undefined) await file.seek(range.offset, Deno.SeekMode.Start);
+      // The size read once: each read asks for no more than is left, and
+      // the stream ends without an extra read to find the end (most blobs
+      // are small: one read of exactly their size).
+      else limit = (await file.stat()).size;
+    } catch (err) {
+      file.close();
+      throw fsFail(err, "read blob", path);
     }
-    return fileStream(file, path, { signal, limit: range?.length });
+    return fileStream(file, path, { signal, limit });
   }
 
   /**
@@ -246,6 +249,10 @@ function fileStream(
         }
         left -= n;
         ctrl.enqueue(buf.subarray(0, n));
+        if (left === 0) {
+          close();
+          ctrl.close();
+        }
       } catch (err) {
         close();
         ctrl.error(fsFail(err, "read blob", path));
