@@ -1,7 +1,10 @@
 /**
- * Figure 1, head-of-line blocking: a one-file `flush` while a big `flush` of
- * another model (another repository, same datastore) holds its lock, against
- * the same one-file flush alone; on the scoped and on the global path.
+ * Figure 1, head-of-line blocking on a filesystem datastore: a one-file
+ * `flush` while a big `flush` of another model (another repository, same
+ * datastore) holds its lock, against the same one-file flush alone; on the
+ * scoped and on the global path. Context, without a target: on 2 cores it
+ * measures CPU contention more than locking; the target is on the S3 + 100 ms
+ * figure (10).
  *
  * @module
  */
@@ -11,9 +14,11 @@ import { cli, expectSummary, spawnCli, waitFor } from "../_run.ts";
 import { stampFiles, writeBigFiles, writeText } from "../_tree.ts";
 import { median, type Row, row } from "../report.ts";
 
+/** The label of the filesystem figures kept as context (figures 1 and 2). */
+export const CONTEXT = "filesystem (context): ";
 const PATHS = { scoped: [] as string[], global: ["--disable-cap", "scopedSync"] };
 
-/** Runs figure 1 and returns its rows (scoped with its target, global for context). */
+/** Runs figure 1 and returns its rows (context: no target). */
 export async function holFigure(ctx: BenchContext): Promise<Row[]> {
   const { bigBytes, bigShards } = ctx.sizes;
   const dir = await ctx.fresh("hol");
@@ -89,17 +94,16 @@ export async function holFigure(ctx: BenchContext): Promise<Row[]> {
   return [
     row({
       figure: "1",
-      name: `1-file flush during a ${mb} MB flush, scoped`,
+      name: `${CONTEXT}1-file flush during a ${mb} MB flush, scoped`,
       unit: "s",
       samples: s["during big flush (scoped)"],
       peer: "same flush alone",
       peerSamples: s["alone (scoped)"],
-      target: { max: 2.0, of: "ratio" },
       note: note("scoped"),
     }),
     row({
       figure: "1",
-      name: `1-file flush during a ${mb} MB flush, global`,
+      name: `${CONTEXT}1-file flush during a ${mb} MB flush, global`,
       unit: "s",
       samples: s["during big flush (global)"],
       peer: "same flush alone",
