@@ -9,6 +9,8 @@
  * @module
  */
 import { join } from "node:path";
+import { lockRecordKey } from "../../src/lock/records.ts";
+import { createProvider } from "../../src/providers/mod.ts";
 import { type BenchContext, interleave } from "../_context.ts";
 import { cli, expectSummary, spawnCli, waitFor } from "../_run.ts";
 import { stampFiles, writeBigFiles, writeText } from "../_tree.ts";
@@ -36,6 +38,22 @@ export async function holFigure(ctx: BenchContext): Promise<Row[]> {
   });
   await cli(["flush", "--json"], { cwd: big });
   const smallFile = join(small, "models/hol/small/one.txt");
+  // The lock records are read through the provider (the datastore's format, not its files).
+  const store = await createProvider({ type: "filesystem", path: ds }, {
+    callTimeoutMs: 30_000,
+    host: Deno.hostname(),
+    pid: Deno.pid,
+    baseDir: dir,
+  });
+  const holderPid = async (key: string): Promise<number | undefined> => {
+    const rec = await store.getRecord(key);
+    if (rec === null) return undefined;
+    try {
+      return JSON.parse(new TextDecoder().decode(rec.bytes)).pid;
+    } catch {
+      return undefined; // being written
+    }
+  };
   let seq = 0;
   const bigTimes: Record<string, number[]> = { scoped: [], global: [] };
   const overlaps: Record<string, number> = { scoped: 0, global: 0 };
@@ -49,19 +67,15 @@ export async function holFigure(ctx: BenchContext): Promise<Row[]> {
   const during = (path: keyof typeof PATHS) => async (round: number) => {
     await writeText(smallFile, `change ${++seq}\n`);
     await stampFiles(shards, `run ${++seq}`);
-    const lockFile = path === "scoped"
-      ? join(ds, "locks/models/hol/big.json")
-      : join(ds, "locks/global.json");
+    const lockKey = lockRecordKey(
+      path === "scoped" ? { kind: "model", model: { type: "hol", id: "big" } } : { kind: "global" },
+    );
     const bigProc = spawnCli(["flush", "--json", ...PATHS[path]], { cwd: big });
     try {
-      await waitFor(`the big flush to hold ${lockFile}`, async () => {
+      await waitFor(`the big flush to hold ${lockKey}`, async () => {
         if (bigProc.exited) await bigProc.done; // throws with its output if it failed
         if (bigProc.exited) throw new Error("the big flush ended before the small one started");
-        try {
-          return JSON.parse(await Deno.readTextFile(lockFile)).pid === bigProc.pid;
-        } catch {
-          return false;
-        }
+        return await holderPid(lockKey) === bigProc.pid;
       });
       const r = await cli(["flush", "--json", "--lock-timeout", "10m", ...PATHS[path]], {
         cwd: small,
@@ -86,7 +100,7 @@ export async function holFigure(ctx: BenchContext): Promise<Row[]> {
     "during big flush (scoped)": during("scoped"),
     "alone (global)": alone("global"),
     "during big flush (global)": during("global"),
-  }, { warmup: !ctx.quick });
+  }, { warmup: !ctx.quick }).finally(() => store.close());
   const mb = (bigBytes / 1e6).toFixed(0);
   const note = (path: "scoped" | "global") =>
     `big flush ${median(bigTimes[path])?.toFixed(2)} s median; ` +
