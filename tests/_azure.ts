@@ -22,7 +22,14 @@
  * ```
  * @module
  */
-import type { ContainerClient } from "@azure/storage-blob";
+import {
+  AccountSASPermissions,
+  AccountSASResourceTypes,
+  AccountSASServices,
+  type ContainerClient,
+  generateAccountSASQueryParameters,
+  StorageSharedKeyCredential,
+} from "@azure/storage-blob";
 import {
   AZURE_CONNECTION_STRING,
   AZURE_ENDPOINT,
@@ -42,14 +49,35 @@ export interface AzureSandboxOptions {
   proxy?: boolean | S3ProxyOptions;
   /** Name prefix of the datastore inside the container (default `team/models`). */
   prefix?: string;
-  /** Environment for every CLI run instead of the connection string (e.g. a SAS token). */
-  env?: Record<string, string>;
+  /**
+   * Sign with an account SAS token instead of the account key (a SAS signs
+   * the URL only, so the proxy may drop headers without breaking it).
+   */
+  sas?: boolean;
 }
 
 /** The connection string of the development account with its blob endpoint at `endpoint`. */
 export function connectionString(endpoint: string, key = DEV_ACCOUNT.key): string {
   return `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT.name};AccountKey=${key};` +
     `BlobEndpoint=${endpoint};`;
+}
+
+/** A connection string signing with the SAS token `sas` instead of a key. */
+export function sasConnectionString(endpoint: string, sas: string): string {
+  return `BlobEndpoint=${endpoint};SharedAccessSignature=${sas}`;
+}
+
+/** An account SAS token of the development account (blob service, `permissions`, 1 hour). */
+export function devAccountSas(permissions = "rwdlac"): string {
+  return generateAccountSASQueryParameters(
+    {
+      expiresOn: new Date(Date.now() + 3_600_000),
+      permissions: AccountSASPermissions.parse(permissions),
+      resourceTypes: AccountSASResourceTypes.parse("sco").toString(),
+      services: AccountSASServices.parse("b").toString(),
+    },
+    new StorageSharedKeyCredential(DEV_ACCOUNT.name, DEV_ACCOUNT.key),
+  ).toString();
 }
 
 /** A sandbox whose datastore is a fresh container on Azurite. */
@@ -77,10 +105,9 @@ export class AzureSandbox {
     const endpoint = proxy === null ? AZURE_ENDPOINT : `${proxy.endpoint}${upstream.pathname}`;
     const spec = `azure://${container}${prefix === "" ? "" : `/${prefix}`}`;
     const sb = await Sandbox.create({ datastoreSpec: spec });
-    Object.assign(
-      sb.env,
-      opts.env ?? { AZURE_STORAGE_CONNECTION_STRING: connectionString(endpoint) },
-    );
+    sb.env.AZURE_STORAGE_CONNECTION_STRING = opts.sas
+      ? sasConnectionString(endpoint, devAccountSas())
+      : connectionString(endpoint);
     return new AzureSandbox(sb, container, prefix, proxy, endpoint);
   }
 
