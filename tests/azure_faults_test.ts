@@ -278,3 +278,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "Azure with a read-only SAS: pull, log and verify work; push is refused and writes nothing",
+  ...azureTestOptions(),
+  async fn() {
+    await using az = await AzureSandbox.create("e2e-readonly");
+    const writer = await az.sb.repo("writer");
+    await writer.write("models/vpc/m1/a.txt", "one\n");
+    expectCode(await writer.run(["push"]), 0, "the writer pushes");
+    const sas = devAccountSas("rl");
+    const reader = await az.sb.repo("reader", {
+      AZURE_STORAGE_CONNECTION_STRING: sasConnectionString(az.endpoint, sas),
+    });
+    const pull = expectCode(await reader.run(["pull", "--json"]), 0, "pull, read-only");
+    assert.equal(
+      reportByModel(expectJson(pull, "modelsync.pull/1")).get("vpc/m1")?.status,
+      "pulled",
+    );
+    expectCode(await reader.run(["log", "vpc/m1"]), 0, "log, read-only");
+    expectCode(await reader.run(["verify", "--read-data"]), 0, "verify, read-only");
+    const before = await az.keys();
+    await reader.write("models/vpc/m1/a.txt", "local edit\n");
+    const res = await reader.run(["push"]);
+    const line = expectOneLineError(res, 6, "push with a read-only SAS");
+    assert.match(line, /refused a write with these credentials/, describe(res));
+    assert.ok(line.includes(az.container), describe(res));
+    assertNoSecret(res, new URLSearchParams(sas).get("sig")!, "push, read-only");
+    assert.deepEqual(await az.keys(), before, "nothing written to the datastore");
+    assert.equal(await reader.read("models/vpc/m1/a.txt"), "local edit\n");
+  },
+});
