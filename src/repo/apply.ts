@@ -30,6 +30,7 @@ import { ConflictError, CorruptError, localFault, UsageError } from "../errors.t
 import { syncablePathProblem } from "../model/path.ts";
 import { leavesProblem, linkTargetProblem, resolveLink } from "../model/link.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
+import { lstatEntry } from "./entry.ts";
 import { modelDir } from "./scan.ts";
 
 /** Directory of downloads in progress: `.modelsync/tmp`. */
@@ -56,8 +57,9 @@ export async function downloadToTmp(
   if (expected.size <= SMALL_DOWNLOAD_BYTES) {
     return await smallDownload(dir, path, stream, expected, opts);
   }
-  const file = await inTmpDir(dir, () =>
-    Deno.open(path, { write: true, createNew: true, mode: 0o644 })
+  const file = await inTmpDir(
+    dir,
+    () => Deno.open(path, { write: true, createNew: true, mode: 0o644 }),
   );
   const hash = createHash("sha256");
   const reader = stream.getReader();
@@ -158,7 +160,12 @@ async function smallDownload(
   if (size !== expected.size) throw wrongSize(expected, size, opts.what);
   const bytes = chunks.length === 1 ? chunks[0] : concat(chunks, size);
   try {
-    await inTmpDir(dir, () => Deno.writeFile(path, bytes, { createNew: true, mode: 0o644 }));
+    // Synchronous: one small write into the working tree costs a few
+    // microseconds where an async one costs a hop to a thread pool.
+    await inTmpDir(dir, () => {
+      Deno.writeFileSync(path, bytes, { createNew: true, mode: 0o644 });
+      return Promise.resolve();
+    });
   } catch (err) {
     await Deno.remove(path).catch(() => {});
     throw localFault(err, path);
@@ -215,37 +222,28 @@ function checkPath(model: ModelRef, path: string): void {
   }
 }
 
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
-}
-
 /**
  * Makes sure every directory from the TYPE level down to `segs` exists as a
  * real directory inside the data folder: never through a symlink, never
  * replacing anything. Returns the absolute path of the last one.
  */
-async function ensureDirs(
+function ensureDirs(
   root: string,
   segs: string[],
   ctx: { model: ModelRef; file: string; inModelFrom: number; known?: Set<string> },
-): Promise<string> {
+): string {
   let dir = root;
   for (let i = 0; i < segs.length; i++) {
     dir = join(dir, segs[i]);
     if (ctx.known?.has(dir)) continue;
-    let info = await lstatOrNull(dir);
+    let info = lstatEntry(dir);
     if (info === null) {
       try {
-        await Deno.mkdir(dir);
+        Deno.mkdirSync(dir);
       } catch (err) {
         if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
       }
-      info = await Deno.lstat(dir);
+      info = Deno.lstatSync(dir);
     }
     if (info.isDirectory) {
       ctx.known?.add(dir);
@@ -295,14 +293,17 @@ export async function placeFile(
   }
   const modelSegs = [...model.type.split("/"), model.id];
   const fileSegs = entry.path.split("/");
-  const parent = await ensureDirs(root, [...modelSegs, ...fileSegs.slice(0, -1)], {
+  const parent = ensureDirs(root, [...modelSegs, ...fileSegs.slice(0, -1)], {
     model,
     file: entry.path,
     inModelFrom: modelSegs.length,
     ...(opts.knownDirs ? { known: opts.knownDirs } : {}),
   });
   const target = join(parent, fileSegs[fileSegs.length - 1]);
-  const existing = await lstatOrNull(target);
+  // Synchronous calls from here: metadata calls in the working tree take
+  // microseconds, an async one a hop to a thread pool, and a pull makes a
+  // few per file.
+  const existing = lstatEntry(target);
   if (existing?.isDirectory) {
     throw new ConflictError(
       `Cannot write ${entry.path} of ${formatRef(model)}: a directory is in the way. ` +
@@ -310,10 +311,10 @@ export async function placeFile(
       { paths: [entry.path] },
     );
   }
-  await Deno.chmod(tmpPath, entry.executable ? 0o755 : 0o644);
+  Deno.chmodSync(tmpPath, entry.executable ? 0o755 : 0o644);
   try {
     // rename replaces a symlink at `target` itself; it never writes through it.
-    await Deno.rename(tmpPath, target);
+    Deno.renameSync(tmpPath, target);
   } catch (err) {
     if (!isCrossDevice(err)) throw err;
     // dataDir on another filesystem: copy beside the target, then rename.
@@ -328,7 +329,7 @@ export async function placeFile(
     }
     await Deno.remove(tmpPath).catch(() => {});
   }
-  const info = await Deno.lstat(target);
+  const info = Deno.lstatSync(target);
   return { mtimeMs: info.mtime?.getTime() ?? 0, size: info.size };
 }
 
@@ -360,13 +361,13 @@ export async function placeLink(
   await Deno.mkdir(root, { recursive: true });
   const modelSegs = [...model.type.split("/"), model.id];
   const fileSegs = entry.path.split("/");
-  const parent = await ensureDirs(root, [...modelSegs, ...fileSegs.slice(0, -1)], {
+  const parent = ensureDirs(root, [...modelSegs, ...fileSegs.slice(0, -1)], {
     model,
     file: entry.path,
     inModelFrom: modelSegs.length,
   });
   const target = join(parent, fileSegs[fileSegs.length - 1]);
-  const existing = await lstatOrNull(target);
+  const existing = lstatEntry(target);
   if (existing?.isDirectory) {
     throw new ConflictError(
       `Cannot write ${entry.path} of ${formatRef(model)}: a directory is in the way. ` +
@@ -412,7 +413,7 @@ export async function assertNamesFit(
 ): Promise<void> {
   const data = join(repoDir, opts.dataDir);
   // The data folder decides (it may be a link to another disk); before it exists, the repository.
-  const root = (await lstatOrNull(data).catch(() => null)) === null ? repoDir : data;
+  const root = tryOrNull(() => lstatEntry(data)) === null ? repoDir : data;
   const probed = new Set<string>();
   for (const p of opts.paths) {
     if (p.length <= SAFE_NAME_BYTES / 3) continue; // no name in it can be long
@@ -428,6 +429,14 @@ export async function assertNamesFit(
         }
       }
     }
+  }
+}
+
+function tryOrNull<T>(f: () => T): T | null {
+  try {
+    return f();
+  } catch {
+    return null;
   }
 }
 
@@ -455,7 +464,7 @@ export async function removeFile(
   let dir = join(repoDir, opts.dataDir);
   for (let i = 0; i < dirSegs.length; i++) {
     dir = join(dir, dirSegs[i]);
-    const info = await lstatOrNull(dir);
+    const info = lstatEntry(dir);
     if (info === null) return; // nothing there to delete
     if (info.isSymlink) {
       const where = i < modelSegs.length ? dir : dirSegs.slice(modelSegs.length, i + 1).join("/");
@@ -467,7 +476,7 @@ export async function removeFile(
     if (!info.isDirectory) return; // a file where a directory was: not ours to delete
   }
   const target = join(dir, segs[segs.length - 1]);
-  const info = await lstatOrNull(target);
+  const info = lstatEntry(target);
   if (info === null || info.isDirectory) return;
   try {
     await Deno.remove(target);
