@@ -30,7 +30,7 @@ import { largeFigure } from "./figures/large.ts";
 import { lockFigure, startupFigure } from "./figures/lock.ts";
 import { s3Figure } from "./figures/s3.ts";
 import { s3ConcurrencyFigure, s3ThroughputFigure } from "./figures/s3_latency.ts";
-import { type Machine, type Results, type Row, table } from "./report.ts";
+import { type Machine, notes, type Results, type Row, table } from "./report.ts";
 
 const ALL = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"];
 const USAGE = `Usage: deno task bench [--quick] [--only N,N] [--runs N] [--keep]
@@ -118,6 +118,8 @@ async function publish(results: Results, copies: string[]): Promise<void> {
     `${mach.cores} cores (${mach.cpu}), median of ${results.runs} interleaved runs`;
   await Deno.writeTextFile(join(out, "chart.svg"), chartSvg(panelsFromRows(results.rows), caption));
   console.log(table(results.rows));
+  const notesText = notes(results.rows);
+  if (notesText !== "") console.log(`\nNotes:\n${notesText}`);
   const load = (l?: number[]) => l?.[0]?.toFixed(1) ?? "?";
   console.log(
     `\n${results.mode} run, ${results.runs} runs per figure, ${results.durationS} s; ` +

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { median, peerRow, ratio, row, skipped, table, verdict } from "./report.ts";
+import { median, notes, peerRow, ratio, row, skipped, table, verdict } from "./report.ts";
 import { parseArgs } from "./main.ts";
 
 Deno.test("median of odd and even counts, null when empty", () => {
@@ -79,4 +79,14 @@ Deno.test("a missing peer keeps the modelsync median but gives no ratio and SKIP
   assert.equal(r.ratio, undefined);
   assert.equal(r.verdict, "SKIP");
   assert.equal(r.note, "git not installed");
+});
+
+Deno.test("notes lists the notes of measured rows, not of skipped ones (the table has those)", () => {
+  const rows = [
+    row({ figure: "9", name: "first push", unit: "s", samples: [1], note: "475 requests" }),
+    row({ figure: "9", name: "no-op", unit: "s", samples: [1] }),
+    skipped("10", "concurrent", "no S3 server"),
+  ];
+  assert.equal(notes(rows), "- 9 first push: 475 requests");
+  assert.equal(notes([]), "");
 });

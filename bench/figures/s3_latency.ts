@@ -169,6 +169,14 @@ async function throughput(ctx: BenchContext, s3: S3Bench, at: string): Promise<R
       note: `requests: modelsync ${reqs("first push")}; rclone ${reqs("rclone copy")}; ` +
         `no warm-up`,
     }, missing),
+    row({
+      figure: "9",
+      name: `${at}: first push, requests`,
+      unit: "requests",
+      samples: requests["first push"],
+      peer: hasRclone ? "rclone copy --transfers 16" : undefined,
+      peerSamples: requests["rclone copy"],
+    }),
     peerRow({
       figure: "9",
       name: `${at}: first push, requests per model pushed`,
@@ -189,6 +197,14 @@ async function throughput(ctx: BenchContext, s3: S3Bench, at: string): Promise<R
       note: `requests: modelsync ${reqs("first pull")}; rclone ${reqs("rclone copy back")}; ` +
         `no warm-up`,
     }, missing),
+    row({
+      figure: "9",
+      name: `${at}: first pull, requests`,
+      unit: "requests",
+      samples: requests["first pull"],
+      peer: hasRclone ? "rclone copy back --transfers 16" : undefined,
+      peerSamples: requests["rclone copy back"],
+    }),
     row({
       figure: "9",
       name: `${at}: no-op push, requests`,
