@@ -25,6 +25,7 @@ type Load = () => Promise<ProviderModule<unknown>>;
 const REGISTRY: Record<string, Load> = {
   filesystem: async () => (await import("./filesystem/mod.ts")).filesystemProvider as never,
   s3: async () => (await import("./s3/mod.ts")).s3Provider as never,
+  postgres: async () => (await import("./postgres/mod.ts")).postgresProvider as never,
   module: async () => (await import("./module/mod.ts")).moduleProvider as never,
 };
 
@@ -32,7 +33,7 @@ const REGISTRY: Record<string, Load> = {
 export const PROVIDER_TYPES: readonly string[] = Object.keys(REGISTRY);
 
 /** Types named in the spec that a later version provides. */
-const NOT_YET = new Set(["postgres", "azure"]);
+const NOT_YET = new Set(["azure"]);
 
 /** The datastore types this version can open that a hint may offer (not `module`). */
 export const AVAILABLE_PROVIDER_TYPES: readonly string[] = PROVIDER_TYPES.filter((t) =>
