@@ -12,7 +12,7 @@
 #
 # PostgreSQL 15 and PgBouncer (Debian packages postgresql-15 and pgbouncer,
 # installed with apt-get when missing): `initdb` in a fresh directory under
-# $STATE/postgres (removed by `stop`), a free loopback port, trust auth, and
+# $STATE/pg/postgres (removed by `stop`), a free loopback port, trust auth, and
 # PgBouncer in transaction pooling mode in front of it. Both run as the
 # `postgres` user when this script runs as root (neither runs as root).
 #   MODELSYNC_TEST_PG_URL         e.g. postgres://postgres@127.0.0.1:40124/postgres
@@ -224,9 +224,13 @@ status() {
 
 # --- PostgreSQL 15 and PgBouncer ----------------------------------------------
 PG_BIN=/usr/lib/postgresql/15/bin
-PG_DIR="${STATE}/postgres"
-PGB_DIR="${STATE}/pgbouncer"
 PG_PASSWORD_GROUP=modelsync_password_auth
+# Where PostgreSQL and PgBouncer keep their files: $STATE/pg, or a temporary
+# directory under /tmp when the postgres user cannot reach $STATE (its path
+# is then kept in $STATE/pg.dir).
+PG_BASE="$(cat "${STATE}/pg.dir" 2>/dev/null || echo "${STATE}/pg")"
+PG_DIR="${PG_BASE}/postgres"
+PGB_DIR="${PG_BASE}/pgbouncer"
 
 # Runs a command as the postgres user when root (initdb and pgbouncer refuse root).
 as_pg() {
@@ -260,8 +264,17 @@ pg_start() {
   local port data url
   rm -rf "$PG_DIR"
   mkdir -p "$PG_DIR"
-  [[ "$(id -u)" -eq 0 ]] && chown postgres: "$PG_DIR"
-  as_pg test -w "$PG_DIR" || die "the postgres user cannot write ${PG_DIR}; set MODELSYNC_SERVICES_DIR to a directory it can reach"
+  if [[ "$(id -u)" -eq 0 ]]; then chown postgres: "$PG_DIR"; fi
+  if ! as_pg test -w "$PG_DIR"; then
+    rm -rf "${STATE}/pg"
+    PG_BASE="$(mktemp -d /tmp/modelsync-pg.XXXXXX)"
+    chmod 755 "$PG_BASE"
+    echo "$PG_BASE" >"${STATE}/pg.dir"
+    PG_DIR="${PG_BASE}/postgres" PGB_DIR="${PG_BASE}/pgbouncer"
+    mkdir -p "$PG_DIR"
+    if [[ "$(id -u)" -eq 0 ]]; then chown postgres: "$PG_DIR"; fi
+    say "the postgres user cannot reach ${STATE}: using ${PG_BASE}"
+  fi
   data="${PG_DIR}/data"
   as_pg "${PG_BIN}/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"${PG_DIR}/initdb.log" 2>&1 ||
     { tail -n 20 "${PG_DIR}/initdb.log" >&2; die "initdb failed; see ${PG_DIR}/initdb.log"; }
@@ -299,6 +312,7 @@ pg_stop() {
     say "stopped PostgreSQL"
   fi
   rm -rf "$PG_DIR"
+  if [[ -f "${STATE}/pg.dir" ]]; then rm -rf "$PG_BASE" "${STATE}/pg.dir"; fi
 }
 
 pg_status() {
@@ -351,7 +365,7 @@ logfile = ${PGB_DIR}/pgbouncer.log
 pidfile = ${PGB_DIR}/pgbouncer.pid
 admin_users = postgres
 INI
-  [[ "$(id -u)" -eq 0 ]] && chown -R postgres: "$PGB_DIR"
+  if [[ "$(id -u)" -eq 0 ]]; then chown -R postgres: "$PGB_DIR"; fi
   as_pg "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)" -d -q "${PGB_DIR}/pgbouncer.ini" >&2 ||
     die "PgBouncer did not start; see ${PGB_DIR}/pgbouncer.log"
   url="postgres://postgres@127.0.0.1:${port}/postgres"
