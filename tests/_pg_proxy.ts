@@ -28,6 +28,8 @@ const CANCEL_REQUEST = 80877102;
 export class PgProxy {
   /** Statements sent by clients: `Parse` and simple `Query` messages. */
   statements = 0;
+  /** Transactions begun: statements that are `BEGIN`. */
+  transactions = 0;
   /** Connections accepted. */
   connections = 0;
   readonly #upstream: URL;
@@ -58,6 +60,7 @@ export class PgProxy {
   /** Forgets the counts. */
   reset(): void {
     this.statements = 0;
+    this.transactions = 0;
     this.connections = 0;
   }
 
@@ -148,7 +151,12 @@ export class PgProxy {
             const len = view.getInt32(at + 1);
             if (buf.length - at < 1 + len) break;
             const type = String.fromCharCode(buf[at]);
-            if (type === "P" || type === "Q") this.statements++;
+            if (type === "P" || type === "Q") {
+              this.statements++;
+              if (/^\s*BEGIN\b/i.test(statementText(buf.subarray(at + 5, at + 1 + len), type))) {
+                this.transactions++;
+              }
+            }
             at += 1 + len;
           }
         }
@@ -160,6 +168,15 @@ export class PgProxy {
       writer.releaseLock();
     }
   }
+}
+
+/** The SQL text of a `Parse` (after the statement name) or `Query` message body. */
+function statementText(body: Uint8Array, type: string): string {
+  const start = type === "P" ? body.indexOf(0) + 1 : 0;
+  const end = body.indexOf(0, start);
+  return new TextDecoder().decode(
+    body.subarray(start, Math.min(end < 0 ? body.length : end, start + 64)),
+  );
 }
 
 function closeQuietly(c: Deno.Conn): void {
