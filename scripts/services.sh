@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Starts and stops the local services the tests and benchmarks use.
 #
-#   eval "$(scripts/services.sh start)"   # start moto (S3), PostgreSQL 15 and PgBouncer
+#   eval "$(scripts/services.sh start)"   # start moto (S3), Azurite, PostgreSQL 15 and PgBouncer
 #   scripts/services.sh status            # are they running, where
 #   scripts/services.sh stop              # stop them
 #
 # `start` picks a free loopback port, waits until the server answers, and
 # prints the variables the tests read, as `export` lines:
 #   MODELSYNC_TEST_S3_ENDPOINT  the endpoint, e.g. http://127.0.0.1:40123
+#   MODELSYNC_TEST_AZURE_CONNECTION_STRING  Azurite's (see "Azurite" below)
 # Any access key works with moto; the tests pass their own.
 #
 # PostgreSQL 15 and PgBouncer (Debian packages postgresql-15 and pgbouncer,
@@ -222,6 +223,103 @@ status() {
   fi
 }
 
+# --- Azurite (Azure Blob Storage emulator) ----------------------------------
+# Azurite's blob service only, pinned to the version the tests were written
+# against, installed with npm into $STATE/azurite when missing (from npm's own
+# configured registry). It keeps everything in memory (--inMemoryPersistence,
+# at most 2 GB of blob data), listens on a free loopback port, sends no
+# telemetry, and skips its API version check (the SDK speaks a newer version
+# than Azurite knows). `start` prints MODELSYNC_TEST_AZURE_CONNECTION_STRING:
+# Azurite's well-known development account (public, the same for everyone),
+# its BlobEndpoint on the chosen port.
+AZURITE_VERSION="3.35.0"
+AZURITE_ACCOUNT="devstoreaccount1"
+AZURITE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+azurite_ensure() {
+  local dir="${STATE}/azurite"
+  if [[ -x "${dir}/node_modules/.bin/azurite-blob" ]] &&
+    grep -q "\"version\": \"${AZURITE_VERSION}\"" "${dir}/node_modules/azurite/package.json" 2>/dev/null; then
+    return
+  fi
+  command -v npm >/dev/null || die "npm is needed to install Azurite (install Node.js and npm)"
+  mkdir -p "$dir"
+  [[ -f "${dir}/package.json" ]] || echo '{"private": true}' >"${dir}/package.json"
+  say "installing azurite@${AZURITE_VERSION} with npm into ${dir}"
+  npm install --prefix "$dir" --no-fund --no-audit --loglevel=error "azurite@${AZURITE_VERSION}" >&2 ||
+    die "npm could not install azurite@${AZURITE_VERSION}"
+}
+
+azurite_pid() {
+  local pid
+  [[ -f "${STATE}/azurite.pid" ]] || return 1
+  pid="$(cat "${STATE}/azurite.pid")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+azurite_print_env() {
+  local endpoint
+  endpoint="$(cat "${STATE}/azurite.endpoint")"
+  echo "export MODELSYNC_TEST_AZURE_CONNECTION_STRING='DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${endpoint};'"
+}
+
+azurite_start() {
+  if azurite_pid >/dev/null; then
+    say "azurite already runs at $(cat "${STATE}/azurite.endpoint")"
+    azurite_print_env
+    return
+  fi
+  azurite_ensure
+  local port endpoint pid code
+  port="$(free_port)"
+  endpoint="http://127.0.0.1:${port}/${AZURITE_ACCOUNT}"
+  (
+    cd "$STATE"
+    exec "${STATE}/azurite/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" \
+      --inMemoryPersistence --extentMemoryLimit 2048 --skipApiVersionCheck --disableTelemetry \
+      --silent >"${STATE}/azurite.log" 2>&1
+  ) &
+  pid=$!
+  echo "$pid" >"${STATE}/azurite.pid"
+  echo "$endpoint" >"${STATE}/azurite.endpoint"
+  for _ in $(seq 1 100); do
+    # Any HTTP answer (403 to an unsigned listing) means it listens.
+    code="$(curl -s -m 2 -o /dev/null -w '%{http_code}' "${endpoint}?comp=list" || true)"
+    if [[ -n "$code" && "$code" != "000" ]]; then
+      say "azurite runs at ${endpoint} (pid ${pid}, log ${STATE}/azurite.log)"
+      azurite_print_env
+      return
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  tail -n 20 "${STATE}/azurite.log" >&2 || true
+  kill "$pid" 2>/dev/null || true
+  die "azurite did not start on ${endpoint}; see ${STATE}/azurite.log"
+}
+
+azurite_stop() {
+  local pid
+  if pid="$(azurite_pid)"; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    say "stopped azurite (pid ${pid})"
+  fi
+  rm -f "${STATE}/azurite.pid" "${STATE}/azurite.endpoint"
+}
+
+azurite_status() {
+  if azurite_pid >/dev/null; then
+    say "azurite runs at $(cat "${STATE}/azurite.endpoint")"
+    azurite_print_env
+  else
+    say "azurite is not running; start it with: eval \"\$(scripts/services.sh start)\""
+    return 1
+  fi
+}
+
 # --- PostgreSQL 15 and PgBouncer ----------------------------------------------
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_PASSWORD_GROUP=modelsync_password_auth
@@ -406,6 +504,7 @@ pgbouncer_status() {
 case "${1:-}" in
 start)
   start
+  azurite_start
   pg_start
   pgbouncer_start
   ;;
@@ -413,10 +512,12 @@ stop)
   pgbouncer_stop
   pg_stop
   stop
+  azurite_stop
   ;;
 status)
   rc=0
   status || rc=1
+  azurite_status || rc=1
   pg_status || rc=1
   pgbouncer_status || rc=1
   exit "$rc"

@@ -1,7 +1,7 @@
 /**
  * The repository configuration, `modelsync.yaml`: finding it, reading and
  * validating it, writing it on `init`, and datastore specs
- * (`filesystem:/path`, `s3://bucket/prefix`, `postgres://…`).
+ * (`filesystem:/path`, `s3://bucket/prefix`, `azure://container/prefix`, `postgres://…`).
  *
  * @example
  * ```ts

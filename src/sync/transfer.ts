@@ -10,6 +10,7 @@ import { ConflictError, CorruptError, NotFoundError } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { writeLanding } from "../model/landing.ts";
 import { assertNamesFit, downloadToTmp, placeFile, placeLink, removeFile } from "../repo/apply.ts";
+import { lstatEntry } from "../repo/entry.ts";
 import type { FileState } from "./three_way.ts";
 import { fileDirClashes } from "./states.ts";
 import { runPool, sleep } from "../async.ts";
@@ -138,7 +139,8 @@ export async function landRemote(
   const blobs = writes.filter((p) => opts.remote.get(p)!.link === undefined);
   await assertNamesFit(s.repoDir, model, { paths: writes, dataDir: s.config.dataDir });
   opts.progress.addTotal(blobs.length, blobs.reduce((n, p) => n + opts.remote.get(p)!.size, 0));
-  const tmpFiles: string[] = [];
+  // Downloads not yet renamed into place: removed at the end, whatever happened.
+  const tmpFiles = new Set<string>();
   let bytes = 0;
   try {
     const downloads = await runPool(blobs, { jobs: s.jobs, signal: opts.signal }, async (p) => {
@@ -161,7 +163,7 @@ export async function landRemote(
         what: { model, path: p },
       });
       tracked.done();
-      tmpFiles.push(tmp);
+      tmpFiles.add(tmp);
       bytes += st.size;
       return tmp;
     });
@@ -186,6 +188,7 @@ export async function landRemote(
       await removeFile(s.repoDir, model, p, { dataDir: s.config.dataDir });
     }
     const mtimes = new Map<string, number>();
+    const knownDirs = new Set<string>();
     for (let i = 0; i < writes.length; i++) {
       const st = opts.remote.get(writes[i])!;
       // Test knob (MODELSYNC_TEST_BLOB_DELAY_MS): lets tests kill a sync mid-landing.
@@ -197,27 +200,17 @@ export async function landRemote(
           model,
           { path: writes[i], executable: st.executable },
           fetched.get(writes[i])!,
-          { dataDir: s.config.dataDir },
+          { dataDir: s.config.dataDir, knownDirs },
         )
         : await placeLink(s.repoDir, model, { path: writes[i], link: st.link }, {
           dataDir: s.config.dataDir,
         });
+      if (st.link === undefined) tmpFiles.delete(fetched.get(writes[i])!);
       mtimes.set(writes[i], landed.mtimeMs);
     }
     return { files: writes.length + removes.length, bytes, mtimes };
   } finally {
-    await Promise.all(tmpFiles.map((t) => Deno.remove(t).catch(() => {})));
-  }
-}
-
-async function lstatOrNull(p: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(p);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
-      return null;
-    }
-    throw err;
+    await Promise.all([...tmpFiles].map((t) => Deno.remove(t).catch(() => {})));
   }
 }
 
@@ -274,7 +267,7 @@ export async function landingClashes(
     let blocked = false;
     for (let i = 1; i < segs.length; i++) {
       const parent = segs.slice(0, i).join("/");
-      const info = await lstatOrNull(path.join(dir, ...segs.slice(0, i)));
+      const info = lstatEntry(path.join(dir, ...segs.slice(0, i)));
       if (info === null) break;
       if (info.isDirectory) continue;
       if (!removes.has(parent)) out.add(parent);
@@ -282,7 +275,7 @@ export async function landingClashes(
       break;
     }
     if (blocked) continue;
-    const info = await lstatOrNull(path.join(dir, ...segs));
+    const info = lstatEntry(path.join(dir, ...segs));
     if (info?.isDirectory && !(await emptiedByRemovals(path.join(dir, ...segs), p, removes))) {
       out.add(p);
     }
@@ -304,14 +297,7 @@ async function assertUntouched(
   const changed: string[] = [];
   for (const p of paths) {
     const want = expect.get(p);
-    let st: Deno.FileInfo | undefined;
-    try {
-      st = await Deno.lstat(path.join(dir, p));
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound) && !(err instanceof Deno.errors.NotADirectory)) {
-        throw err;
-      }
-    }
+    const st = lstatEntry(path.join(dir, p)) ?? undefined;
     // An absent path may hold a directory: only its files count (they are
     // other paths of the plan, or placeFile refuses to replace them).
     if (want === undefined && st?.isDirectory) continue;
