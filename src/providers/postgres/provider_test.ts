@@ -40,6 +40,7 @@ async function fresh(
 }
 
 const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
 Deno.test({ name: "the postgres provider passes the conformance kit", ...opts }, async (t) => {
   await runConformance(t, { name: "postgres", factory: () => fresh({ hint: "conf" }) });
@@ -181,3 +182,50 @@ Deno.test({
     await closeAdmin();
   }
 });
+
+for (
+  const [through, url, o] of [["", () => PG_URL!, opts], [
+    " through PgBouncer",
+    () => PGBOUNCER_URL!,
+    bouncerOpts,
+  ]] as const
+) {
+  Deno.test({
+    name: `postgres${through}: every statement has the server's deadline (statement_timeout)`,
+    ...o,
+  }, async () => {
+    const schema = freshSchema("deadline");
+    const app = `ms_${schema.slice(-8)}`;
+    const p = new PostgresProvider(
+      { url: `${url()}?application_name=${app}`, schema },
+      ctx({ callTimeoutMs: 1_000 }),
+      { env: {} },
+    );
+    const holder = await adminSql().reserve();
+    try {
+      await p.init();
+      await p.createRecord("k", enc("v"));
+      // Another session holds the table: the read waits until the server cancels it.
+      await holder.unsafe("BEGIN");
+      await holder.unsafe(`LOCK TABLE "${schema}".records IN ACCESS EXCLUSIVE MODE`);
+      const err = await p.getRecord("k").then(() => null, (e) => e);
+      assert.ok(err instanceof DatastoreError, String(err));
+      assert.ok(err.retryable, err.message);
+      assert.match(err.message, /57014 canceling statement due to statement timeout/);
+      await holder.unsafe("ROLLBACK");
+      // The setting was local to that transaction: nothing is left on the connection.
+      assert.equal(dec((await p.getRecord("k"))!.bytes), "v");
+      const [row] = await adminSql().unsafe(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1
+           AND state = 'idle in transaction'`,
+        [app],
+      );
+      assert.equal(row.n, 0, "no session left inside a transaction");
+    } finally {
+      await holder.unsafe("ROLLBACK").catch(() => {});
+      holder.release();
+      await p.close();
+      await dropSchema(schema);
+    }
+  });
+}
