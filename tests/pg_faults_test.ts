@@ -3,7 +3,8 @@
  * naming the datastore, the password nowhere in the output of any command,
  * `--json` or `-v`), and the server going away in the middle of a push
  * (exit 6, local data untouched, nothing committed, a rerun completes once
- * it is back). The server "goes away" by the test proxy closing every
+ * it is back), and a role that may only read (pull works, push exits 6).
+ * The server "goes away" by the test proxy closing every
  * connection and refusing new ones, after PostgreSQL itself terminated the
  * CLI's sessions (`pg_terminate_backend`: 57P01, what clients see when the
  * server shuts down).
@@ -168,5 +169,40 @@ Deno.test({
     const b = await pg.sb.repo("b");
     expectCode(await b.run(["pull"]), 0, "fresh pull");
     assert.deepEqual(await snapshot(b.path("models")), before, "every byte arrives");
+  },
+});
+
+Deno.test({
+  name: "PostgreSQL: a role that may only read pulls, and its push exits 6 writing nothing",
+  ...pgTestOptions(),
+  async fn() {
+    const role = `ms_ro_${Deno.pid}_${Math.floor(Math.random() * 1e6)}`;
+    await adminSql().unsafe(`CREATE ROLE ${role} LOGIN`);
+    await using pg = await PgSandbox.create("readonly");
+    try {
+      const a = await pg.sb.repo("a");
+      await a.write("models/vpc/m1/a.txt", "shared\n");
+      expectCode(await a.run(["push"]), 0, "push by the owner");
+      for (
+        const grant of [
+          `GRANT USAGE ON SCHEMA "${pg.schema}" TO ${role}`,
+          `GRANT SELECT ON ALL TABLES IN SCHEMA "${pg.schema}" TO ${role}`,
+        ]
+      ) await adminSql().unsafe(grant);
+      const u = new URL(PG_URL!);
+      const asRole = `postgres://${role}@${u.host}${u.pathname}?schema=${pg.schema}`;
+      const b = await pg.sb.repo("b");
+      const pull = expectCode(await b.run(["pull", "--datastore", asRole]), 0, "read-only pull");
+      assert.equal(await b.read("models/vpc/m1/a.txt"), "shared\n", describe(pull));
+      await b.write("models/vpc/m1/a.txt", "changed by b\n");
+      const before = await pg.count("records");
+      const line = expectOneLineError(await b.run(["push", "--datastore", asRole]), 6, "push");
+      assert.match(line, /may write/, line);
+      assert.equal(await pg.count("records"), before, "nothing written");
+      assert.equal(await b.read("models/vpc/m1/a.txt"), "changed by b\n", "local change kept");
+    } finally {
+      await adminSql().unsafe(`DROP OWNED BY ${role}`);
+      await adminSql().unsafe(`DROP ROLE ${role}`);
+    }
   },
 });
