@@ -411,6 +411,7 @@ pg_stop() {
   fi
   rm -rf "$PG_DIR"
   if [[ -f "${STATE}/pg.dir" ]]; then rm -rf "$PG_BASE" "${STATE}/pg.dir"; fi
+  rmdir "$PG_BASE" 2>/dev/null || true
 }
 
 pg_status() {
