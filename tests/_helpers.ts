@@ -294,6 +294,18 @@ export class Repo {
     if (mode !== undefined) await Deno.chmod(p, mode);
   }
 
+  /**
+   * Sets `packSmallFiles: false` in modelsync.yaml: every file a blob of its
+   * own, for tests about single blobs (which one a kill or a gc hits). Packs
+   * have tests of their own (tests/packs_test.ts).
+   */
+  async noPacks(): Promise<void> {
+    await this.write(
+      "modelsync.yaml",
+      `${await this.read("modelsync.yaml")}\npackSmallFiles: false\n`,
+    );
+  }
+
   /** Reads a file as text. */
   read(rel: string): Promise<string> {
     return Deno.readTextFile(this.path(rel));
