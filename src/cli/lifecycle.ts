@@ -127,6 +127,7 @@ export class CliRun implements CliContext {
       repo,
     });
     await configureLogging(w.settings.quiet ? "error" : w.settings.verbose ? "debug" : "info");
+    for (const warning of w.config?.warnings ?? []) logger("repo").warn("{warning}", { warning });
     this.#armDeadline(w.settings.timeoutMs, w.origins.timeoutMs);
     this.#settled = w;
     return w;

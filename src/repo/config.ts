@@ -61,6 +61,11 @@ export interface RepoConfig {
   holder?: string;
   /** The keys the file sets (for `config show`); absent in configs built in code. */
   fileKeys?: readonly string[];
+  /**
+   * What the YAML parser warned about (an unknown directive), one line each:
+   * logged by the command once logging is set up (the file decides `-q`).
+   */
+  warnings?: readonly string[];
 }
 
 /** Name of the configuration file that marks a repository. */
@@ -143,8 +148,17 @@ export async function loadConfig(
   }
   const invalid = (why: string) => new UsageError(`Invalid ${CONFIG_FILE} at ${file}: ${why}`);
   let data: unknown;
+  let warnings: string[] = [];
   try {
-    data = parseYaml(text) ?? {};
+    // logLevel "error": the yaml package would print its warnings (an unknown
+    // directive) through Node's process warnings, several lines on stderr;
+    // they go back in `warnings`, one line each, for the command to log.
+    const doc = parseDocument(text, { logLevel: "error" });
+    if (doc.errors.length > 0) throw doc.errors[0];
+    warnings = doc.warnings.map((w) =>
+      `${CONFIG_FILE}: ${w.message.split("\n")[0].replace(/:$/, "")}; ignored.`
+    );
+    data = doc.toJS() ?? {};
   } catch (err) {
     const first = (err as Error).message.split("\n")[0].replace(/:$/, "");
     throw invalid(`${first}. Fix the YAML syntax.`);
@@ -204,6 +218,7 @@ export async function loadConfig(
     ...(c.disableCaps === undefined ? {} : { disableCaps: c.disableCaps }),
     ...(c.holder === undefined ? {} : { holder: c.holder }),
     fileKeys: Object.keys(data as Record<string, unknown>),
+    ...(warnings.length === 0 ? {} : { warnings }),
   };
 }
 
@@ -331,7 +346,7 @@ async function reconcile(
 ): Promise<string> {
   let hasDatastore = false;
   try {
-    const data: unknown = parseYaml(text);
+    const data: unknown = parseYaml(text, { logLevel: "error" });
     hasDatastore = typeof data === "object" && data !== null &&
       (data as Record<string, unknown>).datastore !== undefined;
   } catch {
