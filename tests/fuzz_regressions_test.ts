@@ -22,3 +22,26 @@ Deno.test("a YAML warning in modelsync.yaml (an unknown directive) is one models
     res.stderr,
   );
 });
+
+Deno.test("a lock record with an unreadable acquiredAt is a corrupt record, not a lock of age NaN", async () => {
+  await using sb = await Sandbox.create();
+  const repo = await sb.repo("a");
+  await sb.datastore.plantLock("vpc/m1", {
+    key: "vpc/m1",
+    holder: "ci",
+    host: "elsewhere",
+    pid: 1,
+    operation: "push",
+    acquiredAt: "2026-12-04T19:13:29.171ZC:/x",
+    renewedAt: new Date().toISOString(),
+    ttlMs: 30_000,
+    nonce: "d08a9f17f547c54c44911e06666a4d06",
+  });
+  const text = expectCode(await repo.run(["lock", "status"]), 0).stdout;
+  assert.doesNotMatch(text, /NaN/, text);
+  assert.match(text, /^vpc\/m1 +corrupt +corrupt record .*corrupt record; not stale yet/m, text);
+  const doc = expectCode(await repo.run(["lock", "status", "--json"]), 0).json();
+  const [lock] = doc.locks as Record<string, unknown>[];
+  assert.equal(typeof lock.ageMs, "number", JSON.stringify(lock));
+  assert.ok(Number.isFinite(lock.ageMs), JSON.stringify(lock));
+});

@@ -24,7 +24,9 @@ export const storedLockRecordSchema: z.ZodType<LockRecord, unknown> = z.object({
   host: z.string(),
   pid: z.number().int(),
   operation: z.string(),
-  acquiredAt: z.string(),
+  // Shown as the lock's age: a record whose acquiredAt is no time is corrupt
+  // (an unreadable renewedAt instead makes it stale: src/provider/stale.ts).
+  acquiredAt: z.string().refine((t) => Number.isFinite(Date.parse(t)), "not a time"),
   renewedAt: z.string(),
   ttlMs: z.number().int().positive(),
   nonce: z.string().min(1),
