@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { expectCode, Sandbox } from "./_helpers.ts";
+import { expectCode, expectOneLineError, Sandbox } from "./_helpers.ts";
 
 Deno.test("a YAML warning in modelsync.yaml (an unknown directive) is one modelsync warning, not a Node warning", async () => {
   await using sb = await Sandbox.create();
@@ -44,4 +44,20 @@ Deno.test("a lock record with an unreadable acquiredAt is a corrupt record, not 
   const [lock] = doc.locks as Record<string, unknown>[];
   assert.equal(typeof lock.ageMs, "number", JSON.stringify(lock));
   assert.ok(Number.isFinite(lock.ageMs), JSON.stringify(lock));
+});
+
+Deno.test("a file: datastore spec with a malformed %-escape is a usage error (exit 2), not an unexpected failure", async () => {
+  await using sb = await Sandbox.create();
+  const repo = await sb.repo("a");
+  for (const spec of ["file:/%/%00", "file:%%2e%2e/x//", "file:/x/%E0%A4%A"]) {
+    const line = expectOneLineError(
+      await repo.run(["--datastore", spec, "status", "--remote"]),
+      2,
+      spec,
+    );
+    assert.match(
+      line,
+      /^modelsync: error: Invalid --datastore ".*": it is not a valid file:\/\/ URL/,
+    );
+  }
 });

@@ -43,7 +43,14 @@ export function parseFilesystemSpec(spec: string, ctx: { baseDir: string }): Fil
       throw bad("it is not a valid file:// URL");
     }
     if (url.host !== "" && url.host !== "localhost") throw bad("a file:// URL cannot name a host");
-    return { path: decodeURIComponent(url.pathname) };
+    let path: string;
+    try {
+      path = decodeURIComponent(url.pathname);
+    } catch {
+      throw bad("it is not a valid file:// URL (a malformed %-escape)");
+    }
+    if (path.includes("\0")) throw bad("it is not a valid file:// URL (its path holds a NUL)");
+    return { path };
   }
   const m = /^(filesystem|fs):(.*)$/i.exec(spec);
   const path = m === null ? spec : m[2];
