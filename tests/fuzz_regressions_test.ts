@@ -61,3 +61,23 @@ Deno.test("a file: datastore spec with a malformed %-escape is a usage error (ex
     );
   }
 });
+
+Deno.test("a datastore spec whose query holds a line break never prints what follows it (credentials)", async () => {
+  await using sb = await Sandbox.create();
+  const repo = await sb.repo("a");
+  for (
+    const spec of [
+      "s3://bucket/p?secretAccessKey=\nFZ-SECRET-1",
+      "s3://bucket/p?x=1\r\n&sig=FZ-SECRET-1",
+      "postgres://127.0.0.1:1/db?password=\nFZ-SECRET-1",
+      "s3://bucket/p#\nFZ-SECRET-1",
+    ]
+  ) {
+    const res = await repo.run(["--datastore", spec, "--timeout", "5s", "status", "--remote"]);
+    assert.doesNotMatch(
+      res.stdout + res.stderr,
+      /FZ-SECRET-1/,
+      `${JSON.stringify(spec)}\n${res.stderr}`,
+    );
+  }
+});

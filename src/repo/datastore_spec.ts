@@ -62,7 +62,9 @@ export function parseDatastoreSpec(
 /** A spec fit for messages: no user info, query or fragment (either may hold secrets). */
 export function redactSpec(spec: string): string {
   // Up to the last "@" before a query: a password may itself hold a "/".
-  return spec.replace(/#.*$/, "").replace(/\/\/[^?]*@/, "//***@").replace(/\?.*$/, "?***");
+  // [\s\S], not ".": a query or fragment cut by a line break is still all hidden.
+  return spec.replace(/#[\s\S]*$/, "").replace(/\/\/[^?]*@/, "//***@")
+    .replace(/\?[\s\S]*$/, "?***");
 }
 
 /** Resolves a local path against `baseDir` (`~/` against the home directory). */
