@@ -81,3 +81,14 @@ Deno.test("a datastore spec whose query holds a line break never prints what fol
     );
   }
 });
+
+Deno.test("an unknown modelsync.yaml key with control characters is echoed escaped, on one line", async () => {
+  await using sb = await Sandbox.create();
+  const repo = await sb.repo("a");
+  const yaml = await repo.read("modelsync.yaml");
+  await repo.write("modelsync.yaml", `${yaml}"excl\\ru\\u001b[31mde": []\n`);
+  const line = expectOneLineError(await repo.run(["status"]), 2);
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(line, /[\u0000-\u001f\u007f]/, JSON.stringify(line));
+  assert.match(line, /unknown key "excl\\ru\\x1b\[31mde"\. Remove it or fix the spelling/);
+});

@@ -20,6 +20,7 @@ import { parse as parseYaml, parseDocument, stringify as stringifyYaml } from "y
 import { z } from "zod";
 import { NotFoundError, UsageError } from "../errors.ts";
 import { pathProblem } from "../model/path.ts";
+import { printable } from "../provider/stale.ts";
 import { refPatternProblem } from "../model/ref_pattern.ts";
 import { CONFIG_KEYS, type ConfigKey, type ConfigKeySpec } from "./config_keys.ts";
 import type { SymlinkMode } from "./scan.ts";
@@ -240,7 +241,8 @@ function checkModelPatterns(
 
 function describeIssue(issue: z.core.$ZodIssue, data: unknown): string {
   if (issue.code === "unrecognized_keys") {
-    return `unknown key "${issue.keys[0]}". Remove it or fix the spelling ` +
+    // printable: a key is the file's text; control characters are shown escaped.
+    return `unknown key "${printable(String(issue.keys[0]))}". Remove it or fix the spelling ` +
       `(known keys: ${KNOWN_KEYS.join(", ")}).`;
   }
   const key = String(issue.path[0] ?? "");
