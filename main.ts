@@ -15,6 +15,7 @@ import { addHelpSections, addSettingOptions } from "./src/cli/help.ts";
 import { CliRun } from "./src/cli/lifecycle.ts";
 import { writeAll, writeErr, writeOut } from "./src/cli/output.ts";
 import { versionText } from "./src/cli/version.ts";
+import { printable } from "./src/provider/stale.ts";
 import { capsCommand } from "./commands/caps.ts";
 import { completionsCommand } from "./commands/completions.ts";
 import { configCommand } from "./commands/config.ts";
@@ -95,6 +96,15 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * The first line of an error message, fit for a terminal: messages echo
+ * input (a ref, a path, a key), and a control character in it (DEL, a C1
+ * escape, a line separator) is shown escaped, never sent raw.
+ */
+function terminalLine(message: string): string {
+  return printable(message.split("\n")[0], Infinity);
+}
+
 /** The one-line message of a commander error, its "Did you mean …?" kept. */
 function commanderMessage(err: CommanderError): string {
   return err.message.replace(/^error: /, "").split("\n").map((l) => l.trim()).filter((l) =>
@@ -130,7 +140,7 @@ function reportError(raw: unknown, verbose: boolean): number {
     return ExitCode.usage;
   }
   if (err instanceof ModelsyncError) {
-    writeErr(`modelsync: error: ${err.message.split("\n")[0]}`);
+    writeErr(`modelsync: error: ${terminalLine(err.message)}`);
     if (verbose && err.cause) {
       writeErr(`modelsync: debug: cause: ${String((err.cause as Error)?.stack ?? err.cause)}`);
     }
@@ -138,7 +148,7 @@ function reportError(raw: unknown, verbose: boolean): number {
   }
   const e = err as Error;
   writeErr(
-    `modelsync: error: unexpected failure: ${e?.message?.split("\n")[0] ?? String(err)}. ` +
+    `modelsync: error: unexpected failure: ${terminalLine(e?.message ?? String(err))}. ` +
       `Rerun with -v for details and report it.`,
   );
   if (verbose) writeErr(String(e?.stack ?? err));

@@ -92,3 +92,14 @@ Deno.test("an unknown modelsync.yaml key with control characters is echoed escap
   assert.doesNotMatch(line, /[\u0000-\u001f\u007f]/, JSON.stringify(line));
   assert.match(line, /unknown key "excl\\ru\\x1b\[31mde"\. Remove it or fix the spelling/);
 });
+
+Deno.test("an error echoing input with DEL or C1 control characters shows them escaped", async () => {
+  await using sb = await Sandbox.create();
+  const repo = await sb.repo("a");
+  for (const arg of ["a\u007f_", "vpc/\u009b31m", "x\u2028y/z"]) {
+    const line = expectOneLineError(await repo.run(["status", arg]), 2, JSON.stringify(arg));
+    // deno-lint-ignore no-control-regex
+    assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/, JSON.stringify(line));
+    assert.match(line, /Invalid model ref "(a\\x7f_|vpc\/\\x9b31m|x\\u2028y\/z)"/, line);
+  }
+});
