@@ -3,7 +3,8 @@
  * counts the requests a command makes, delays every request by a set latency (a datastore far away), and injects
  * faults (an endpoint that ignores conditional writes, refused credentials,
  * a server that goes down, an answer lost after the server did the work, an
- * error answer to chosen requests).
+ * error answer to chosen requests, a connection reset, a request never
+ * answered, a body that stalls part-way).
  *
  * Bodies stream both ways and pass through byte for byte: the request body
  * keeps its `content-length` (or stays chunked when the client sent it
@@ -149,6 +150,22 @@ export class S3Proxy {
    * Such a request is recorded with status 0.
    */
   loseAnswer?: (req: ProxiedRequest, status: number) => boolean;
+  /**
+   * Called for each request after the latency; true breaks the connection
+   * before any answer and before the server sees the request (a reset).
+   */
+  resetRequest?: (req: ProxiedRequest) => boolean;
+  /**
+   * Called for each request after the latency; true never answers it (a hung
+   * server): the client gives up on its own; the request ends when the proxy pauses.
+   */
+  stallRequest?: (req: ProxiedRequest) => boolean;
+  /**
+   * Called once the server has answered; a number N sends the status, the
+   * headers and the first N bytes of the body, then nothing more (a stalled
+   * body) until the proxy pauses.
+   */
+  stallBody?: (req: ProxiedRequest, status: number) => number | undefined;
 
   readonly #upstream: URL;
   readonly #port: number;
@@ -269,6 +286,15 @@ export class S3Proxy {
       const waited = await delay(this.latencyMs, cut);
       if (!waited) return brokenResponse();
     }
+    if (this.resetRequest?.(entry)) {
+      await req.body?.cancel().catch(() => {});
+      return brokenResponse();
+    }
+    if (this.stallRequest?.(entry)) {
+      // (cut only: reading req.signal makes Deno.serve warn about its legacy behaviour)
+      await aborted(cut);
+      return brokenResponse();
+    }
     const failWith = this.failRequest?.(entry);
     if (failWith !== undefined) {
       // Read the body whole first, so the client sees the answer rather than a reset.
@@ -330,7 +356,12 @@ export class S3Proxy {
     for (const [name, value] of upstream.headers) {
       if (!HOP_BY_HOP.has(name)) out.append(name, value);
     }
-    const body = upstream.body === null ? null : cutOff(upstream.body, cut);
+    const stallAt = this.stallBody?.(entry, upstream.status);
+    const body = upstream.body === null
+      ? null
+      : stallAt === undefined
+      ? cutOff(upstream.body, cut)
+      : stallAfter(upstream.body, stallAt, cut);
     return new Response(body, { status: upstream.status, headers: out });
   }
 }
@@ -347,6 +378,45 @@ function delay(ms: number, signal: AbortSignal): Promise<boolean> {
       resolve(true);
     }, ms);
     signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Resolves once `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
+/** The first `n` bytes of `body`, then nothing until `signal` aborts; then the stream fails. */
+function stallAfter(
+  body: ReadableStream<Uint8Array>,
+  n: number,
+  signal: AbortSignal,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (sent >= n) {
+        await aborted(signal);
+        await reader.cancel().catch(() => {});
+        controller.error(new Error("S3Proxy: stalled body given up"));
+        return;
+      }
+      const { done, value } = await reader.read();
+      if (done) {
+        controller.close();
+        return;
+      }
+      const part = value.subarray(0, Math.max(0, n - sent));
+      sent += part.byteLength;
+      if (part.byteLength > 0) controller.enqueue(part);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
   });
 }
 
