@@ -6,7 +6,7 @@
  */
 import { listPaths } from "./format.ts";
 import path from "node:path";
-import { ConflictError, CorruptError, NotFoundError } from "../errors.ts";
+import { ConflictError, CorruptError, isRetryable, NotFoundError } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { writeLanding } from "../model/landing.ts";
 import { assertNamesFit, downloadToTmp, placeFile, placeLink, removeFile } from "../repo/apply.ts";
@@ -21,7 +21,7 @@ import {
 import { readCheckedSource } from "../provider/blob_source.ts";
 import type { FileState } from "./three_way.ts";
 import { fileDirClashes } from "./states.ts";
-import { runPool, sleep } from "../async.ts";
+import { Backoff, runPool, sleep } from "../async.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
 
@@ -210,14 +210,43 @@ async function readPackSpan(
   opts: { ranged: boolean; signal: AbortSignal },
 ): Promise<Uint8Array | null> {
   try {
-    const stream = await s.provider.getBlob(span.blob, {
-      signal: opts.signal,
-      ...(opts.ranged ? { range: { offset: span.offset, length: span.length } } : {}),
+    return await afterBodyStarts(opts.signal, async (started) => {
+      const stream = await s.provider.getBlob(span.blob, {
+        signal: opts.signal,
+        ...(opts.ranged ? { range: { offset: span.offset, length: span.length } } : {}),
+      });
+      started();
+      return new Uint8Array(await new Response(stream).arrayBuffer());
     });
-    return new Uint8Array(await new Response(stream).arrayBuffer());
   } catch (err) {
     if (err instanceof NotFoundError) return null;
     throw err;
+  }
+}
+
+/** Tries of one download whose body failed part-way (a reset, a stall past the idle deadline). */
+const DOWNLOAD_ATTEMPTS = 3;
+
+/**
+ * Runs a download again from the start when its body fails part-way with a
+ * transient fault, up to {@linkcode DOWNLOAD_ATTEMPTS} tries with backoff.
+ * The guard (src/provider/guard.ts) retries a call only until its body
+ * starts; `download` calls `started()` then, and a fault before it is not
+ * retried here again.
+ */
+async function afterBodyStarts<T>(
+  signal: AbortSignal,
+  download: (started: () => void) => Promise<T>,
+): Promise<T> {
+  const backoff = new Backoff({ initialMs: 200, maxMs: 2_000 });
+  for (let attempt = 1;; attempt++) {
+    let began = false;
+    try {
+      return await download(() => (began = true));
+    } catch (err) {
+      if (!began || attempt >= DOWNLOAD_ATTEMPTS || signal.aborted || !isRetryable(err)) throw err;
+      await sleep(backoff.next(), signal);
+    }
   }
 }
 
@@ -366,13 +395,16 @@ export async function landRemote(
     const downloads = await runPool(own, { jobs: s.jobs, signal: opts.signal }, async (p) => {
       const st = opts.remote.get(p)!;
       if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
-      const stream = await ownBlob(s, model, p, st, opts.signal);
       const tracked = opts.progress.track(st.size);
-      // Small files complete at once: only large ones are counted as they stream.
-      const body = st.size >= STREAM_PROGRESS_BYTES ? counted(stream, tracked.bytes) : stream;
-      const tmp = await downloadToTmp(s.repoDir, body, st, {
-        signal: opts.signal,
-        what: { model, path: p },
+      const tmp = await afterBodyStarts(opts.signal, async (started) => {
+        const stream = await ownBlob(s, model, p, st, opts.signal);
+        started();
+        // Small files complete at once: only large ones are counted as they stream.
+        const body = st.size >= STREAM_PROGRESS_BYTES ? counted(stream, tracked.bytes) : stream;
+        return await downloadToTmp(s.repoDir, body, st, {
+          signal: opts.signal,
+          what: { model, path: p },
+        });
       });
       tracked.done();
       tmpFiles.add(tmp);
