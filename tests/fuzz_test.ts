@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { CorruptError, UsageError } from "../src/errors.ts";
-import { runProblem } from "../fuzz/_cli.ts";
+import { CliFuzzer, runProblem } from "../fuzz/_cli.ts";
 import { type FuzzReport, runFuzz } from "../fuzz/run.ts";
 import { errorProblem, TARGETS } from "../fuzz/targets.ts";
 
@@ -71,4 +71,22 @@ Deno.test("fuzz: one input per target through the real CLI (seeded)", async () =
   const report = await runFuzz({ seed: SEED, cases: 0, cli: 1 });
   for (const t of report.targets) assert.ok(t.cliRuns >= 1, t.target);
   assert.equal(report.failures.length, 0, failures(report));
+});
+
+Deno.test("fuzz: a CLI case that writes outside the repository is caught", async () => {
+  await using cli = await CliFuzzer.create();
+  // push writes to the datastore, which a read-only placement does not allow.
+  const caught = await cli.run("outside", {
+    writes: [{ path: "repo/models/vpc/m1/new.txt", text: "new\n" }],
+    commands: [["push"]],
+  });
+  assert.deepEqual(caught.codes, [0]);
+  assert.equal(caught.problems.length, 1, caught.problems.join("\n"));
+  assert.match(caught.problems[0], /^written outside the repository: datastore\//);
+  const allowed = await cli.run("allowed", {
+    writes: [{ path: "repo/models/vpc/m1/new.txt", text: "new\n" }],
+    commands: [["push"]],
+    writesDatastore: true,
+  });
+  assert.deepEqual(allowed, { problems: [], codes: [0] });
 });
