@@ -185,6 +185,7 @@ export interface StoredCommit {
   generation: number;
   commit: string;
   files: { path: string; sha256: string }[];
+  parent: { generation: number; commit: string } | null;
   committedBy: { holder: string; pid: number };
 }
 
@@ -225,11 +226,29 @@ export class DirectReader {
           generation: doc.generation,
           commit: String(doc.commit),
           files: doc.files,
+          parent: doc.parent ?? null,
           committedBy: doc.committedBy,
         });
       } catch {
         // Not a commit (a torn or foreign record): verify reports those.
       }
+    }
+    return out;
+  }
+
+  /**
+   * The generations reachable from a model's head along the parent links
+   * (what `log` lists), newest first; [] when it has no head.
+   */
+  async reachable(model: string): Promise<number[]> {
+    const head = await this.provider.getRecord(`heads/${model}`);
+    if (head === null) return [];
+    const byCommit = new Map((await this.commits()).map((c) => [c.commit, c]));
+    const out: number[] = [];
+    let at = byCommit.get(JSON.parse(new TextDecoder().decode(head.bytes)).commit);
+    while (at !== undefined) {
+      out.push(at.generation);
+      at = at.parent === null ? undefined : byCommit.get(at.parent.commit);
     }
     return out;
   }

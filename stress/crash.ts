@@ -89,10 +89,6 @@ function point(
   return { op, n, action, ...(prefix === undefined ? {} : { prefix }) };
 }
 
-function killAt(rng: Rng, choices: CrashPoint[]): CrashPoint {
-  return rng.pick(choices);
-}
-
 const either = (rng: Rng): CrashAction => (rng.chance(0.5) ? "before" : "after");
 
 /** One trial; true when its process was killed at its point. */
@@ -111,7 +107,7 @@ async function runTrial(world: World, rng: Rng, op: Op): Promise<boolean> {
     args = op === "push"
       ? ["push", "--json", ...path, ...(rng.chance(0.3) ? [model] : [])]
       : ["flush", "--json", ...path];
-    crash = killAt(rng, [
+    crash = rng.pick([
       point("putBlob", rng.range(1, edits), either(rng)),
       point("putBlob", rng.range(1, edits), either(rng)),
       point("write", 1, either(rng), "history/"),
@@ -129,7 +125,7 @@ async function runTrial(world: World, rng: Rng, op: Op): Promise<boolean> {
     const resolution = rng.pick([[], [], ["--ours"], ["--theirs"]]);
     args = ["pull", "--json", ...resolution];
     if (resolution.length > 0) allowed = [0];
-    crash = killAt(rng, [
+    crash = rng.pick([
       point("getBlob", rng.range(1, edits), either(rng)),
       point("getBlob", rng.range(1, edits), either(rng)),
       point("getRecord", 1, "after", "heads/"),
@@ -139,7 +135,7 @@ async function runTrial(world: World, rng: Rng, op: Op): Promise<boolean> {
     if (prepared === null) return false;
     args = prepared;
     allowed = [0];
-    crash = killAt(rng, [
+    crash = rng.pick([
       point("getBlob", rng.range(1, 3), either(rng)),
       point("getRecord", 1, "after", "history/"),
       point("getRecord", 1, "after", "heads/"),
@@ -147,13 +143,21 @@ async function runTrial(world: World, rng: Rng, op: Op): Promise<boolean> {
   } else {
     // gc may prune what it removes: note every stored content first.
     await world.snapshotCommitted();
-    args = ["gc", "--grace", "0s", "--json", ...(rng.chance(0.3) ? ["--keep", "2"] : [])];
+    const keep = rng.chance(0.3) ? ["--keep", "2"] : [];
+    const dry = await world.run(victim, ["gc", "--grace", "0s", "--dry-run", "--json", ...keep], {
+      allowed: [0],
+    });
+    const records = ((dry.doc?.records ?? []) as unknown[]).length;
+    const blobs = ((dry.doc?.blobs ?? []) as unknown[]).length;
+    args = ["gc", "--grace", "0s", "--json", ...keep];
     allowed = [0];
-    crash = killAt(rng, [
-      point("deleteBlob", rng.range(1, 4), either(rng)),
-      point("deleteRecord", rng.range(1, 3), either(rng), "history/"),
-      point("write", 1, either(rng), "history/"),
+    crash = rng.pick([
       point("write", 1, "after", "leases/"),
+      ...(blobs > 0 ? [0, 1].map(() => point("deleteBlob", rng.range(1, blobs), either(rng))) : []),
+      ...(records > 0
+        ? [0, 1].map(() => point("deleteRecord", rng.range(1, records), either(rng), "history/"))
+        : []),
+      ...(keep.length > 0 && records > 0 ? [point("write", 1, either(rng), "history/")] : []),
     ]);
   }
   const first = await world.run(victim, args, { allowed, crash });
@@ -165,13 +169,17 @@ async function runTrial(world: World, rng: Rng, op: Op): Promise<boolean> {
   }
   world.count(`killed: ${name}`);
   world.count("killed processes");
-  // Whatever was cut short, the datastore names only whole, stored blobs.
-  const v = await world.run(others[0], ["verify", "--read-data", "--json"], { allowed: [0] });
-  if (v.res.code !== 0) world.violation(`verify right after the kill of ${name} failed`);
+  // pull and restore only read the datastore and take no datastore lock.
+  const writes = op === "push" || op === "flush" || op === "gc";
+  if (writes) {
+    // Whatever was cut short, the datastore names only whole, stored blobs.
+    const v = await world.run(others[0], ["verify", "--read-data", "--json"], { allowed: [0] });
+    if (v.res.code !== 0) world.violation(`verify right after the kill of ${name} failed`);
+  }
   const rerun = await world.run(victim, args, { allowed });
   await settle(world, victim, rerun, { allowed });
   if (op === "restore") await world.run(victim, ["push", "--json", model], { allowed: [0] });
-  await checkLocks(world, others[0], `after the rerun of ${name}`);
+  if (writes) await checkLocks(world, others[0], `after the rerun of ${name}`);
   return true;
 }
 
@@ -198,9 +206,10 @@ async function settle(world: World, w: Writer, r: Outcome, o: Pick<RunOpts, "all
 }
 
 /**
- * Gets `victim` in sync, makes sure `model` has an older generation, and
- * returns the arguments of a restore to one of them (`--force` over a local
- * edit half the time), or null when the model has a single generation.
+ * Pushes what `victim` has, so that it has no local change, and returns the
+ * arguments of a restore of `model` to one of its older generations
+ * (`--force` over a new local edit half the time), or null when the model
+ * has a single generation.
  */
 async function prepareRestore(
   world: World,
@@ -209,10 +218,7 @@ async function prepareRestore(
   model: string,
 ): Promise<string[] | null> {
   await pushResolved(world, victim, ["flush", "--json"]);
-  await world.run(victim, ["pull", "--json"], { allowed: [0] });
-  const log = await world.run(victim, ["log", "--json", model], { allowed: [0] });
-  const gens = ((log.doc?.generations ?? []) as { generation: number }[]).map((g) => g.generation);
-  const older = gens.slice(1);
+  const older = (await (await world.reader()).reachable(model)).slice(1);
   if (older.length === 0) return null;
   const force = rng.chance(0.5);
   if (force) await world.edit(victim, model);
