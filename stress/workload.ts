@@ -3,7 +3,8 @@
  * fresh datastore, run R rounds at the same time. A round is one to three
  * random edits (add, modify or delete a file of a few shared models, often
  * at paths other writers also use) and one command: push (all, or one
- * model), flush, pull (plain, `--ours`, `--theirs`) or `status --remote`;
+ * model), flush, pull (plain, `--ours`, `--theirs`), `status --remote` or
+ * `gc` (with its default grace, under the global lock);
  * a fifth of the pushes and flushes take the global lock path
  * (`--disable-cap scopedSync`) while the others take the scoped one.
  *
@@ -66,6 +67,7 @@ const OPS = {
   pullOurs: 10,
   pullTheirs: 10,
   status: 5,
+  gc: 3,
 };
 
 async function writerLoop(world: World, w: Writer, rounds: number): Promise<void> {
@@ -98,6 +100,11 @@ async function writerLoop(world: World, w: Writer, rounds: number): Promise<void
         break;
       case "status":
         await world.run(w, ["status", "--remote", "--json"], { allowed: [0] });
+        break;
+      case "gc":
+        // The default grace keeps every blob and record a push in flight may
+        // need; gc still takes the global lock and drains the model locks.
+        await world.run(w, ["gc", "--json"], { allowed: [0] });
         break;
     }
   }
