@@ -168,6 +168,7 @@ async function runTrial(world: World, rng: Rng, op: Op): Promise<boolean> {
     return false;
   }
   world.count(`killed: ${name}`);
+  world.count(`killed processes during ${op}`);
   world.count("killed processes");
   // pull and restore only read the datastore and take no datastore lock.
   const writes = op === "push" || op === "flush" || op === "gc";
