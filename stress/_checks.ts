@@ -76,6 +76,8 @@ export async function checkWorld(
 }
 
 async function checkAcks(world: World, first: Writer): Promise<void> {
+  let found = 0;
+  let pruned = 0;
   for (const m of world.models) {
     const acks = world.acks.filter((a) => a.model === m);
     if (acks.length === 0) continue;
@@ -87,7 +89,7 @@ async function checkAcks(world: World, first: Writer): Promise<void> {
     for (const a of acks) {
       const g = byKey.get(`${a.generation}/${a.pid}`);
       if (g !== undefined) {
-        world.count("acknowledged commits found in history");
+        found++;
         if (g.files !== a.files) {
           world.violation(
             `${m} generation ${a.generation}: ${a.what} reported ${a.files} files, ` +
@@ -95,7 +97,7 @@ async function checkAcks(world: World, first: Writer): Promise<void> {
           );
         }
       } else if (doc.end === "pruned" && a.generation < oldest) {
-        world.count("acknowledged commits pruned by gc --keep");
+        pruned++;
       } else {
         world.violation(
           `acknowledged commit lost: ${m} generation ${a.generation} by pid ${a.pid} ` +
@@ -106,6 +108,8 @@ async function checkAcks(world: World, first: Writer): Promise<void> {
       }
     }
   }
+  world.setCount("acknowledged commits found in history", found);
+  if (pruned > 0) world.setCount("acknowledged commits pruned by gc --keep", pruned);
 }
 
 async function checkEdits(world: World, opts: { unreportedSavesOk: boolean }): Promise<void> {
@@ -116,12 +120,14 @@ async function checkEdits(world: World, opts: { unreportedSavesOk: boolean }): P
     reported.set(w.name, await world.savedHashes(w, { reportedOnly: true }));
     anySaved.set(w.name, await world.savedHashes(w, { reportedOnly: false }));
   }
+  const tally = new Map<string, number>();
+  const add = (k: string) => tally.set(k, (tally.get(k) ?? 0) + 1);
   for (const e of world.edits) {
-    if (e.superseded) world.count("edits overwritten by their own writer");
-    else if (world.committed.has(e.sha256)) world.count("edits found in a commit");
-    else if (reported.get(e.writer)!.has(e.sha256)) world.count("edits found in a reported copy");
+    if (e.superseded) add("edits overwritten by their own writer");
+    else if (world.committed.has(e.sha256)) add("edits found in a commit");
+    else if (reported.get(e.writer)!.has(e.sha256)) add("edits found in a reported copy");
     else if (opts.unreportedSavesOk && anySaved.get(e.writer)!.has(e.sha256)) {
-      world.count("edits found in a copy saved by a killed command");
+      add("edits found in a copy saved by a killed command");
     } else {
       world.violation(
         `local edit lost: ${e.writer}'s ${e.model}/${e.path} (sha256 ${e.sha256.slice(0, 12)}) ` +
@@ -129,6 +135,7 @@ async function checkEdits(world: World, opts: { unreportedSavesOk: boolean }): P
       );
     }
   }
+  for (const [k, n] of tally) world.setCount(k, n);
 }
 
 /** Property 5: `lock status` lists no lock but stale ones of processes killed on purpose. */

@@ -142,6 +142,14 @@ export class World {
     this.counts[what] = (this.counts[what] ?? 0) + n;
   }
 
+  /**
+   * Sets a figure a check computes afresh each time it runs (so that
+   * checks repeated during a run do not count the same commit twice).
+   */
+  setCount(what: string, n: number): void {
+    this.counts[what] = n;
+  }
+
   /** Records a violated property (the run then fails, printing its seed). */
   violation(text: string): void {
     this.violations.push(`[${this.label}] ${text}`);

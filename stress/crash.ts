@@ -143,7 +143,7 @@ async function runTrial(world: World, rng: Rng, op: Op): Promise<boolean> {
   } else {
     // gc may prune what it removes: note every stored content first.
     await world.snapshotCommitted();
-    const keep = rng.chance(0.3) ? ["--keep", "2"] : [];
+    const keep = rng.chance(0.2) ? ["--keep", String(rng.range(3, 6))] : [];
     const dry = await world.run(victim, ["gc", "--grace", "0s", "--dry-run", "--json", ...keep], {
       allowed: [0],
     });
