@@ -54,6 +54,10 @@ export interface Ack {
   pid: number;
   files: number;
   what: string;
+  /** Found in the history by a check (it may be pruned by `gc --keep` later). */
+  seen?: boolean;
+  /** No longer in the history: `gc --keep` pruned it. */
+  pruned?: boolean;
 }
 
 /** What a finished command left. */

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { checkLocks, checkWorld, converge } from "./_checks.ts";
+import { checkAcks, checkLocks, checkWorld, converge } from "./_checks.ts";
 import type { DatastoreEntry, Rng } from "./_common.ts";
 import { type Outcome, type RunOpts, World, type Writer } from "./_world.ts";
 import { type CrashAction, type CrashPoint, formatCrashPoint } from "./crashpoint.ts";
@@ -144,6 +144,8 @@ async function runTrial(world: World, rng: Rng, op: Op): Promise<boolean> {
     // gc may prune what it removes: note every stored content first.
     await world.snapshotCommitted();
     const keep = rng.chance(0.2) ? ["--keep", String(rng.range(3, 6))] : [];
+    // Every acknowledged commit is checked before gc may prune it.
+    if (keep.length > 0) await checkAcks(world, victim);
     const dry = await world.run(victim, ["gc", "--grace", "0s", "--dry-run", "--json", ...keep], {
       allowed: [0],
     });
