@@ -15,7 +15,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { randomSeed, Rng, selectDatastores } from "./_common.ts";
+import { DATASTORES, randomSeed, Rng, selectDatastores } from "./_common.ts";
 import { runCrashTrials } from "./crash.ts";
 import { runFencing } from "./fencing.ts";
 import { type PhaseResult, runWorkload } from "./workload.ts";
@@ -166,6 +166,23 @@ function count(text: string | undefined, name: string, fallback: number): number
   return Number(text);
 }
 
+/** Thrown by {@linkcode parseOptions} for `--help`. */
+export class HelpRequested extends Error {}
+
+/** What `--help` prints. */
+export const USAGE = `Usage: deno task stress [options]
+
+  --seed N           seed of every choice (default: random, printed first)
+  --writers N        repositories working at the same time (default ${DEFAULTS.writers})
+  --rounds N         workload rounds per writer; 0 skips the workload (default ${DEFAULTS.rounds})
+  --models N         shared models (default ${DEFAULTS.models})
+  --crash-trials N   processes to kill at a crash point, per datastore (default ${DEFAULTS.crashTrials})
+  --fencing N        fencing trials per datastore (default ${DEFAULTS.fencing})
+  --datastore NAME   only this datastore (repeatable): ${DATASTORES.map((d) => d.name).join(", ")}
+  --keep             keep the temporary directories
+
+Exits 1 when a property was violated, printing the command that reruns the same choices.`;
+
 /** Parses the command line. */
 export function parseOptions(args: string[]): StressOptions {
   const { values } = parseArgs({
@@ -179,9 +196,11 @@ export function parseOptions(args: string[]): StressOptions {
       fencing: { type: "string" },
       datastore: { type: "string", multiple: true },
       keep: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
     },
     strict: true,
   });
+  if (values.help) throw new HelpRequested();
   const o: StressOptions = {
     seed: count(values.seed, "seed", randomSeed()),
     writers: count(values.writers, "writers", DEFAULTS.writers),
@@ -202,12 +221,24 @@ if (import.meta.main) {
   try {
     o = parseOptions(Deno.args);
   } catch (err) {
-    console.error(`stress: ${(err as Error).message}`);
+    if (err instanceof HelpRequested) {
+      console.log(USAGE);
+      Deno.exit(0);
+    }
+    console.error(`stress: ${(err as Error).message}\n\n${USAGE}`);
     Deno.exit(2);
   }
   const started = Date.now();
   console.error(`stress: seed ${o.seed}`);
-  const s = await runStress({ ...o, log: (line) => console.error(`stress: ${line}`) });
+  let s: StressSummary;
+  try {
+    s = await runStress({ ...o, log: (line) => console.error(`stress: ${line}`) });
+  } catch (err) {
+    // A datastore named with --datastore that is not available here, or a
+    // failure of the harness itself (not a property of modelsync).
+    console.error(`stress: ${(err as Error).message}`);
+    Deno.exit(2);
+  }
   for (const line of formatSummary(s, o)) console.log(line);
   console.log(`Total ${((Date.now() - started) / 1000).toFixed(1)} s.`);
   if (s.violations.length > 0) {
