@@ -149,10 +149,16 @@ export async function pushModel(
       }
       // Content the head already keeps in a pack stays where it is.
       const stored = new Map([...packLocations(remoteStates.values()), ...packedHere]);
+      // Content the head names as blobs of their own (large files; files pushed before packs).
+      const named = new Set<string>();
+      for (const st of remoteStates.values()) {
+        if (st.link === undefined && st.pack === undefined) named.add(st.sha256);
+      }
       const moved = await uploadMissing(s, items, {
         signal,
         progress: opts.progress,
         stored,
+        named,
         pack: s.config.packSmallFiles !== false,
       });
       for (const [h, at] of moved.packed) {

@@ -55,13 +55,20 @@ const PACK_WRITE_JOBS = 2;
 
 /**
  * Uploads the content the datastore does not have yet, each once: files up
- * to 512 KiB (`isPackable`) into packs of up to 16 MiB (in the
- * order given, so a model's files lie together), larger ones as blobs of
- * their own, in a rolling pool of `s.jobs`. Content `stored` names (a pack
- * location the head already holds) is not uploaded again; nor is content
- * that is a blob of its own already. With `pack: false` nothing is packed
- * (the remedy for a lost pack stores blobs of their own, which readers fall
- * back to). Returns what was uploaded and where packed content went.
+ * to 512 KiB (`isPackable`) into packs of up to 16 MiB (in the order given,
+ * so a model's files lie together), larger ones as blobs of their own, in a
+ * rolling pool of `s.jobs`.
+ *
+ * What is there already is asked by blob, not per file: content `stored` in
+ * a pack (a location the head names) needs its pack to exist, one check per
+ * pack; content the head names as a blob of its own (`named`), and every
+ * file too large to pack, needs that blob. New small content is packed
+ * without asking (on S3 a question per file is a request per file). Content
+ * whose pack or blob is gone is uploaded again (into a new pack when it is
+ * small), so a push also repairs what it depends on. With `pack: false`
+ * nothing is packed (the remedy for a lost pack stores blobs of their own,
+ * which readers fall back to). Returns what was uploaded and where packed
+ * content went.
  */
 export async function uploadMissing(
   s: RepoSession,
@@ -70,21 +77,33 @@ export async function uploadMissing(
     signal: AbortSignal;
     progress: Progress;
     stored?: ReadonlyMap<string, PackLocation>;
+    named?: ReadonlySet<string>;
     pack?: boolean;
   },
 ): Promise<Uploaded> {
   const unique = new Map<string, UploadItem>();
-  for (const it of items) {
-    if (!unique.has(it.sha256) && !opts.stored?.has(it.sha256)) unique.set(it.sha256, it);
-  }
+  for (const it of items) if (!unique.has(it.sha256)) unique.set(it.sha256, it);
   const packed = new Map<string, PackLocation>();
   if (unique.size === 0) return { files: 0, bytes: 0, packed };
-  const present = await s.provider.hasBlobs([...unique.keys()], { signal: opts.signal });
-  const missing = [...unique.values()].filter((it) => !present.has(it.sha256));
+  const packs = opts.pack !== false;
+  const blobFor = (it: UploadItem): string | undefined => {
+    const at = opts.stored?.get(it.sha256);
+    if (at !== undefined) return at.blob;
+    if (packs && isPackable(it.size) && !opts.named?.has(it.sha256)) return undefined; // new: packed
+    return it.sha256;
+  };
+  const asked = [...new Set([...unique.values()].map(blobFor).filter((h) => h !== undefined))];
+  const present = asked.length === 0
+    ? new Set<string>()
+    : await s.provider.hasBlobs(asked, { signal: opts.signal });
+  const missing = [...unique.values()].filter((it) => {
+    const blob = blobFor(it);
+    return blob === undefined || !present.has(blob);
+  });
   let bytes = 0;
   opts.progress.addTotal(missing.length, missing.reduce((n, it) => n + it.size, 0));
   const signal = opts.signal;
-  const packing = opts.pack === false ? [] : missing.filter((it) => isPackable(it.size));
+  const packing = packs ? missing.filter((it) => isPackable(it.size)) : [];
   const own = packing.length === 0 ? missing : missing.filter((it) => !isPackable(it.size));
   const groups: UploadItem[][] = [];
   let size = PACK_TARGET_BYTES;
