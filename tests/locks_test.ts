@@ -140,6 +140,7 @@ Deno.test("a held model lock makes a second writer wait, then exit 75 naming the
 Deno.test("a push killed mid-way leaves its lock; the rerun takes it over as stale and completes", async () => {
   await using sb = await Sandbox.create();
   const r1 = await sb.repo("r1", { MODELSYNC_HOLDER: "ci" });
+  await r1.noPacks(); // a blob per file: the test acts on single blobs
   const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 10, delayMs: 300, blobsStored: 2 });
   await p1.killAndWait();
 

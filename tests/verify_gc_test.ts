@@ -68,6 +68,7 @@ async function historyDir(sb: Sandbox, model: string, generation: number): Promi
 Deno.test("verify is clean on a healthy datastore, finds a deleted blob (exit 6, naming model, generation and path), and --read-data a corrupted one", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   await a.write("models/vpc/m1/a.txt", "a one\n");
   await a.write("models/vpc/m1/b.txt", "b stays\n");
   expectCode(await a.run(["push"]), 0, "push 1");
@@ -122,6 +123,7 @@ Deno.test("verify is clean on a healthy datastore, finds a deleted blob (exit 6,
 Deno.test("verify reports a corrupt history record and a broken parent link; log shows what it can and exits 6", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   for (const v of [1, 2, 3]) {
     await a.write("models/vpc/m1/a.txt", `a ${v}\n`);
     expectCode(await a.run(["push"]), 0, `push ${v}`);
@@ -152,7 +154,9 @@ Deno.test("verify reports a corrupt history record and a broken parent link; log
 Deno.test("gc --dry-run lists, and gc removes only unreferenced old blobs and old orphan records while a push runs; nothing a kept generation names is lost", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   const b = await sb.repo("b");
+  await b.noPacks(); // a blob per file: these tests name single blobs
   await a.write("models/vpc/m1/a.txt", "a one\n");
   await a.write("models/vpc/m1/b.txt", "b stays\n");
   expectCode(await a.run(["push"]), 0, "push 1");
@@ -230,6 +234,7 @@ Deno.test("gc --dry-run lists, and gc removes only unreferenced old blobs and ol
   assert.deepEqual(await verify(a, ["--read-data"], 0), []);
   assert.deepEqual(await sb.datastore.integrityProblems(), []);
   const c = await sb.repo("c");
+  await c.noPacks(); // a blob per file: these tests name single blobs
   expectCode(await c.run(["pull"]), 0, "a fresh pull");
   assert.deepEqual(await snapshot(c.modelDir("vpc/m1")), await snapshot(a.modelDir("vpc/m1")));
   assert.deepEqual(await snapshot(c.modelDir("vpc/m2")), await snapshot(b.modelDir("vpc/m2")));
@@ -241,7 +246,9 @@ Deno.test("gc --dry-run lists, and gc removes only unreferenced old blobs and ol
 Deno.test("gc --grace 0s waits for a push holding its model lock, so the push's fresh blobs survive", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   const b = await sb.repo("b");
+  await b.noPacks(); // a blob per file: these tests name single blobs
   await a.write("models/vpc/m1/a.txt", "a\n");
   expectCode(await a.run(["push"]), 0, "push m1");
   const m2 = await writeModelFiles(b, "vpc/m2", { count: 16, size: 200, seed: 9 });
@@ -265,6 +272,7 @@ Deno.test("gc --grace 0s waits for a push holding its model lock, so the push's 
 Deno.test("gc --keep 1 removes older generations and their blobs once the grace period is over; log says so and restore of them exits 3", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   for (const v of [1, 2, 3]) {
     await a.write("models/vpc/m1/a.txt", `a ${v}\n`);
     await a.write("models/vpc/m1/same.txt", "same in every generation\n");
@@ -305,6 +313,7 @@ Deno.test("gc --keep 1 removes older generations and their blobs once the grace 
   );
   assert.deepEqual(await verify(a, [], 0), [], "a history cut by gc is not a broken link");
   const c = await sb.repo("c");
+  await c.noPacks(); // a blob per file: these tests name single blobs
   expectCode(await c.run(["pull"]), 0, "a fresh pull");
   assert.equal(await c.read("models/vpc/m1/a.txt"), "a 3\n");
   // History goes on above the cut.
@@ -324,6 +333,7 @@ Deno.test("gc --keep 1 removes older generations and their blobs once the grace 
 Deno.test("gc --keep-within keeps the generations committed within DUR, the grace rule keeps the one a pull may still read, and they conflict with --keep", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   for (const v of [1, 2, 3]) {
     await a.write("models/vpc/m1/a.txt", `a ${v}\n`);
     expectCode(await a.run(["push"]), 0, `push ${v}`);

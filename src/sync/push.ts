@@ -24,6 +24,7 @@ import {
   fileDirClashes,
   isRollback,
   localStates,
+  packLocations,
   sameStates,
   statesOf,
 } from "./states.ts";
@@ -36,6 +37,7 @@ import {
   uploadMissing,
 } from "./transfer.ts";
 import { makeManifest } from "../model/manifest.ts";
+import type { PackLocation } from "../model/pack.ts";
 
 /** Commit attempts before giving up on a model that keeps moving. */
 export const MAX_COMMIT_ATTEMPTS = 5;
@@ -62,6 +64,8 @@ export async function pushModel(
   const landing = await readLanding(s.repoDir, model);
   const baseStates = effectiveBase(statesOf(base?.files), { landing, local });
   let uploaded = { files: 0, bytes: 0 };
+  // Content this push packed, kept across commit attempts: a rebase does not pack it again.
+  const packedHere = new Map<string, PackLocation>();
   for (let attempt = 1; attempt <= MAX_COMMIT_ATTEMPTS; attempt++) {
     signal.throwIfAborted();
     const remote = await s.provider.getManifest(model, { signal });
@@ -143,13 +147,30 @@ export async function pushModel(
           items.push({ sha256: st.sha256, size: st.size, file: path.join(dir, p) });
         }
       }
-      const moved = await uploadMissing(s, items, { signal, progress: opts.progress });
+      // Content the head already keeps in a pack stays where it is.
+      const stored = new Map([...packLocations(remoteStates.values()), ...packedHere]);
+      // Content the head names as blobs of their own (large files; files pushed before packs).
+      const named = new Set<string>();
+      for (const st of remoteStates.values()) {
+        if (st.link === undefined && st.pack === undefined) named.add(st.sha256);
+      }
+      const moved = await uploadMissing(s, items, {
+        signal,
+        progress: opts.progress,
+        stored,
+        named,
+        pack: s.config.packSmallFiles !== false,
+      });
+      for (const [h, at] of moved.packed) {
+        stored.set(h, at);
+        packedHere.set(h, at);
+      }
       uploaded = { files: uploaded.files + moved.files, bytes: uploaded.bytes + moved.bytes };
       await opts.lease.confirm();
       try {
         // One compare-and-swap on the head read: the new generation may be
         // above the next one (above a base the datastore lost).
-        const draft = makeManifest(model, nextGen, entriesOf(target), s.identity);
+        const draft = makeManifest(model, nextGen, entriesOf(target, stored), s.identity);
         const res = await s.provider.commitManifest(model, remote, draft, { signal });
         committed = res.manifest;
         version = res.version;

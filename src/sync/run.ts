@@ -24,7 +24,7 @@ import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
-import { checkSyncable, isRollback, refreshedBase, scanAgainst } from "./states.ts";
+import { checkSyncable, isRollback, packLocations, refreshedBase, scanAgainst } from "./states.ts";
 import { requireDataDir } from "./data_dir.ts";
 import { deletePendingReport, isWholeModelDelete } from "./delete_guard.ts";
 
@@ -106,8 +106,13 @@ async function isEmptyDir(dir: string): Promise<boolean> {
   }
 }
 
-/** Uploads the blobs of an unchanged model that the datastore does not have. */
-function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
+/**
+ * Uploads the content of an unchanged model that the datastore does not
+ * have: blobs of its own that are missing, and the content of packs the head
+ * names that are missing, stored as blobs of their own (readers fall back to
+ * them when a pack is gone; design/format.md, "Packs").
+ */
+async function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
   const dir = modelDir(s, scan.model);
   // A link's content is its target, stored inline in the manifest: no blob.
   const items = [...scan.files.values()].filter((f) => f.link === undefined).map((f) => ({
@@ -115,9 +120,17 @@ function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
     size: f.size,
     file: path.join(dir, f.path),
   }));
-  return uploadMissing(s, items, {
+  const head = await s.provider.getManifest(scan.model, { signal: s.signal });
+  const locations = packLocations(head?.manifest.files ?? []);
+  const packs = [...new Set([...locations.values()].map((l) => l.blob))];
+  const present = packs.length === 0
+    ? new Set<string>()
+    : await s.provider.hasBlobs(packs, { signal: s.signal });
+  return await uploadMissing(s, items, {
     signal: s.signal,
     progress: new Progress("push", { mode: "none" }),
+    stored: new Map([...locations].filter(([, at]) => present.has(at.blob))),
+    pack: false,
   });
 }
 
