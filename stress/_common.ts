@@ -22,6 +22,12 @@ import { parseDatastoreSpec } from "../src/repo/datastore_spec.ts";
 import { listAllRecords } from "../src/provider/keys.ts";
 import type { Provider } from "../src/provider/contract.ts";
 import { freshBucket, S3_ENDPOINT, S3_TEST_ENV } from "../src/providers/s3/_test_server.ts";
+import { freshSchema, PG_URL, specOf } from "../src/providers/postgres/_test_server.ts";
+import {
+  AZURE_CONNECTION_STRING,
+  AZURE_TEST_ENV,
+  freshContainer,
+} from "../src/providers/azure/_test_server.ts";
 
 /** A fresh datastore made for one part of a run. */
 export interface StoreHandle {
@@ -46,9 +52,10 @@ export interface DatastoreEntry {
 }
 
 /**
- * Every datastore the suite knows: the filesystem always, S3 when the local
- * test server runs (`eval "$(scripts/services.sh start)"` sets
- * `MODELSYNC_TEST_S3_ENDPOINT`).
+ * Every datastore the suite knows: the filesystem always; S3, PostgreSQL and
+ * Azure (Azurite) when their local test servers run (`eval
+ * "$(scripts/services.sh start)"` sets `MODELSYNC_TEST_S3_ENDPOINT`,
+ * `MODELSYNC_TEST_PG_URL` and `MODELSYNC_TEST_AZURE_CONNECTION_STRING`).
  */
 export const DATASTORES: DatastoreEntry[] = [
   {
@@ -76,6 +83,31 @@ export const DATASTORES: DatastoreEntry[] = [
         AWS_EC2_METADATA_DISABLED: "true",
       };
       return { name: "s3", spec: `s3://${bucket}/stress`, env };
+    },
+  },
+  {
+    name: "postgres",
+    unavailable: () =>
+      PG_URL === null
+        ? 'MODELSYNC_TEST_PG_URL is not set; start PostgreSQL with eval "$(scripts/services.sh start)"'
+        : null,
+    // A schema of its own; init creates it and applies the migrations.
+    create: ({ hint }) =>
+      Promise.resolve({
+        name: "postgres",
+        spec: specOf(PG_URL!, freshSchema(`stress-${hint}`)),
+        env: {},
+      }),
+  },
+  {
+    name: "azure",
+    unavailable: () =>
+      AZURE_CONNECTION_STRING === null
+        ? 'MODELSYNC_TEST_AZURE_CONNECTION_STRING is not set; start Azurite with eval "$(scripts/services.sh start)"'
+        : null,
+    async create({ hint }) {
+      const container = await freshContainer(`stress-${hint}`);
+      return { name: "azure", spec: `azure://${container}/stress`, env: { ...AZURE_TEST_ENV } };
     },
   },
 ];
@@ -196,10 +228,10 @@ export interface StoredCommit {
 export class DirectReader {
   private constructor(readonly provider: Provider) {}
 
-  /** Opens `store` in this process (with its environment applied, for S3 credentials). */
+  /** Opens `store` in this process (with its environment applied: S3 and Azure credentials). */
   static async open(store: StoreHandle, baseDir: string): Promise<DirectReader> {
     for (const [k, v] of Object.entries(store.env)) {
-      if (k.startsWith("AWS_")) Deno.env.set(k, v);
+      if (k.startsWith("AWS_") || k.startsWith("AZURE_")) Deno.env.set(k, v);
     }
     const p = await createProvider(parseDatastoreSpec(store.spec, baseDir) as { type: string }, {
       callTimeoutMs: 30_000,
