@@ -28,7 +28,7 @@ import {
   sameStates,
   statesOf,
 } from "./states.ts";
-import { mergeStates, threeWay } from "./three_way.ts";
+import { type FileState, mergeStates, threeWay } from "./three_way.ts";
 import {
   landingClashes,
   landRemote,
@@ -155,6 +155,8 @@ export async function pushModel(
         stored,
         pack: s.config.packSmallFiles !== false,
       });
+      // Content whose pack is gone was stored again: packed anew, or as a blob of its own.
+      for (const [h, at] of stored) if (moved.lostPacks.has(at.blob)) stored.delete(h);
       for (const [h, at] of moved.packed) {
         stored.set(h, at);
         packedHere.set(h, at);
@@ -164,7 +166,12 @@ export async function pushModel(
       try {
         // One compare-and-swap on the head read: the new generation may be
         // above the next one (above a base the datastore lost).
-        const draft = makeManifest(model, nextGen, entriesOf(target, stored), s.identity);
+        const draft = makeManifest(
+          model,
+          nextGen,
+          entriesOf(withoutPacks(target, moved.lostPacks, items), stored),
+          s.identity,
+        );
         const res = await s.provider.commitManifest(model, remote, draft, { signal });
         committed = res.manifest;
         version = res.version;
@@ -215,4 +222,26 @@ export async function pushModel(
   throw new ConflictError(
     `Cannot push ${key}: other writers kept committing; gave up after ${MAX_COMMIT_ATTEMPTS} attempts. Retry.`,
   );
+}
+
+/**
+ * `target` without the locations in `lost` packs of content this push stored
+ * again (`items`); a remote state whose content is not here keeps its
+ * location (readers fall back to a blob of its own).
+ */
+function withoutPacks(
+  target: ReadonlyMap<string, FileState>,
+  lost: ReadonlySet<string>,
+  items: readonly UploadItem[],
+): ReadonlyMap<string, FileState> {
+  if (lost.size === 0) return target;
+  const again = new Set(items.map((it) => it.sha256));
+  const out = new Map(target);
+  for (const [p, st] of target) {
+    if (st.pack !== undefined && lost.has(st.pack.blob) && again.has(st.sha256)) {
+      const { pack: _pack, ...rest } = st;
+      out.set(p, rest);
+    }
+  }
+  return out;
 }

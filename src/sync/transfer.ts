@@ -48,6 +48,12 @@ export function modelDir(s: RepoSession, model: ModelRef): string {
 export interface Uploaded extends Moved {
   /** Content hash → pack location of each file this upload packed. */
   packed: Map<string, PackLocation>;
+  /**
+   * Pack blobs that `stored` named for this upload's content but the
+   * datastore no longer has: that content was uploaded again (packed, or
+   * found as a blob of its own), so no commit names those packs for it.
+   */
+  lostPacks: Set<string>;
 }
 
 /** Pack uploads at once: each holds up to a pack (16 MiB) in memory. */
@@ -74,12 +80,38 @@ export async function uploadMissing(
   },
 ): Promise<Uploaded> {
   const unique = new Map<string, UploadItem>();
+  // Content `stored` places in a pack, by pack: kept there only while the pack is stored.
+  const inPacks = new Map<string, Map<string, UploadItem>>();
   for (const it of items) {
-    if (!unique.has(it.sha256) && !opts.stored?.has(it.sha256)) unique.set(it.sha256, it);
+    const at = opts.stored?.get(it.sha256);
+    if (at === undefined) {
+      if (!unique.has(it.sha256)) unique.set(it.sha256, it);
+      continue;
+    }
+    const list = inPacks.get(at.blob) ?? new Map<string, UploadItem>();
+    if (!list.has(it.sha256)) list.set(it.sha256, it);
+    inPacks.set(at.blob, list);
   }
   const packed = new Map<string, PackLocation>();
-  if (unique.size === 0) return { files: 0, bytes: 0, packed };
-  const present = await s.provider.hasBlobs([...unique.keys()], { signal: opts.signal });
+  const lostPacks = new Set<string>();
+  if (unique.size === 0 && inPacks.size === 0) return { files: 0, bytes: 0, packed, lostPacks };
+  // One call asks for the content and for the packs: a pack lost since the
+  // head named it sends its content to be stored again (invariant 1).
+  const present = new Set(
+    await s.provider.hasBlobs([...unique.keys(), ...inPacks.keys()], { signal: opts.signal }),
+  );
+  const again: string[] = [];
+  for (const [blob, list] of inPacks) {
+    if (present.has(blob)) continue;
+    lostPacks.add(blob);
+    for (const [h, it] of list) {
+      if (!unique.has(h)) again.push(h);
+      unique.set(h, it);
+    }
+  }
+  if (again.length > 0) {
+    for (const h of await s.provider.hasBlobs(again, { signal: opts.signal })) present.add(h);
+  }
   const missing = [...unique.values()].filter((it) => !present.has(it.sha256));
   let bytes = 0;
   opts.progress.addTotal(missing.length, missing.reduce((n, it) => n + it.size, 0));
@@ -134,7 +166,7 @@ export async function uploadMissing(
       bytes += it.size;
     }),
   ]);
-  return { files: missing.length, bytes, packed };
+  return { files: missing.length, bytes, packed, lostPacks };
 }
 
 /** Reads of packs at once: each holds up to a span (16 MiB) in memory. */

@@ -1,0 +1,61 @@
+/**
+ * Packs at their edges (design/format.md, "Packs"): a lost pack under a
+ * changed model, a restore that needs a lost pack's content, a pack whose
+ * hash is also some file's content hash.
+ */
+import assert from "node:assert/strict";
+import { expectCode, expectJson, Sandbox, writeModelFiles } from "./_helpers.ts";
+
+function verifyProblems(res: { stdout: string }): { problem: string; path: string | null }[] {
+  return (JSON.parse(res.stdout) as { problems: { problem: string; path: string | null }[] })
+    .problems;
+}
+
+Deno.test("packs: a push of a changed model whose head names a lost pack stores that content again (invariant 1)", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  await writeModelFiles(a, "vpc/m1", { count: 10, size: 700, seed: 11 });
+  expectCode(await a.run(["push"]), 0, "push 1");
+  const pack = (await sb.datastore.current("vpc/m1"))!.files[0].pack!.blob;
+  await Deno.remove(sb.datastore.blobPath(pack));
+
+  // A change to the model: the nine unchanged files are still here, so the
+  // commit must not name content the datastore no longer has.
+  await a.write("models/vpc/m1/new.txt", "a new file\n");
+  expectCode(await a.run(["push"]), 0, "push 2");
+  const head = (await sb.datastore.current("vpc/m1"))!;
+  assert.equal(head.files.length, 11);
+  const problems = (await sb.datastore.integrityProblems())
+    .filter((p) => p.includes(`-${head.commit}`));
+  assert.deepEqual(problems, [], "the new head names only stored content");
+  const b = await sb.repo("b");
+  expectCode(await b.run(["pull"]), 0, "pull of the new head");
+});
+
+Deno.test("packs: a push that rebases onto a head naming a lost pack stores that content again", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const b = await sb.repo("b");
+  await writeModelFiles(a, "vpc/m1", { count: 10, size: 700, seed: 12 });
+  expectCode(await a.run(["push"]), 0, "push 1");
+  const pack = (await sb.datastore.current("vpc/m1"))!.files[0].pack!.blob;
+  expectCode(await b.run(["pull"]), 0, "pull");
+  await b.write("models/vpc/m1/from-b.txt", "b's file\n");
+  expectCode(await b.run(["push"]), 0, "push 2 (b)");
+  await Deno.remove(sb.datastore.blobPath(pack));
+
+  // a's push rebases: its unchanged files come from the head, which names the lost pack.
+  await a.write("models/vpc/m1/from-a.txt", "a's file\n");
+  const push = expectJson(
+    expectCode(await a.run(["push", "--json"]), 0, "push 3"),
+    "modelsync.push/1",
+  );
+  assert.equal((push.models as { rebased?: boolean }[])[0].rebased, true, JSON.stringify(push));
+  const head = (await sb.datastore.current("vpc/m1"))!;
+  assert.equal(head.files.length, 12);
+  assert.ok(head.files.every((f) => f.pack?.blob !== pack), "no file names the lost pack");
+  const c = await sb.repo("c");
+  expectCode(await c.run(["pull"]), 0, "pull of the new head");
+  const v = expectCode(await c.run(["verify", "vpc/m1", "--json"]), 6, "verify: gen 1-2 lack it");
+  assert.ok(verifyProblems(v).every((p) => p.problem === "missing-blob"));
+});
