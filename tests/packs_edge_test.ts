@@ -59,3 +59,25 @@ Deno.test("packs: a push that rebases onto a head naming a lost pack stores that
   const v = expectCode(await c.run(["verify", "vpc/m1", "--json"]), 6, "verify: gen 1-2 lack it");
   assert.ok(verifyProblems(v).every((p) => p.problem === "missing-blob"));
 });
+
+Deno.test("packs: restore of a generation whose pack is lost reads its files' own blobs (the repair push stores them)", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const files = await writeModelFiles(a, "vpc/m1", { count: 6, size: 900, seed: 13 });
+  expectCode(await a.run(["push"]), 0, "push 1");
+  const pack = (await sb.datastore.current("vpc/m1"))!.files[0].pack!.blob;
+  await a.write("models/vpc/m1/extra.txt", "generation 2\n");
+  expectCode(await a.run(["push"]), 0, "push 2");
+  await Deno.remove(sb.datastore.blobPath(pack));
+  // The remedy verify names: a push of the model stores the lost pack's content as blobs.
+  expectCode(await a.run(["push", "vpc/m1"]), 0, "repair push");
+  expectCode(await a.run(["verify", "vpc/m1"]), 0, "verify after the repair");
+
+  const b = await sb.repo("b");
+  expectCode(await b.run(["pull"]), 0, "pull (falls back to the own blobs)");
+  // A file to bring back from generation 1, whose pack is gone.
+  await Deno.remove(b.path("models/vpc/m1/part-000.bin"));
+  const restore = await b.run(["restore", "vpc/m1@1"]);
+  expectCode(restore, 0, "restore of generation 1");
+  assert.deepEqual((await b.modelFiles("vpc/m1")).sort(), [...files.keys()].sort());
+});
