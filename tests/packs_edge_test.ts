@@ -81,3 +81,26 @@ Deno.test("packs: restore of a generation whose pack is lost reads its files' ow
   expectCode(restore, 0, "restore of generation 1");
   assert.deepEqual((await b.modelFiles("vpc/m1")).sort(), [...files.keys()].sort());
 });
+
+Deno.test("packs: a file whose content is a pack's bytes (the same blob) verifies clean, and missing, is reported missing", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  await writeModelFiles(a, "vpc/m1", { count: 5, size: 600, seed: 14 });
+  expectCode(await a.run(["push"]), 0, "push m1");
+  const pack = (await sb.datastore.current("vpc/m1"))!.files[0].pack!.blob;
+  // A copy of the pack as a file of another model: its content hash is the pack's.
+  await a.write("models/vpc/m2/copy.bin", await Deno.readFile(sb.datastore.blobPath(pack)));
+  expectCode(await a.run(["push"]), 0, "push m2");
+  const copy = (await sb.datastore.current("vpc/m2"))!.files[0];
+  assert.equal(copy.sha256, pack);
+
+  const v = await a.run(["verify", "--read-data", "--json"]);
+  assert.deepEqual(verifyProblems(v), [], v.stdout);
+  expectCode(v, 0, "verify --read-data");
+
+  await Deno.remove(sb.datastore.blobPath(pack));
+  const lost = expectCode(await a.run(["verify", "--json"]), 6, "verify of the lost blob");
+  const problems = verifyProblems(lost);
+  assert.equal(problems.length, 6, lost.stdout);
+  assert.ok(problems.every((p) => p.problem === "missing-blob"));
+});

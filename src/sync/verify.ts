@@ -195,7 +195,10 @@ export async function runVerify(
   // A pack that is gone is no problem for a file whose content is also a blob
   // of its own (what a push of the model stores again to repair it).
   const gonePacks = hashes.filter((h) => !present.has(h) && refs.get(h)!.some((r) => r.packed));
-  const own = [...new Set(gonePacks.flatMap((h) => refs.get(h)!.map((r) => r.packed!.sha256)))];
+  // (A file whose content is the pack's bytes names the same blob: it has no other place.)
+  const own = [
+    ...new Set(gonePacks.flatMap((h) => refs.get(h)!.flatMap((r) => r.packed?.sha256 ?? []))),
+  ];
   const ownPresent = own.length === 0 ? new Set<string>() : await hasAll(own);
   for (const h of hashes) {
     if (present.has(h)) continue;
@@ -340,9 +343,10 @@ async function checkPack(
     opts.blobProblem(hash, "corrupt-blob", `is corrupt: its ${bytes.length} bytes hash to ${got}`);
     return bytes.length;
   }
+  // A file whose content is the pack's bytes (same hash) names the whole blob.
   const bad = refs.filter((r) =>
-    r.packed === undefined || r.packed.offset + r.size > bytes.length ||
-    hashBytes(bytes.subarray(r.packed.offset, r.packed.offset + r.size)) !== r.packed.sha256
+    r.packed === undefined ? r.size !== bytes.length : r.packed.offset + r.size > bytes.length ||
+      hashBytes(bytes.subarray(r.packed.offset, r.packed.offset + r.size)) !== r.packed.sha256
   );
   if (bad.length > 0) {
     opts.blobProblem(
