@@ -104,3 +104,20 @@ Deno.test("packs: a file whose content is a pack's bytes (the same blob) verifie
   assert.equal(problems.length, 6, lost.stdout);
   assert.ok(problems.every((p) => p.problem === "missing-blob"));
 });
+
+Deno.test("packs: after packSmallFiles: false, a push stores the files it has as blobs of their own, so the head names no pack", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const files = await writeModelFiles(a, "vpc/m1", { count: 8, size: 500, seed: 15 });
+  expectCode(await a.run(["push"]), 0, "push with packs");
+  assert.ok((await sb.datastore.current("vpc/m1"))!.files.every((f) => f.pack !== undefined));
+
+  // A release before packs shares the datastore from now on.
+  await a.noPacks();
+  await a.write("models/vpc/m1/part-000.bin", "changed\n");
+  expectCode(await a.run(["push"]), 0, "push without packs");
+  const head = (await sb.datastore.current("vpc/m1"))!;
+  assert.deepEqual(head.files.filter((f) => f.pack !== undefined).map((f) => f.path), []);
+  assert.deepEqual(await sb.datastore.integrityProblems(), []);
+  assert.equal(head.files.length, files.size);
+});

@@ -147,13 +147,18 @@ export async function pushModel(
           items.push({ sha256: st.sha256, size: st.size, file: path.join(dir, p) });
         }
       }
-      // Content the head already keeps in a pack stays where it is.
-      const stored = new Map([...packLocations(remoteStates.values()), ...packedHere]);
+      // Content the head already keeps in a pack stays where it is; with
+      // packSmallFiles: false (pre-pack clients share the datastore), what
+      // this repository holds becomes blobs of their own instead.
+      const pack = s.config.packSmallFiles !== false;
+      const stored = pack
+        ? new Map([...packLocations(remoteStates.values()), ...packedHere])
+        : new Map<string, PackLocation>();
       const moved = await uploadMissing(s, items, {
         signal,
         progress: opts.progress,
         stored,
-        pack: s.config.packSmallFiles !== false,
+        pack,
       });
       // Content whose pack is gone was stored again: packed anew, or as a blob of its own.
       for (const [h, at] of stored) if (moved.lostPacks.has(at.blob)) stored.delete(h);
@@ -169,7 +174,7 @@ export async function pushModel(
         const draft = makeManifest(
           model,
           nextGen,
-          entriesOf(withoutPacks(target, moved.lostPacks, items), stored),
+          entriesOf(withoutPacks(target, pack ? moved.lostPacks : "all", items), stored),
           s.identity,
         );
         const res = await s.provider.commitManifest(model, remote, draft, { signal });
@@ -225,20 +230,23 @@ export async function pushModel(
 }
 
 /**
- * `target` without the locations in `lost` packs of content this push stored
- * again (`items`); a remote state whose content is not here keeps its
- * location (readers fall back to a blob of its own).
+ * `target` without the locations in `lost` packs (or in any, with "all") of
+ * content this push stored (`items`); a remote state whose content is not
+ * here keeps its location (for a lost pack, readers fall back to a blob of
+ * its own).
  */
 function withoutPacks(
   target: ReadonlyMap<string, FileState>,
-  lost: ReadonlySet<string>,
+  lost: ReadonlySet<string> | "all",
   items: readonly UploadItem[],
 ): ReadonlyMap<string, FileState> {
-  if (lost.size === 0) return target;
+  if (lost !== "all" && lost.size === 0) return target;
   const again = new Set(items.map((it) => it.sha256));
   const out = new Map(target);
   for (const [p, st] of target) {
-    if (st.pack !== undefined && lost.has(st.pack.blob) && again.has(st.sha256)) {
+    if (
+      st.pack !== undefined && (lost === "all" || lost.has(st.pack.blob)) && again.has(st.sha256)
+    ) {
       const { pack: _pack, ...rest } = st;
       out.set(p, rest);
     }
