@@ -4,7 +4,7 @@
  * hash is also some file's content hash.
  */
 import assert from "node:assert/strict";
-import { expectCode, expectJson, Sandbox, writeModelFiles } from "./_helpers.ts";
+import { expectCode, expectJson, Sandbox, sha256, writeModelFiles } from "./_helpers.ts";
 
 function verifyProblems(res: { stdout: string }): { problem: string; path: string | null }[] {
   return (JSON.parse(res.stdout) as { problems: { problem: string; path: string | null }[] })
@@ -120,4 +120,26 @@ Deno.test("packs: after packSmallFiles: false, a push stores the files it has as
   assert.deepEqual(head.files.filter((f) => f.pack !== undefined).map((f) => f.path), []);
   assert.deepEqual(await sb.datastore.integrityProblems(), []);
   assert.equal(head.files.length, files.size);
+});
+
+Deno.test("packs: verify --read-data checks the blobs of their own that files of a lost pack are read from", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const files = await writeModelFiles(a, "vpc/m1", { count: 4, size: 900, seed: 16 });
+  expectCode(await a.run(["push"]), 0, "push");
+  const pack = (await sb.datastore.current("vpc/m1"))!.files[0].pack!.blob;
+  await Deno.remove(sb.datastore.blobPath(pack));
+  expectCode(await a.run(["push", "vpc/m1"]), 0, "repair push");
+  // One of the blobs readers now fall back to is damaged.
+  const own = sb.datastore.blobPath(sha256(files.get("part-001.bin")!));
+  await Deno.chmod(own, 0o644);
+  await Deno.writeFile(own, new TextEncoder().encode("not the content"));
+
+  const b = await sb.repo("b");
+  expectCode(await b.run(["pull"]), 6, "pull refuses the damaged blob");
+  const v = expectCode(await b.run(["verify", "--read-data", "--json"]), 6, "verify --read-data");
+  assert.deepEqual(
+    verifyProblems(v).map((p) => [p.problem, p.path]),
+    [["corrupt-blob", "part-001.bin"]],
+  );
 });

@@ -215,9 +215,22 @@ export async function runVerify(
     }
   }
 
+  // Files of a pack that is gone are read from their own blobs: those are what --read-data checks.
+  const fallback = new Set<string>();
+  for (const h of gonePacks) {
+    for (const r of refs.get(h)!) {
+      if (r.packed === undefined || !ownPresent.has(r.packed.sha256)) continue;
+      const { packed, ...own } = r;
+      const list = refs.get(packed.sha256);
+      if (list === undefined) refs.set(packed.sha256, [own]);
+      else list.push(own);
+      if (!present.has(packed.sha256)) fallback.add(packed.sha256);
+    }
+  }
+
   let bytesRead = 0;
   if (opts.readData) {
-    const toRead = hashes.filter((h) => present.has(h));
+    const toRead = [...hashes.filter((h) => present.has(h)), ...[...fallback].sort()];
     const progress = new Progress("verify", { mode: progressOutput(s.settings) });
     progress.addTotal(toRead.length, toRead.reduce((n, h) => n + refs.get(h)![0].size, 0));
     progress.start();
