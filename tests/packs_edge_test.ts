@@ -143,3 +143,24 @@ Deno.test("packs: verify --read-data checks the blobs of their own that files of
     [["corrupt-blob", "part-001.bin"]],
   );
 });
+
+Deno.test("packs: push MODEL of an unchanged model behind the head uploads nothing and reports it unchanged", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const b = await sb.repo("b");
+  await writeModelFiles(a, "vpc/m1", { count: 8, size: 1000, seed: 17 });
+  expectCode(await a.run(["push"]), 0, "push 1");
+  expectCode(await b.run(["pull"]), 0, "pull");
+  await b.write("models/vpc/m1/part-000.bin", "changed by b\n");
+  expectCode(await b.run(["push"]), 0, "push 2 (b)");
+  const blobs = (await sb.datastore.blobs()).sort();
+
+  // a still holds generation 1, whose content is in the first pack.
+  const push = expectJson(
+    expectCode(await a.run(["push", "vpc/m1", "--json"]), 0, "push of a model behind"),
+    "modelsync.push/1",
+  );
+  const row = (push.models as { status: string; uploaded: number }[])[0];
+  assert.deepEqual([row.status, row.uploaded], ["unchanged", 0], JSON.stringify(push));
+  assert.deepEqual((await sb.datastore.blobs()).sort(), blobs, "no blob was added");
+});
