@@ -20,18 +20,22 @@ export interface Sizes {
   treeModels: number;
   treeFiles: number;
   fileSize: number;
-  /** Figure 1: the big model's bytes, in `bigShards` files. */
+  /** Figures 1 and 10: the big model's bytes, in `bigShards` files. */
   bigBytes: number;
   bigShards: number;
-  /** Figure 2: writers, files per writer, bytes per file. */
+  /** Figures 2 and 10: writers, files per writer (figure 2), bytes per file. */
   writers: number;
   writerFiles: number;
   writerFileSize: number;
-  /** Figure 5: models × files of `fileSize` bytes on S3. */
+  /** Figures 5 and 9: models × files of `fileSize` bytes on S3. */
   s3Models: number;
   s3Files: number;
   /** Figure 6: lock acquire + release iterations. */
   lockIterations: number;
+  /** Figure 8: bytes of the one large file. */
+  largeBytes: number;
+  /** Figure 9 uses s3Models × s3Files; figure 10: files per writer (writers × 16 KiB files). */
+  s3WriterFiles: number;
 }
 
 /** The sizes of the issue (full) or the quick run. */
@@ -50,6 +54,8 @@ export function sizesFor(quick: boolean): Sizes {
       s3Models: 10,
       s3Files: 20,
       lockIterations: 200,
+      largeBytes: 256 * 2 ** 20,
+      s3WriterFiles: 20,
     }
     : {
       treeModels: 1000,
@@ -63,6 +69,8 @@ export function sizesFor(quick: boolean): Sizes {
       s3Models: 100,
       s3Files: 100,
       lockIterations: 200,
+      largeBytes: 2 * 2 ** 30,
+      s3WriterFiles: 200,
     };
 }
 
@@ -149,19 +157,21 @@ export class BenchContext {
  * One warm-up of each step (round 0, discarded), then `runs` rounds of every
  * step in turn (A, B, A, B, ...). Returns the samples of each step, in
  * seconds. `opts` overrides the number of runs and can drop the warm-up (for
- * steps too slow to repeat, such as a first push to the S3 test server).
+ * steps too slow to repeat, such as a first push to the S3 test server);
+ * `skip` leaves a step out of some rounds (a slow context step in a quick run).
  */
 export async function interleave(
   ctx: BenchContext,
   label: string,
   steps: Record<string, (round: number) => Promise<number>>,
-  opts: { runs?: number; warmup?: boolean } = {},
+  opts: { runs?: number; warmup?: boolean; skip?: (step: string, round: number) => boolean } = {},
 ): Promise<Record<string, number[]>> {
   const out: Record<string, number[]> = {};
   for (const name of Object.keys(steps)) out[name] = [];
   const runs = opts.runs ?? ctx.runs;
   for (let round = opts.warmup === false ? 1 : 0; round <= runs; round++) {
     for (const [name, step] of Object.entries(steps)) {
+      if (opts.skip?.(name, round)) continue;
       const s = await step(round);
       if (round > 0) out[name].push(s);
       ctx.log(`${label} ${round === 0 ? "warm-up" : `run ${round}`}: ${name} ${s.toFixed(3)} s`);

@@ -87,6 +87,20 @@ export async function writeBigFiles(
 }
 
 /**
+ * Writes one file of `size` random bytes in chunks of 64 MiB (so a 2 GiB
+ * file never sits in memory whole); `seed` makes its content.
+ */
+export async function writeLargeFile(path: string, size: number, seed: number): Promise<void> {
+  await Deno.mkdir(dirname(path), { recursive: true });
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const chunk = 64 * 2 ** 20;
+  for (let off = 0, i = 0; off < size; off += chunk, i++) {
+    const bytes = seededBytes(Math.min(chunk, size - off), seed * 100_003 + i + 1);
+    for (let n = 0; n < bytes.length;) n += await file.write(bytes.subarray(n));
+  }
+}
+
+/**
  * Gives every file a new content hash by overwriting its first 16 bytes in
  * place with `tag` (the rest is kept, so a 4 MiB file costs one small write).
  */

@@ -1,7 +1,8 @@
 /**
- * The README chart: hand-built SVG bars for figure 1 (one-file flush alone,
- * during a big flush on the scoped path, on the global path) and figure 2
- * (8 concurrent flushes, scoped and global), labelled with seconds and ratios.
+ * The README chart: hand-built SVG bars for figure 10 (S3 + 100 ms: a
+ * one-file flush alone and during a big flush; one flush alone and 8 at once,
+ * scoped and global) and figures 1 and 2 (the same on a filesystem datastore,
+ * context), labelled with seconds and ratios.
  * Transparent background; text follows the reader's light or dark mode.
  *
  * @example
@@ -101,38 +102,92 @@ export function chartSvg(panels: Panel[], caption = ""): string {
   ].join("\n");
 }
 
-/** The README chart's panels from the rows of figures 1 and 2. */
+/** "1.50× alone" for a row with a ratio. */
+function times(x: Row | undefined, what: string): string | undefined {
+  return x?.ratio == null ? undefined : `${x.ratio.toFixed(2)}× ${what}`;
+}
+
+/**
+ * The README chart's panels: figure 10 (S3 + 100 ms: head-of-line blocking
+ * and concurrent flushes, the figures with targets), then figures 1 and 2
+ * (the same on a filesystem datastore, context).
+ */
 export function panelsFromRows(rows: Row[]): Panel[] {
   const panels: Panel[] = [];
+  const s3 = rows.filter((r) => r.figure === "10");
+  const s3Hol = s3.find((r) => r.name.includes("during"));
+  if (s3Hol) {
+    const at = s3Hol.name.match(/^(S3 \+ \d+ ms)/)?.[1] ?? "S3";
+    const big = s3Hol.name.match(/during an? ([\d.]+ MB)/)?.[1] ?? "big";
+    panels.push({
+      title: `${at}: a 1-file flush while a ${big} flush of another model runs (median)`,
+      bars: [
+        { label: "alone", seconds: s3Hol.peerMedian ?? null },
+        {
+          label: "during, scoped path",
+          seconds: s3Hol.median,
+          note: times(s3Hol, "alone"),
+          accent: true,
+        },
+      ],
+    });
+  }
+  const s3Scoped = s3.find((r) => r.name.includes("concurrent") && r.name.endsWith("scoped"));
+  const s3Global = s3.find((r) => r.name.includes("concurrent") && r.name.includes("global"));
+  if (s3Scoped || s3Global) {
+    const first = (s3Scoped ?? s3Global)!;
+    const title = first.name.match(/^(.*concurrent flushes)/)?.[1] ?? "concurrent flushes";
+    panels.push({
+      title: `${title}: wall time (median)`,
+      bars: [
+        { label: "one of them alone", seconds: first.peerMedian ?? null },
+        {
+          label: "all at once, scoped path",
+          seconds: s3Scoped?.median ?? null,
+          note: times(s3Scoped, "alone"),
+          accent: true,
+        },
+        {
+          label: "all at once, global path",
+          seconds: s3Global?.median ?? null,
+          note: times(s3Global, "alone"),
+        },
+      ],
+    });
+  }
   const hol = rows.filter((r) => r.figure === "1");
   const scoped = hol.find((r) => r.name.endsWith("scoped"));
   const global = hol.find((r) => r.name.endsWith("global"));
   if (scoped || global) {
     const big = (scoped ?? global)!.name.match(/during an? ([\d.]+ MB)/)?.[1] ?? "big";
-    const r = (x?: Row) => x?.ratio == null ? undefined : `${x.ratio.toFixed(2)}× alone`;
     panels.push({
-      title: `Head-of-line blocking: a 1-file flush while a ${big} flush runs (median)`,
+      title: `Filesystem (context): a 1-file flush while a ${big} flush runs (median)`,
       bars: [
         { label: "alone", seconds: scoped?.peerMedian ?? global?.peerMedian ?? null },
         {
           label: "during, scoped path",
           seconds: scoped?.median ?? null,
-          note: r(scoped),
+          note: times(scoped, "alone"),
           accent: true,
         },
-        { label: "during, global path", seconds: global?.median ?? null, note: r(global) },
+        {
+          label: "during, global path",
+          seconds: global?.median ?? null,
+          note: times(global, "alone"),
+        },
       ],
     });
   }
   const conc = rows.find((r) => r.figure === "2");
   if (conc) {
+    const what = conc.name.match(/(\d+ concurrent flushes)/)?.[1] ?? "concurrent flushes";
     panels.push({
-      title: `${conc.name.replace(/ \(.*/, "")}: wall time (median)`,
+      title: `Filesystem (context): ${what}: wall time (median)`,
       bars: [
         {
           label: "scoped path",
           seconds: conc.median,
-          note: conc.ratio == null ? undefined : `${conc.ratio.toFixed(2)}× global`,
+          note: times(conc, "global"),
           accent: true,
         },
         { label: "global path (--disable-cap scopedSync)", seconds: conc.peerMedian ?? null },

@@ -5,10 +5,13 @@
  * `bench/results/latest.json` (every raw sample, the machine) and
  * `bench/results/chart.svg` (figures 1 and 2).
  *
- * Options: `--quick` (smaller sizes, 3 runs, under two minutes), `--only 1,3`
- * (figures: 0 start-up, 1 head-of-line, 2 concurrency, 3 no-op push, 4 first
- * push, 5 S3, 6 memory and lock latency), `--runs N` (default 5, quick 3),
- * `--keep` (keep the temporary directories).
+ * Options: `--quick` (smaller sizes, 3 runs, a few minutes), `--only 1,3`
+ * (figures: 0 start-up, 1 head-of-line and 2 concurrency on a filesystem
+ * datastore (context), 3 no-op push, 4 first push, 5 S3, 6 memory and lock
+ * latency, 7 first pull, 8 one large file, 9 S3 + 30 ms throughput, 10 S3 +
+ * 100 ms concurrency and head-of-line), `--runs N` (default 5, quick 3),
+ * `--keep` (keep the temporary directories). Every row shows its target
+ * (from the performance issue's table) and whether it is met.
  *
  * @example
  * ```sh
@@ -23,19 +26,25 @@ import { chartSvg, panelsFromRows } from "./chart.ts";
 import { bulkFigures } from "./figures/bulk.ts";
 import { concurrencyFigure } from "./figures/concurrency.ts";
 import { holFigure } from "./figures/hol.ts";
+import { largeFigure } from "./figures/large.ts";
 import { lockFigure, startupFigure } from "./figures/lock.ts";
 import { s3Figure } from "./figures/s3.ts";
-import { type Machine, type Results, type Row, table } from "./report.ts";
+import { s3ConcurrencyFigure, s3ThroughputFigure } from "./figures/s3_latency.ts";
+import { type Machine, notes, type Results, type Row, table } from "./report.ts";
 
-const ALL = ["0", "1", "2", "3", "4", "5", "6"];
+const ALL = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"];
 const USAGE = `Usage: deno task bench [--quick] [--only N,N] [--runs N] [--keep]
 
-  --quick      smaller trees (10,000 files; S3 200 files), 3 runs (first push 2) and
-               no warm-up where the set-up already warmed up: under two minutes
-  --only N,N   figures to run: 0 start-up, 1 head-of-line blocking, 2 concurrency,
-               3 no-op push, 4 first push, 5 S3, 6 memory and lock latency
+  --quick      smaller trees (10,000 files; S3 200 files; a 256 MiB large file), 3 runs
+               (first push and pull 2) and no warm-up where the set-up already warmed
+               up: a few minutes
+  --only N,N   figures to run: 0 start-up, 1 head-of-line blocking and 2 concurrency
+               (filesystem, context), 3 no-op push, 4 first push, 5 S3 (local server),
+               6 memory and lock latency, 7 first pull, 8 one large file (2 GiB),
+               9 S3 + 30 ms latency: first push, first pull, no-op requests,
+               10 S3 + 100 ms latency: concurrent flushes, head-of-line blocking
   --runs N     measured runs per figure after one warm-up (default 5, quick 3; S3 first
-               push at most 2, S3 no-op at most 3: the local server is slow)
+               push and pull at most 2, S3 no-op at most 3: the local server is slow)
   --keep       keep the temporary directories
   --render F   run nothing: print the table of a saved results file (e.g.
                bench/results/full.json) and write latest.json and chart.svg from it
@@ -109,6 +118,8 @@ async function publish(results: Results, copies: string[]): Promise<void> {
     `${mach.cores} cores (${mach.cpu}), median of ${results.runs} interleaved runs`;
   await Deno.writeTextFile(join(out, "chart.svg"), chartSvg(panelsFromRows(results.rows), caption));
   console.log(table(results.rows));
+  const notesText = notes(results.rows);
+  if (notesText !== "") console.log(`\nNotes:\n${notesText}`);
   const load = (l?: number[]) => l?.[0]?.toFixed(1) ?? "?";
   console.log(
     `\n${results.mode} run, ${results.runs} runs per figure, ${results.durationS} s; ` +
@@ -191,15 +202,18 @@ async function main(): Promise<number> {
     if (only.has("6")) await figure("6", () => lockFigure(ctx));
     if (only.has("1")) await figure("1", () => holFigure(ctx));
     if (only.has("2")) await figure("2", () => concurrencyFigure(ctx));
-    if (only.has("3") || only.has("4") || only.has("6")) {
-      await figure("3/4", () => bulkFigures(ctx, only));
+    if (only.has("3") || only.has("4") || only.has("6") || only.has("7")) {
+      await figure("3/4/7", () => bulkFigures(ctx, only));
     }
+    if (only.has("8")) await figure("8", () => largeFigure(ctx));
     if (only.has("5")) await figure("5", () => s3Figure(ctx));
+    if (only.has("9")) await figure("9", () => s3ThroughputFigure(ctx));
+    if (only.has("10")) await figure("10", () => s3ConcurrencyFigure(ctx));
   } catch (err) {
     await ctx.cleanup();
     throw err;
   }
-  rows.sort((a, b) => a.figure.localeCompare(b.figure));
+  rows.sort((a, b) => a.figure.localeCompare(b.figure, "en", { numeric: true }));
   mach.loadAverageEnd = Deno.loadavg();
   const durationS = Math.round((performance.now() - started) / 100) / 10;
   const results: Results = {
@@ -207,7 +221,7 @@ async function main(): Promise<number> {
     date: new Date().toISOString(),
     mode: args.quick ? "quick" : "full",
     runs: args.runs,
-    figures: [...only].sort(),
+    figures: [...only].sort((a, b) => Number(a) - Number(b)),
     durationS,
     machine: mach,
     sizes: { ...ctx.sizes },

@@ -159,6 +159,14 @@ export function table(rows: Row[]): string {
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...lines.map(line)].join("\n");
 }
 
+/** The notes of the rows that have one, one line each (`- 9 NAME: NOTE`), for below the table. */
+export function notes(rows: Row[]): string {
+  return rows
+    .filter((r) => r.note && r.verdict !== "SKIP" && r.verdict !== "FAIL")
+    .map((r) => `- ${r.figure} ${r.name}: ${r.note}`)
+    .join("\n");
+}
+
 /** The machine the figures were taken on. */
 export interface Machine {
   cpu: string;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { median, peerRow, ratio, row, skipped, table, verdict } from "./report.ts";
+import { median, notes, peerRow, ratio, row, skipped, table, verdict } from "./report.ts";
 import { parseArgs } from "./main.ts";
 
 Deno.test("median of odd and even counts, null when empty", () => {
@@ -59,7 +59,8 @@ Deno.test("parseArgs: quick defaults to 3 runs, --only and --runs are checked", 
   assert.equal(parseArgs([]).runs, 5);
   assert.deepEqual([...parseArgs(["--only", "1,2"]).only], ["1", "2"]);
   assert.equal(parseArgs(["--runs=7"]).runs, 7);
-  assert.throws(() => parseArgs(["--only", "9"]), /unknown figure 9/);
+  assert.throws(() => parseArgs(["--only", "11"]), /unknown figure 11/);
+  assert.deepEqual([...parseArgs(["--only", "7,10"]).only], ["7", "10"]);
   assert.throws(() => parseArgs(["--runs", "0"]), /whole number/);
   assert.throws(() => parseArgs(["--fast"]), /unknown option --fast/);
 });
@@ -78,4 +79,14 @@ Deno.test("a missing peer keeps the modelsync median but gives no ratio and SKIP
   assert.equal(r.ratio, undefined);
   assert.equal(r.verdict, "SKIP");
   assert.equal(r.note, "git not installed");
+});
+
+Deno.test("notes lists the notes of measured rows, not of skipped ones (the table has those)", () => {
+  const rows = [
+    row({ figure: "9", name: "first push", unit: "s", samples: [1], note: "475 requests" }),
+    row({ figure: "9", name: "no-op", unit: "s", samples: [1] }),
+    skipped("10", "concurrent", "no S3 server"),
+  ];
+  assert.equal(notes(rows), "- 9 first push: 475 requests");
+  assert.equal(notes([]), "");
 });

@@ -1,8 +1,9 @@
 /**
  * A small HTTP proxy in front of an S3 server, for tests and benchmarks: it
- * counts the requests a command makes and injects faults (an endpoint that
- * ignores conditional writes, refused credentials, a server that goes down,
- * an answer lost after the server did the work).
+ * counts the requests a command makes, delays every request by a set latency (a datastore far away), and injects
+ * faults (an endpoint that ignores conditional writes, refused credentials,
+ * a server that goes down, an answer lost after the server did the work, an
+ * error answer to chosen requests).
  *
  * Bodies stream both ways and pass through byte for byte: the request body
  * keeps its `content-length` (or stays chunked when the client sent it
@@ -15,7 +16,7 @@
  * @example
  * ```ts
  * import { S3Proxy } from "./_s3_proxy.ts";
- * await using proxy = await S3Proxy.start("http://127.0.0.1:9000");
+ * await using proxy = await S3Proxy.start("http://127.0.0.1:9000", { latencyMs: 30 });
  * // point the client at proxy.endpoint, run something, then:
  * console.log(proxy.count, proxy.requests.map((r) => `${r.method} ${r.path}`));
  * ```
@@ -37,6 +38,8 @@ export interface ProxiedRequest {
 export interface S3ProxyOptions {
   /** Start as an endpoint that ignores conditional writes (see {@linkcode S3Proxy.stripConditionals}). */
   stripConditionals?: boolean;
+  /** Start with this latency (see {@linkcode S3Proxy.latencyMs}); default 0. */
+  latencyMs?: number;
 }
 
 /**
@@ -116,6 +119,19 @@ export class S3Proxy {
    * refuse the altered requests; moto does not check them.)
    */
   stripConditionals: boolean;
+  /**
+   * Milliseconds every request waits before it is forwarded (or refused), as
+   * if the server were that far away; each request waits on its own, so
+   * concurrent requests overlap their waits as on a real network.
+   */
+  latencyMs: number;
+  /**
+   * Called for each request after it is recorded (and after the latency);
+   * a status returned (500, 503, …) is answered here with an S3 error of
+   * that status once the request body was read whole, and the request is
+   * never forwarded (a part upload that fails, a server that throttles).
+   */
+  failRequest?: (req: ProxiedRequest) => number | undefined;
   /** Answer 403 InvalidAccessKeyId to requests signed with this access key id. */
   rejectAccessKey?: string;
   /** Answer 403 AccessDenied to writes (PUT, POST, DELETE) signed with this access key id. */
@@ -147,6 +163,7 @@ export class S3Proxy {
     this.#port = port;
     this.endpoint = `http://127.0.0.1:${port}`;
     this.stripConditionals = opts.stripConditionals ?? false;
+    this.latencyMs = opts.latencyMs ?? 0;
   }
 
   /** Starts a proxy on a free loopback port in front of `upstream` (`http://host:port`). */
@@ -248,6 +265,17 @@ export class S3Proxy {
     this.onRequest?.(entry);
     const cut = this.#inFlight.signal;
     if (cut.aborted) return brokenResponse();
+    if (this.latencyMs > 0) {
+      const waited = await delay(this.latencyMs, cut);
+      if (!waited) return brokenResponse();
+    }
+    const failWith = this.failRequest?.(entry);
+    if (failWith !== undefined) {
+      // Read the body whole first, so the client sees the answer rather than a reset.
+      await drain(req.body);
+      entry.status = failWith;
+      return s3Error(req.method, failWith);
+    }
 
     const key = accessKeyOf(req, url);
     if (this.rejectAccessKey !== undefined && key === this.rejectAccessKey) {
@@ -305,6 +333,44 @@ export class S3Proxy {
     const body = upstream.body === null ? null : cutOff(upstream.body, cut);
     return new Response(body, { status: upstream.status, headers: out });
   }
+}
+
+/** Waits `ms`; false when `signal` aborted first. */
+function delay(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(true);
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Reads a request body to its end (errors ignored: the client may have given up). */
+async function drain(body: ReadableStream<Uint8Array> | null): Promise<void> {
+  if (body === null) return;
+  try {
+    for await (const _ of body) { /* discard */ }
+  } catch { /* cut off */ }
+}
+
+/** An S3 error answer of `status`: InternalError (500), SlowDown (503), else ServiceUnavailable. */
+function s3Error(method: string, status: number): Response {
+  const code = status === 500
+    ? "InternalError"
+    : status === 503
+    ? "SlowDown"
+    : "ServiceUnavailable";
+  const id = crypto.randomUUID().replaceAll("-", "").slice(0, 16).toUpperCase();
+  const headers = { "content-type": "application/xml", "x-amz-request-id": id };
+  if (method === "HEAD") return new Response(null, { status, headers });
+  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code>` +
+    `<Message>Injected by S3Proxy</Message><RequestId>${id}</RequestId></Error>`;
+  return new Response(body, { status, headers });
 }
 
 /** An answer whose body fails at once, which breaks the client's connection. */

@@ -117,6 +117,7 @@ Deno.test({
     await using az = await AzureSandbox.create("e2e-down", { proxy: true });
     const proxy = az.proxy!;
     const a = await az.sb.repo("a", { MODELSYNC_HOLDER: "alice" });
+    await a.noPacks(); // a blob per file: the server goes down between blob uploads
     await writeModelFiles(a, "vpc/m1", { count: 12, size: 20_000, seed: 5 });
     await a.write("models/vpc/m2/b.txt", "second model\n");
     const before = await snapshot(a.path("models"));

@@ -85,14 +85,15 @@ Deno.test("packs: restore of a generation whose pack is lost reads its files' ow
 Deno.test("packs: a file whose content is a pack's bytes (the same blob) verifies clean, and missing, is reported missing", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
-  await writeModelFiles(a, "vpc/m1", { count: 5, size: 600, seed: 14 });
+  await writeModelFiles(a, "vpc/m1", { count: 5, size: 120_000, seed: 14 });
   expectCode(await a.run(["push"]), 0, "push m1");
   const pack = (await sb.datastore.current("vpc/m1"))!.files[0].pack!.blob;
-  // A copy of the pack as a file of another model: its content hash is the pack's.
+  // A copy of the pack (over 512 KiB, so not packed itself) as a file of another
+  // model: its content hash is the pack's, and the pack is its blob.
   await a.write("models/vpc/m2/copy.bin", await Deno.readFile(sb.datastore.blobPath(pack)));
   expectCode(await a.run(["push"]), 0, "push m2");
   const copy = (await sb.datastore.current("vpc/m2"))!.files[0];
-  assert.equal(copy.sha256, pack);
+  assert.deepEqual([copy.sha256, copy.pack], [pack, undefined]);
 
   const v = await a.run(["verify", "--read-data", "--json"]);
   assert.deepEqual(verifyProblems(v), [], v.stdout);

@@ -114,6 +114,7 @@ Deno.test({
     await using pg = await PgSandbox.create("down", { proxy: true });
     const proxy = pg.proxy!;
     const a = await pg.sb.repo("a", { MODELSYNC_HOLDER: "alice" });
+    await a.noPacks(); // a blob per file: the server goes down between blob uploads
     await writeModelFiles(a, "vpc/m1", { count: 12, size: 300_000, seed: 5 });
     await a.write("models/vpc/m2/b.txt", "second model\n");
     const before = await snapshot(a.path("models"));

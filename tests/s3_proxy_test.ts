@@ -1,8 +1,9 @@
 /**
  * The test proxy in front of the local S3 server: it passes requests and
  * bodies through unchanged and counts them, strips conditional headers from
- * writes on demand, refuses one access key like S3 does, and goes down and
- * comes back on the same port.
+ * writes on demand, refuses one access key like S3 does, goes down and
+ * comes back on the same port, delays every request, and answers chosen
+ * requests with an S3 error.
  */
 import assert from "node:assert/strict";
 import {
@@ -190,6 +191,42 @@ Deno.test({
       proxy.loseAnswer = undefined;
       const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: "k" }));
       assert.equal(await got.Body!.transformToString(), "landed");
+    } finally {
+      s3.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name: "S3 proxy: latencyMs delays every request; failRequest answers an S3 error unforwarded",
+  ...s3TestOptions(),
+  async fn() {
+    const bucket = await freshBucket("proxy-latency");
+    await using proxy = await S3Proxy.start(S3_ENDPOINT!, { latencyMs: 120 });
+    assert.equal(proxy.latencyMs, 120);
+    const s3 = client(proxy.endpoint);
+    const put = (key: string) =>
+      outcome(s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "x" })));
+    try {
+      for (const key of ["a", "b"]) {
+        const t0 = performance.now();
+        assert.equal(await put(key), "ok");
+        const ms = performance.now() - t0;
+        assert.ok(ms >= 115, `a request took ${ms.toFixed(0)} ms through a 120 ms proxy`);
+      }
+      proxy.failRequest = (r) => (r.path.endsWith("/slow") ? 503 : undefined);
+      assert.equal(await put("slow"), "SlowDown");
+      proxy.failRequest = (r) => (r.path.endsWith("/broken") ? 500 : undefined);
+      assert.equal(await put("broken"), "InternalError");
+      proxy.failRequest = undefined;
+      assert.deepEqual(proxy.requests.map((r) => r.status), [200, 200, 503, 500], proxy.summary());
+      const direct = client(S3_ENDPOINT!);
+      try {
+        const list = await direct.send(new ListObjectsV2Command({ Bucket: bucket }));
+        assert.deepEqual(list.Contents?.map((o) => o.Key), ["a", "b"], "failed ones never sent");
+      } finally {
+        direct.destroy();
+      }
     } finally {
       s3.destroy();
     }

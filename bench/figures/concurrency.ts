@@ -1,7 +1,10 @@
 /**
- * Figure 2, concurrency: 8 `flush` processes at once, each in its own
- * repository on its own model (200 files × 16 KiB), one datastore; wall time
- * from the first spawn to the last exit, scoped path against global path.
+ * Figure 2, concurrency on a filesystem datastore: 8 `flush` processes at
+ * once, each in its own repository on its own model (200 files × 16 KiB),
+ * one datastore; wall time from the first spawn to the last exit, scoped
+ * path against global path. Context, without a target: on 2 cores it
+ * measures CPU contention more than locking; the target is on the S3 +
+ * 100 ms figure (10).
  *
  * @module
  */
@@ -10,6 +13,7 @@ import { type BenchContext, interleave } from "../_context.ts";
 import { cli, expectSummary, spawnCli } from "../_run.ts";
 import { listFiles, writeModels } from "../_tree.ts";
 import { type Row, row } from "../report.ts";
+import { CONTEXT } from "./hol.ts";
 
 /** Runs figure 2 and returns its row. */
 export async function concurrencyFigure(ctx: BenchContext): Promise<Row[]> {
@@ -65,12 +69,13 @@ export async function concurrencyFigure(ctx: BenchContext): Promise<Row[]> {
   return [
     row({
       figure: "2",
-      name: `${writers} concurrent flushes (${writerFiles} × ${writerFileSize / 1024} KiB each)`,
+      name: `${CONTEXT}${writers} concurrent flushes (${writerFiles} × ${
+        writerFileSize / 1024
+      } KiB each)`,
       unit: "s",
       samples: s.scoped,
       peer: "global path",
       peerSamples: s.global,
-      target: { max: 0.6, of: "ratio" },
     }),
   ];
 }

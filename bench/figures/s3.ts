@@ -20,122 +20,29 @@ import { type BenchContext, interleave } from "../_context.ts";
 import { BenchError, cli, expectSummary, run } from "../_run.ts";
 import { writeModels } from "../_tree.ts";
 import { peerRow, type Row, row, type RowInput, skipped } from "../report.ts";
-
-const CREDENTIALS = {
-  AWS_ACCESS_KEY_ID: "test",
-  AWS_SECRET_ACCESS_KEY: "test",
-  AWS_REGION: "us-east-1",
-};
-
-interface Proxy {
-  endpoint: string;
-  count: number;
-  reset(): void;
-  close(): Promise<void>;
-}
-
-/** Why figure 5 cannot run here, or null. */
-async function unavailable(): Promise<string | null> {
-  const endpoint = Deno.env.get("MODELSYNC_TEST_S3_ENDPOINT");
-  if (!endpoint) return 'no S3 server: run eval "$(scripts/services.sh start)" first';
-  try {
-    const res = await fetch(endpoint, { signal: AbortSignal.timeout(5_000) });
-    await res.body?.cancel();
-  } catch (err) {
-    return `no S3 server answers at ${endpoint} (${(err as Error).name}): ` +
-      'run eval "$(scripts/services.sh start)"';
-  }
-  const ok = await Deno.stat(new URL("../../src/providers/s3/mod.ts", import.meta.url))
-    .then(() => true, () => false);
-  return ok ? null : "the S3 provider (src/providers/s3/) is not built";
-}
+import { type S3Bench, s3Unavailable, withS3 } from "../_s3.ts";
 
 /** Runs figure 5; returns its rows (SKIP rows with the reason when it cannot run). */
 export async function s3Figure(ctx: BenchContext): Promise<Row[]> {
-  const why = await unavailable();
+  const why = await s3Unavailable();
   if (why !== null) {
     return [
       skipped("5", "S3 first push", why, { peer: "rclone copy --transfers 16" }),
       skipped("5", "S3 no-op push / pull", why, { peer: "rclone sync --dry-run" }),
     ];
   }
-  const upstream = Deno.env.get("MODELSYNC_TEST_S3_ENDPOINT")!;
-  const { S3Proxy } = await import("../../tests/_s3_proxy.ts");
-  const proxy: Proxy = await S3Proxy.start(upstream);
-  const bucket = await createBucket(upstream);
-  try {
-    return await measure(ctx, proxy, bucket);
-  } finally {
-    await proxy.close();
-    if (ctx.opts.keep) ctx.log(`kept bucket ${bucket}`);
-    else await removeBucket(upstream, bucket).catch((err) => ctx.log(`${err}`));
-  }
+  return await withS3(ctx, { latencyMs: 0, name: "figure 5" }, (s3) => measure(ctx, s3));
 }
 
-function client(endpoint: string) {
-  return import("@aws-sdk/client-s3").then((sdk) => ({
-    sdk,
-    s3: new sdk.S3Client({
-      endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: { accessKeyId: "test", secretAccessKey: "test" },
-    }),
-  }));
-}
-
-/** Deletes every object of the bucket (1,000 per request), then the bucket. */
-async function removeBucket(endpoint: string, bucket: string): Promise<void> {
-  const { sdk, s3 } = await client(endpoint);
-  try {
-    while (true) {
-      const page = await s3.send(new sdk.ListObjectsV2Command({ Bucket: bucket }));
-      const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
-      if (keys.length === 0) break;
-      await s3.send(new sdk.DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
-    }
-    await s3.send(new sdk.DeleteBucketCommand({ Bucket: bucket }));
-  } finally {
-    s3.destroy();
-  }
-}
-
-async function createBucket(endpoint: string): Promise<string> {
-  const { sdk, s3 } = await client(endpoint);
-  const rand = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16))
-    .join("");
-  const bucket = `modelsync-bench-${Deno.pid}-${rand}`;
-  try {
-    await s3.send(new sdk.CreateBucketCommand({ Bucket: bucket }));
-  } finally {
-    s3.destroy();
-  }
-  return bucket;
-}
-
-async function measure(ctx: BenchContext, proxy: Proxy, bucket: string): Promise<Row[]> {
+async function measure(ctx: BenchContext, s3: S3Bench): Promise<Row[]> {
   const { s3Models, s3Files, fileSize } = ctx.sizes;
   const total = s3Models * s3Files;
   const files = `${total.toLocaleString("en-US")} files`;
-  const dir = await ctx.fresh("s3");
+  const { proxy, bucket, dir, env, rcloneEnv } = s3;
   const repo = join(dir, "repo");
   const trash = join(dir, "trash");
   await Deno.mkdir(trash, { recursive: true });
   await writeModels(join(repo, "models"), { models: s3Models, files: s3Files, size: fileSize });
-  ctx.log(`figure 5: bucket ${bucket} via proxy ${proxy.endpoint}, ${files}`);
-  const env = { ...CREDENTIALS };
-  const rcloneEnv = {
-    ...CREDENTIALS,
-    RCLONE_CONFIG: join(dir, "rclone.conf"),
-    RCLONE_CONFIG_BENCH_TYPE: "s3",
-    RCLONE_CONFIG_BENCH_PROVIDER: "Other",
-    RCLONE_CONFIG_BENCH_ENDPOINT: proxy.endpoint,
-    RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: "test",
-    RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: "test",
-    RCLONE_CONFIG_BENCH_REGION: "us-east-1",
-    RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE: "true",
-  };
-  await Deno.writeTextFile(rcloneEnv.RCLONE_CONFIG, "");
   const requests: Record<string, number[]> = {
     "first push": [],
     "rclone copy": [],
@@ -159,7 +66,7 @@ async function measure(ctx: BenchContext, proxy: Proxy, bucket: string): Promise
       await Deno.mkdir(repo, { recursive: true });
       await Deno.writeTextFile(
         join(repo, "modelsync.yaml"),
-        `datastore: s3://${bucket}/modelsync-${n}?endpoint=${proxy.endpoint}\n`,
+        `datastore: ${s3.spec(`modelsync-${n}`)}\n`,
       );
       await cli(["init"], { cwd: repo, env });
       proxy.reset();

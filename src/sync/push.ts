@@ -154,10 +154,16 @@ export async function pushModel(
       const stored = pack
         ? new Map([...packLocations(remoteStates.values()), ...packedHere])
         : new Map<string, PackLocation>();
+      // Content the head names as blobs of their own (large files; files pushed before packs).
+      const named = new Set<string>();
+      for (const st of remoteStates.values()) {
+        if (st.link === undefined && st.pack === undefined) named.add(st.sha256);
+      }
       const moved = await uploadMissing(s, items, {
         signal,
         progress: opts.progress,
         stored,
+        named,
         pack,
       });
       // Content whose pack is gone was stored again: packed anew, or as a blob of its own.

@@ -50,8 +50,8 @@ export interface Uploaded extends Moved {
   packed: Map<string, PackLocation>;
   /**
    * Pack blobs that `stored` named for this upload's content but the
-   * datastore no longer has: that content was uploaded again (packed, or
-   * found as a blob of its own), so no commit names those packs for it.
+   * datastore no longer has: that content was uploaded again, so no commit
+   * names those packs for it.
    */
   lostPacks: Set<string>;
 }
@@ -61,13 +61,20 @@ const PACK_WRITE_JOBS = 2;
 
 /**
  * Uploads the content the datastore does not have yet, each once: files up
- * to 512 KiB (`isPackable`) into packs of up to 16 MiB (in the
- * order given, so a model's files lie together), larger ones as blobs of
- * their own, in a rolling pool of `s.jobs`. Content `stored` names (a pack
- * location the head already holds) is not uploaded again; nor is content
- * that is a blob of its own already. With `pack: false` nothing is packed
- * (the remedy for a lost pack stores blobs of their own, which readers fall
- * back to). Returns what was uploaded and where packed content went.
+ * to 512 KiB (`isPackable`) into packs of up to 16 MiB (in the order given,
+ * so a model's files lie together), larger ones as blobs of their own, in a
+ * rolling pool of `s.jobs`.
+ *
+ * What is there already is asked by blob, not per file: content `stored` in
+ * a pack (a location the head names) needs its pack to exist, one check per
+ * pack; content the head names as a blob of its own (`named`), and every
+ * file too large to pack, needs that blob. New small content is packed
+ * without asking (on S3 a question per file is a request per file). Content
+ * whose pack or blob is gone is uploaded again (into a new pack when it is
+ * small), so a push also repairs what it depends on. With `pack: false`
+ * nothing is packed (the remedy for a lost pack stores blobs of their own,
+ * which readers fall back to). Returns what was uploaded and where packed
+ * content went.
  */
 export async function uploadMissing(
   s: RepoSession,
@@ -76,47 +83,37 @@ export async function uploadMissing(
     signal: AbortSignal;
     progress: Progress;
     stored?: ReadonlyMap<string, PackLocation>;
+    named?: ReadonlySet<string>;
     pack?: boolean;
   },
 ): Promise<Uploaded> {
   const unique = new Map<string, UploadItem>();
-  // Content `stored` places in a pack, by pack: kept there only while the pack is stored.
-  const inPacks = new Map<string, Map<string, UploadItem>>();
-  for (const it of items) {
-    const at = opts.stored?.get(it.sha256);
-    if (at === undefined) {
-      if (!unique.has(it.sha256)) unique.set(it.sha256, it);
-      continue;
-    }
-    const list = inPacks.get(at.blob) ?? new Map<string, UploadItem>();
-    if (!list.has(it.sha256)) list.set(it.sha256, it);
-    inPacks.set(at.blob, list);
-  }
+  for (const it of items) if (!unique.has(it.sha256)) unique.set(it.sha256, it);
   const packed = new Map<string, PackLocation>();
   const lostPacks = new Set<string>();
-  if (unique.size === 0 && inPacks.size === 0) return { files: 0, bytes: 0, packed, lostPacks };
-  // One call asks for the content and for the packs: a pack lost since the
-  // head named it sends its content to be stored again (invariant 1).
-  const present = new Set(
-    await s.provider.hasBlobs([...unique.keys(), ...inPacks.keys()], { signal: opts.signal }),
-  );
-  const again: string[] = [];
-  for (const [blob, list] of inPacks) {
-    if (present.has(blob)) continue;
-    lostPacks.add(blob);
-    for (const [h, it] of list) {
-      if (!unique.has(h)) again.push(h);
-      unique.set(h, it);
+  if (unique.size === 0) return { files: 0, bytes: 0, packed, lostPacks };
+  const packs = opts.pack !== false;
+  const blobFor = (it: UploadItem): string | undefined => {
+    const at = opts.stored?.get(it.sha256);
+    if (at !== undefined) return at.blob;
+    if (packs && isPackable(it.size) && !opts.named?.has(it.sha256)) return undefined; // new: packed
+    return it.sha256;
+  };
+  const asked = [...new Set([...unique.values()].map(blobFor).filter((h) => h !== undefined))];
+  const present = asked.length === 0
+    ? new Set<string>()
+    : await s.provider.hasBlobs(asked, { signal: opts.signal });
+  const missing = [...unique.values()].filter((it) => {
+    const blob = blobFor(it);
+    if (blob !== undefined && !present.has(blob) && opts.stored?.has(it.sha256)) {
+      lostPacks.add(blob); // its content is uploaded again: no commit names this pack for it
     }
-  }
-  if (again.length > 0) {
-    for (const h of await s.provider.hasBlobs(again, { signal: opts.signal })) present.add(h);
-  }
-  const missing = [...unique.values()].filter((it) => !present.has(it.sha256));
+    return blob === undefined || !present.has(blob);
+  });
   let bytes = 0;
   opts.progress.addTotal(missing.length, missing.reduce((n, it) => n + it.size, 0));
   const signal = opts.signal;
-  const packing = opts.pack === false ? [] : missing.filter((it) => isPackable(it.size));
+  const packing = packs ? missing.filter((it) => isPackable(it.size)) : [];
   const own = packing.length === 0 ? missing : missing.filter((it) => !isPackable(it.size));
   const groups: UploadItem[][] = [];
   let size = PACK_TARGET_BYTES;

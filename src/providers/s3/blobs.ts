@@ -6,7 +6,6 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import * as S3 from "@aws-sdk/client-s3";
 import { runPool } from "../../async.ts";
@@ -19,11 +18,12 @@ import {
 } from "../../provider/blob_source.ts";
 import type * as C from "../../provider/contract.ts";
 import { conditionFailed, noKey, s3Fail, type S3Store } from "./client.ts";
+import { ByteBudget, PART_BUDGET_BYTES, putMultipart } from "./multipart.ts";
 
 const MiB = 1024 * 1024;
 /** Files up to this size are read whole (synchronously up to 64 KiB) and checked before sending. */
 export const SMALL_BLOB_BYTES = 8 * MiB;
-/** Files over this size go up in parts of 8 MiB (more for files over ~78 GiB). */
+/** Files over this size go up in parallel parts of 8 MiB (more for files over ~78 GiB). */
 export const MULTIPART_BYTES = 64 * MiB;
 /** A `has` asking about this many hashes first lists the whole blobs area, */
 export const SWEEP_MIN_HASHES = 32;
@@ -53,9 +53,12 @@ export class S3Blobs {
   readonly #listing = new Map<string, Promise<Set<string>>>();
   #sweep: Promise<void> | undefined;
   #since = performance.now();
+  /** Bytes of multipart parts in flight, shared by this provider's uploads. */
+  readonly #parts: ByteBudget;
 
-  constructor(s3: S3Store) {
+  constructor(s3: S3Store, opts: { partBudgetBytes?: number } = {}) {
     this.s3 = s3;
+    this.#parts = new ByteBudget(opts.partBudgetBytes ?? PART_BUDGET_BYTES);
   }
 
   /**
@@ -190,50 +193,13 @@ export class S3Blobs {
   }
 
   /**
-   * Uploads a large file in parts (HEAD first: an existing blob is not sent
-   * again); the whole-file hash is checked before the conditional
-   * `CompleteMultipartUpload`.
+   * Uploads a large file in parts sent in parallel (./multipart.ts), HEAD
+   * first: an existing blob is not sent again.
    */
   async #putMultipart(hash: string, source: { path: string; size: number }, signal?: AbortSignal) {
     if (await this.#head(hash, signal)) return;
-    const at = this.s3.at(blobRel(hash));
-    const what = `store blob ${hash}`;
-    const create = new S3.CreateMultipartUploadCommand({ ...at, ChecksumAlgorithm: "SHA256" });
-    const { UploadId } = await this.s3.send(what, create, { signal });
-    let completed = false;
-    try {
-      const partSize = Math.max(8 * MiB, Math.ceil(source.size / 10_000 / MiB) * MiB);
-      const Parts: { PartNumber: number; ETag?: string; ChecksumSHA256?: string }[] = [];
-      // The last part is sent only once the whole file hashed to its name.
-      for await (const Body of checkedChunks(hash, source, partSize)) {
-        const PartNumber = Parts.length + 1;
-        const ChecksumSHA256 = createHash("sha256").update(Body).digest("base64");
-        const part = new S3.UploadPartCommand({
-          ...at,
-          UploadId,
-          PartNumber,
-          Body,
-          ChecksumSHA256,
-        });
-        const { ETag } = await this.s3.send(what, part, { signal, bytes: Body.length });
-        Parts.push({ PartNumber, ETag, ChecksumSHA256 });
-      }
-      const complete = new S3.CompleteMultipartUploadCommand({
-        ...at,
-        UploadId,
-        MultipartUpload: { Parts },
-        IfNoneMatch: "*",
-      });
-      // A failed condition: stored meanwhile by someone else; our parts are aborted.
-      completed =
-        (await this.s3.send(what, complete, { signal, expect: conditionFailed })) !== null;
-      this.#learn([hash]);
-    } finally {
-      if (!completed) {
-        await this.s3.client.send(new S3.AbortMultipartUploadCommand({ ...at, UploadId }))
-          .catch(() => {});
-      }
-    }
+    await putMultipart(this.s3, blobRel(hash), hash, source, { budget: this.#parts, signal });
+    this.#learn([hash]);
   }
 
   /** Streams a blob or a range of it; NotFoundError when missing. */

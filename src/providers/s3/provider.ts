@@ -32,6 +32,8 @@ export interface S3ProviderOptions {
   configureClient?: (client: S3.S3Client) => void;
   /** Keys per listing page (default 1,000, S3's most). */
   pageSize?: number;
+  /** Bytes of multipart parts in flight across uploads (default 64 MiB). */
+  partBudgetBytes?: number;
 }
 
 /** User metadata naming the write whose trailer ends a record object. */
@@ -68,6 +70,7 @@ export class S3Provider extends S3Blobs implements C.Provider {
     const { callTimeoutMs } = context;
     super(
       new S3Store(resolveS3Config(config, opts.env), { callTimeoutMs, pageSize: opts.pageSize }),
+      { partBudgetBytes: opts.partBudgetBytes },
     );
     opts.configureClient?.(this.s3.client);
   }
