@@ -28,7 +28,7 @@ import {
   sameStates,
   statesOf,
 } from "./states.ts";
-import { mergeStates, threeWay } from "./three_way.ts";
+import { type FileState, mergeStates, threeWay } from "./three_way.ts";
 import {
   landingClashes,
   landRemote,
@@ -147,8 +147,13 @@ export async function pushModel(
           items.push({ sha256: st.sha256, size: st.size, file: path.join(dir, p) });
         }
       }
-      // Content the head already keeps in a pack stays where it is.
-      const stored = new Map([...packLocations(remoteStates.values()), ...packedHere]);
+      // Content the head already keeps in a pack stays where it is; with
+      // packSmallFiles: false (pre-pack clients share the datastore), what
+      // this repository holds becomes blobs of their own instead.
+      const pack = s.config.packSmallFiles !== false;
+      const stored = pack
+        ? new Map([...packLocations(remoteStates.values()), ...packedHere])
+        : new Map<string, PackLocation>();
       // Content the head names as blobs of their own (large files; files pushed before packs).
       const named = new Set<string>();
       for (const st of remoteStates.values()) {
@@ -159,8 +164,10 @@ export async function pushModel(
         progress: opts.progress,
         stored,
         named,
-        pack: s.config.packSmallFiles !== false,
+        pack,
       });
+      // Content whose pack is gone was stored again: packed anew, or as a blob of its own.
+      for (const [h, at] of stored) if (moved.lostPacks.has(at.blob)) stored.delete(h);
       for (const [h, at] of moved.packed) {
         stored.set(h, at);
         packedHere.set(h, at);
@@ -170,7 +177,12 @@ export async function pushModel(
       try {
         // One compare-and-swap on the head read: the new generation may be
         // above the next one (above a base the datastore lost).
-        const draft = makeManifest(model, nextGen, entriesOf(target, stored), s.identity);
+        const draft = makeManifest(
+          model,
+          nextGen,
+          entriesOf(withoutPacks(target, pack ? moved.lostPacks : "all", items), stored),
+          s.identity,
+        );
         const res = await s.provider.commitManifest(model, remote, draft, { signal });
         committed = res.manifest;
         version = res.version;
@@ -221,4 +233,29 @@ export async function pushModel(
   throw new ConflictError(
     `Cannot push ${key}: other writers kept committing; gave up after ${MAX_COMMIT_ATTEMPTS} attempts. Retry.`,
   );
+}
+
+/**
+ * `target` without the locations in `lost` packs (or in any, with "all") of
+ * content this push stored (`items`); a remote state whose content is not
+ * here keeps its location (for a lost pack, readers fall back to a blob of
+ * its own).
+ */
+function withoutPacks(
+  target: ReadonlyMap<string, FileState>,
+  lost: ReadonlySet<string> | "all",
+  items: readonly UploadItem[],
+): ReadonlyMap<string, FileState> {
+  if (lost !== "all" && lost.size === 0) return target;
+  const again = new Set(items.map((it) => it.sha256));
+  const out = new Map(target);
+  for (const [p, st] of target) {
+    if (
+      st.pack !== undefined && (lost === "all" || lost.has(st.pack.blob)) && again.has(st.sha256)
+    ) {
+      const { pack: _pack, ...rest } = st;
+      out.set(p, rest);
+    }
+  }
+  return out;
 }

@@ -15,6 +15,8 @@ import { cleanTmp } from "../repo/apply.ts";
 import { acquireRepoLock } from "../repo/repo_lock.ts";
 import { assertDataDir, listLocalModels, type ScanResult } from "../repo/scan.ts";
 import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
+import { walkHistory } from "../model/history.ts";
+import type { PackLocation } from "../model/pack.ts";
 import { hasPackedChanges, type PackedScan, unpackScan } from "../repo/packed_scan.ts";
 import path from "node:path";
 import { Progress, progressOutput } from "./progress.ts";
@@ -112,7 +114,7 @@ async function isEmptyDir(dir: string): Promise<boolean> {
  * names that are missing, stored as blobs of their own (readers fall back to
  * them when a pack is gone; design/format.md, "Packs").
  */
-async function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
+async function restoreMissingBlobs(s: RepoSession, scan: ScanResult, base: BaseState | null) {
   const dir = modelDir(s, scan.model);
   // A link's content is its target, stored inline in the manifest: no blob.
   const items = [...scan.files.values()].filter((f) => f.link === undefined).map((f) => ({
@@ -121,15 +123,28 @@ async function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
     file: path.join(dir, f.path),
   }));
   const head = await s.provider.getManifest(scan.model, { signal: s.signal });
-  const locations = packLocations(head?.manifest.files ?? []);
-  const packs = [...new Set([...locations.values()].map((l) => l.blob))];
+  // A repository behind the head holds the base's content: in the packs of
+  // the generations from the head down to the base's.
+  const manifests = head === null
+    ? []
+    : base === null || head.manifest.generation <= base.generation
+    ? [head.manifest]
+    : (await walkHistory(s.provider.provider, scan.model, {
+      head,
+      signal: s.signal,
+      stop: (m) => m.generation <= base.generation,
+    })).entries.map((e) => e.manifest);
+  const named = manifests.flatMap((m) => [...packLocations(m.files)]);
+  const packs = [...new Set(named.map(([, at]) => at.blob))];
   const present = packs.length === 0
     ? new Set<string>()
     : await s.provider.hasBlobs(packs, { signal: s.signal });
+  const stored = new Map<string, PackLocation>();
+  for (const [h, at] of named) if (!stored.has(h) && present.has(at.blob)) stored.set(h, at);
   return await uploadMissing(s, items, {
     signal: s.signal,
     progress: new Progress("push", { mode: "none" }),
-    stored: new Map([...locations].filter(([, at]) => present.has(at.blob))),
+    stored,
     pack: false,
   });
 }
@@ -238,7 +253,7 @@ export async function runPush(
           // datastore lost (the remedy for a corrupt or deleted blob): they
           // are stored again from the local files. Content-addressed, so no
           // lock is needed. Unnamed models cost no datastore call.
-          const moved = named ? await restoreMissingBlobs(s, full) : { files: 0, bytes: 0 };
+          const moved = named ? await restoreMissingBlobs(s, full, base) : { files: 0, bytes: 0 };
           reports.push({
             model: formatRef(model),
             status: moved.files > 0 ? "pushed" : "unchanged",

@@ -48,6 +48,12 @@ export function modelDir(s: RepoSession, model: ModelRef): string {
 export interface Uploaded extends Moved {
   /** Content hash → pack location of each file this upload packed. */
   packed: Map<string, PackLocation>;
+  /**
+   * Pack blobs that `stored` named for this upload's content but the
+   * datastore no longer has: that content was uploaded again, so no commit
+   * names those packs for it.
+   */
+  lostPacks: Set<string>;
 }
 
 /** Pack uploads at once: each holds up to a pack (16 MiB) in memory. */
@@ -84,7 +90,8 @@ export async function uploadMissing(
   const unique = new Map<string, UploadItem>();
   for (const it of items) if (!unique.has(it.sha256)) unique.set(it.sha256, it);
   const packed = new Map<string, PackLocation>();
-  if (unique.size === 0) return { files: 0, bytes: 0, packed };
+  const lostPacks = new Set<string>();
+  if (unique.size === 0) return { files: 0, bytes: 0, packed, lostPacks };
   const packs = opts.pack !== false;
   const blobFor = (it: UploadItem): string | undefined => {
     const at = opts.stored?.get(it.sha256);
@@ -98,6 +105,9 @@ export async function uploadMissing(
     : await s.provider.hasBlobs(asked, { signal: opts.signal });
   const missing = [...unique.values()].filter((it) => {
     const blob = blobFor(it);
+    if (blob !== undefined && !present.has(blob) && opts.stored?.has(it.sha256)) {
+      lostPacks.add(blob); // its content is uploaded again: no commit names this pack for it
+    }
     return blob === undefined || !present.has(blob);
   });
   let bytes = 0;
@@ -153,7 +163,7 @@ export async function uploadMissing(
       bytes += it.size;
     }),
   ]);
-  return { files: missing.length, bytes, packed };
+  return { files: missing.length, bytes, packed, lostPacks };
 }
 
 /** Reads of packs at once: each holds up to a span (16 MiB) in memory. */
