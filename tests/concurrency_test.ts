@@ -4,8 +4,9 @@
  * same model rebase when they touched different files and conflict when they
  * changed the same file, and nothing is lost.
  *
- * Order, not time: the big flush is slowed with MODELSYNC_TEST_BLOB_DELAY_MS
- * given only to its own process.
+ * Order, not time: the big flush holds its lock for seconds through the
+ * slow-store decorator (`head`: a wait under its lock before it reads its
+ * head), given only to its own process.
  */
 import assert from "node:assert/strict";
 import {
@@ -17,6 +18,7 @@ import {
   reportByModel,
   type RunResult,
   Sandbox,
+  slowStore,
   waitFor,
   writeModelFiles,
 } from "./_helpers.ts";
@@ -29,8 +31,9 @@ async function startBigFlush(
   extra: string[],
 ): Promise<CliProcess> {
   await writeModelFiles(repo, "vpc/big", { count: 40, size: 1024, seed: 2 });
-  const big = repo.spawn(["flush", "--json", "--jobs", "1", ...extra], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "100" },
+  const slow = slowStore(sb, { head: 4_000 });
+  const big = repo.spawn(["flush", "--json", "--jobs", "1", ...slow.args, ...extra], {
+    env: slow.env,
   });
   await waitFor(`the big flush to hold ${lockKey}`, async () => {
     if (big.exited) throw new Error(`big flush ended early\n${describe(await big.done)}`);
@@ -217,9 +220,11 @@ Deno.test("mixed paths: a global-path flush drains a live model lock; a scoped f
   // A global-path writer holds the global lock; a scoped writer must wait for it.
   await bigRepo.write("models/vpc/big/extra.txt", "more\n");
   await writeModelFiles(bigRepo, "vpc/big", { count: 30, size: 1024, seed: 77, prefix: "v2" });
-  const big2 = bigRepo.spawn(["flush", "--json", "--jobs", "1", "--disable-cap", "scopedSync"], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "100" },
-  });
+  const slow = slowStore(sb, { head: 3_000 });
+  const big2 = bigRepo.spawn(
+    ["flush", "--json", "--jobs", "1", "--disable-cap", "scopedSync", ...slow.args],
+    { env: slow.env },
+  );
   await waitFor("the global lock held by the big flush", async () => {
     if (big2.exited) throw new Error(`big flush ended early\n${describe(await big2.done)}`);
     return (await sb.datastore.lock("global"))?.pid === big2.pid;
@@ -239,9 +244,8 @@ Deno.test("two pushes in the same repository: one waits for the other, nothing i
   await using sb = await Sandbox.create();
   const repo = await sb.repo("r");
   await writeModelFiles(repo, "vpc/m1", { count: 6, size: 512, seed: 8 });
-  const first = repo.spawn(["push", "--json", "--jobs", "1"], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "200" },
-  });
+  const slow = slowStore(sb, { head: 2_000 });
+  const first = repo.spawn(["push", "--json", "--jobs", "1", ...slow.args], { env: slow.env });
   await waitFor("the first push to hold vpc/m1", async () => {
     if (first.exited) throw new Error(`first push ended early\n${describe(await first.done)}`);
     return (await sb.datastore.lock("vpc/m1"))?.pid === first.pid;

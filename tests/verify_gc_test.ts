@@ -16,6 +16,7 @@ import {
   type Repo,
   Sandbox,
   sha256,
+  slowStore,
   snapshot,
   waitFor,
   writeModelFiles,
@@ -178,7 +179,8 @@ Deno.test("gc --dry-run lists, and gc removes only unreferenced old blobs and ol
 
   // A push of another model, slowed down, runs while gc plans and runs.
   const m2 = await writeModelFiles(b, "vpc/m2", { count: 12, size: 300, seed: 5 });
-  const push = b.spawn(["push", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "300" } });
+  const slow = slowStore(sb, { putBlob: 300 });
+  const push = b.spawn(["push", "--jobs", "1", ...slow.args], { env: slow.env });
   const m2Blobs = new Set([...m2.values()].map((bytes) => sha256(bytes)));
   await waitFor("the push's first blob", async () => {
     if (push.exited) throw new Error(`push ended early\n${describe(await push.done)}`);
@@ -208,7 +210,8 @@ Deno.test("gc --dry-run lists, and gc removes only unreferenced old blobs and ol
     human.stdout,
     /^Would remove 0 generations and 1 orphan record, and 2 blobs \(50 B\)\./m,
   );
-  assert.ok(await sb.datastore.lock("vpc/m2") !== null || push.exited, "dry run took no lock");
+  assert.doesNotMatch(dry.stderr, /Waiting for/, "the dry run waits for no lock");
+  assert.equal(push.exited, false, "the push still runs");
   assert.ok(
     (await sb.datastore.blobs()).includes(oldOrphan),
     "the dry run removed nothing",
@@ -246,11 +249,12 @@ Deno.test("gc --grace 0s waits for a push holding its model lock, so the push's 
   expectCode(await a.run(["push"]), 0, "push m1");
   const m2 = await writeModelFiles(b, "vpc/m2", { count: 16, size: 200, seed: 9 });
   const m2Blobs = [...m2.values()].map((bytes) => sha256(bytes));
-  const push = b.spawn(["push", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "300" } });
-  await waitFor("the push holding its lock with a blob stored", async () => {
+  // The push holds its lock 3 s before it reads its head.
+  const slow = slowStore(sb, { head: 3_000 });
+  const push = b.spawn(["push", "--jobs", "1", ...slow.args], { env: slow.env });
+  await waitFor("the push holding its lock", async () => {
     if (push.exited) throw new Error(`push ended early\n${describe(await push.done)}`);
-    const blobs = await sb.datastore.blobs();
-    return (await sb.datastore.lock("vpc/m2")) !== null && m2Blobs.some((h) => blobs.includes(h));
+    return (await sb.datastore.lock("vpc/m2"))?.pid === push.pid;
   });
   const gc = a.spawn(["gc", "--grace", "0s", "--json"]);
   expectCode(await push.done, 0, "push");

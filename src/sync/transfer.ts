@@ -12,7 +12,7 @@ import { writeLanding } from "../model/landing.ts";
 import { assertNamesFit, downloadToTmp, placeFile, placeLink, removeFile } from "../repo/apply.ts";
 import type { FileState } from "./three_way.ts";
 import { fileDirClashes } from "./states.ts";
-import { runPool, sleep } from "../async.ts";
+import { runPool } from "../async.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
 
@@ -54,7 +54,6 @@ export async function uploadMissing(
   const signal = opts.signal;
   await runPool(missing, { jobs: s.jobs, signal }, async (it) => {
     if (performance.now() - lastBreath >= BREATHE_EVERY_MS) await breathe();
-    if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, signal);
     const tracked = opts.progress.track(it.size);
     await s.provider.putBlob(it.sha256, {
       kind: "file",
@@ -143,7 +142,6 @@ export async function landRemote(
   try {
     const downloads = await runPool(blobs, { jobs: s.jobs, signal: opts.signal }, async (p) => {
       const st = opts.remote.get(p)!;
-      if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
       const stream = await s.provider.getBlob(st.sha256, { signal: opts.signal }).catch((err) => {
         if (!(err instanceof NotFoundError)) throw err;
         throw new CorruptError(
@@ -188,8 +186,6 @@ export async function landRemote(
     const mtimes = new Map<string, number>();
     for (let i = 0; i < writes.length; i++) {
       const st = opts.remote.get(writes[i])!;
-      // Test knob (MODELSYNC_TEST_BLOB_DELAY_MS): lets tests kill a sync mid-landing.
-      if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
       await assertUntouched(s, model, [writes[i]], opts.expectLocal);
       const landed = st.link === undefined
         ? await placeFile(
