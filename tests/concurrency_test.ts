@@ -18,6 +18,7 @@ import {
   reportByModel,
   type RunResult,
   Sandbox,
+  sha256,
   slowStore,
   waitFor,
   writeModelFiles,
@@ -102,6 +103,42 @@ Deno.test("global path (--disable-cap scopedSync): the small flush waits for the
   assert.equal(s.doc.lockPath, "global");
   assert.equal(s.r.status, "pushed");
   assert.equal(flushReport(bigRes, "vpc/big").doc.lockPath, "global");
+  assert.deepEqual(await sb.datastore.integrityProblems(), []);
+});
+
+Deno.test("global path: a push holds no lock while it uploads, so a small flush of another model does not wait for it", async () => {
+  await using sb = await Sandbox.create();
+  const bigRepo = await sb.repo("big", { MODELSYNC_HOLDER: "big" });
+  const smallRepo = await sb.repo("small", { MODELSYNC_HOLDER: "small" });
+  await smallRepo.write("models/vpc/small/one.txt", "one small file\n");
+  const files = await writeModelFiles(bigRepo, "vpc/big", { count: 16, size: 1024, seed: 5 });
+  const hashes = [...files.values()].map((bytes) => sha256(bytes));
+  const global = ["--disable-cap", "scopedSync"];
+  // 16 uploads of 400 ms each.
+  const slow = slowStore(sb, { putBlob: 400 });
+  const big = bigRepo.spawn(["flush", "--json", "--jobs", "1", ...slow.args, ...global], {
+    env: slow.env,
+  });
+  await waitFor("the big flush's first blob stored", async () => {
+    if (big.exited) throw new Error(`big flush ended early\n${describe(await big.done)}`);
+    const blobs = await sb.datastore.blobs();
+    return hashes.some((h) => blobs.includes(h));
+  });
+  const held = expectCode(await smallRepo.run(["lock", "status", "--json"]), 0, "lock status");
+  assert.deepEqual(expectJson(held, "modelsync.locks/1").locks, [], describe(held));
+  const blobs = await sb.datastore.blobs();
+  assert.ok(hashes.some((h) => !blobs.includes(h)), "the big flush was still uploading");
+
+  const small = await smallRepo.run(["flush", "--json", ...global]);
+  expectCode(small, 0, "small flush");
+  assert.equal(big.exited, false, "the big flush still uploads when the small one exits");
+  assert.doesNotMatch(small.stderr, /Waiting for the global lock/, describe(small));
+  assert.equal(flushReport(small, "vpc/small").doc.lockPath, "global");
+
+  const b = flushReport(expectCode(await big.done, 0, "big flush"), "vpc/big");
+  assert.equal(b.doc.lockPath, "global");
+  assert.equal(b.r.status, "pushed");
+  assert.equal(b.r.uploaded, 16);
   assert.deepEqual(await sb.datastore.integrityProblems(), []);
 });
 

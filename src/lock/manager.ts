@@ -19,8 +19,8 @@
  *   operation: "push", lockTimeoutMs: 60_000, ttlMs: 30_000,
  * });
  * const outcomes = await manager.run(models, async (model, { lease, signal }) => {
- *   // ... upload with `signal` ...
- *   lease.assertHeld();
+ *   // ... read the head and merge with `signal` (blobs were uploaded before) ...
+ *   await lease.confirm();
  *   // ... commit ...
  * }, { jobs: 4 });
  * ```

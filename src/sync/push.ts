@@ -1,6 +1,8 @@
 /**
- * Pushing one model: upload missing blobs, then commit by compare-and-swap;
- * on a lost race, rebase when local and remote changes touch different files.
+ * Pushing one model: upload missing blobs before any lock
+ * ({@linkcode uploadBeforeLock}), then under the model's lock read the
+ * head, merge and commit by compare-and-swap ({@linkcode pushModel}); on a
+ * lost race, rebase when local and remote changes touch different files.
  *
  * @module
  */
@@ -9,7 +11,9 @@ import path from "node:path";
 import { ConflictError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { BaseState } from "../model/base.ts";
+import type { StoredManifest } from "../model/commits.ts";
 import { writeBase } from "../model/base.ts";
+import { type GcMark, gcMarkMoved, readGcMark } from "../model/gc_mark.ts";
 import { readLanding, removeLanding } from "../model/landing.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import type { ScanResult } from "../repo/scan.ts";
@@ -32,6 +36,8 @@ import {
   landingClashes,
   landRemote,
   modelDir,
+  type Moved,
+  type Uploaded,
   type UploadItem,
   uploadMissing,
 } from "./transfer.ts";
@@ -39,6 +45,77 @@ import { makeManifest } from "../model/manifest.ts";
 
 /** Commit attempts before giving up on a model that keeps moving. */
 export const MAX_COMMIT_ATTEMPTS = 5;
+
+/** What a push stored before it took any lock ({@linkcode uploadBeforeLock}). */
+export interface Staged {
+  /** The gc mark, read before any of these blobs was checked. */
+  mark: GcMark;
+  /** What was uploaded, and how many blobs the datastore already had. */
+  uploaded: Uploaded;
+  ms: number;
+}
+
+/** Every local file of a scan that has a blob (a link is stored inline in the manifest). */
+export function localItems(s: RepoSession, scan: ScanResult): UploadItem[] {
+  const dir = modelDir(s, scan.model);
+  const items: UploadItem[] = [];
+  for (const f of scan.files.values()) {
+    if (f.link === undefined) {
+      items.push({ sha256: f.sha256, size: f.size, file: path.join(dir, f.path) });
+    }
+  }
+  return items;
+}
+
+/**
+ * Uploads every local file of `scan` that the datastore lacks, before any
+ * lock is taken: blobs are immutable and content-addressed, so storing one
+ * early changes nothing anyone reads, and the lock is then held only to read
+ * the head, merge and commit. Whatever the commit will name among the local
+ * files is then stored (found or uploaded), unless a gc removed it since
+ * `mark` was read: {@linkcode pushModel} checks that under the lock.
+ */
+export async function uploadBeforeLock(
+  s: RepoSession,
+  scan: ScanResult,
+  opts: { mark: GcMark; signal: AbortSignal; progress: Progress },
+): Promise<Staged> {
+  const started = Date.now();
+  const uploaded = await uploadMissing(s, localItems(s, scan), {
+    signal: opts.signal,
+    progress: opts.progress,
+  });
+  return { mark: opts.mark, uploaded, ms: Date.now() - started };
+}
+
+/**
+ * Under the lock, after {@linkcode uploadBeforeLock}: when the gc mark moved
+ * since it was read, a gc removed blobs meanwhile, and any blob found or
+ * uploaded before the lock may be gone; those the head does not name (the
+ * head's blobs are kept by every gc) are asked about again, of the store
+ * itself, and uploaded again when missing. Nothing when the mark stayed.
+ */
+async function recheckStaged(
+  s: RepoSession,
+  scan: ScanResult,
+  opts: {
+    staged: Staged;
+    head: StoredManifest | null;
+    signal: AbortSignal;
+    progress: Progress;
+  },
+): Promise<Moved> {
+  const now = await readGcMark(s.provider.provider, { signal: opts.signal });
+  if (!gcMarkMoved(opts.staged.mark, now)) return { files: 0, bytes: 0 };
+  const named = new Set(opts.head?.manifest.files.map((f) => f.sha256));
+  const items = localItems(s, scan).filter((it) => !named.has(it.sha256));
+  const again = await uploadMissing(s, items, { ...opts, fresh: true });
+  logger("sync").info(
+    `A gc removed blobs while ${formatRef(scan.model)} was pushed: checked ` +
+      `${again.found + again.files} of its blobs again, stored ${again.files} again.`,
+  );
+  return again;
+}
 
 /**
  * Pushes one model whose local state is `scan`, relative to `base`, while
@@ -53,15 +130,20 @@ export async function pushModel(
     lease: Lease;
     signal: AbortSignal;
     progress: Progress;
+    /** What was uploaded before the lock; absent: everything is uploaded here, under it. */
+    staged?: Staged;
   },
 ): Promise<ModelReport> {
-  const started = Date.now();
+  const started = Date.now() - (opts.staged?.ms ?? 0);
   const key = formatRef(model);
-  const { scan, base, signal } = opts;
+  const { scan, base, signal, staged } = opts;
   const local = localStates(scan.files, { base, exclude: s.config.exclude });
   const landing = await readLanding(s.repoDir, model);
   const baseStates = effectiveBase(statesOf(base?.files), { landing, local });
-  let uploaded = { files: 0, bytes: 0 };
+  let uploaded: Moved = staged?.uploaded ?? { files: 0, bytes: 0 };
+  // Whether the gc mark was read again under this lock (once is enough: no
+  // gc removes anything while the lock is held).
+  let rechecked = false;
   for (let attempt = 1; attempt <= MAX_COMMIT_ATTEMPTS; attempt++) {
     signal.throwIfAborted();
     const remote = await s.provider.getManifest(model, { signal });
@@ -143,7 +225,20 @@ export async function pushModel(
           items.push({ sha256: st.sha256, size: st.size, file: path.join(dir, p) });
         }
       }
-      const moved = await uploadMissing(s, items, { signal, progress: opts.progress });
+      // Before the lock, every local file was stored (staged): only a gc since
+      // can have removed some. Without staging, everything is uploaded here.
+      let moved: Moved = { files: 0, bytes: 0 };
+      if (staged === undefined) {
+        moved = await uploadMissing(s, items, { signal, progress: opts.progress });
+      } else if (!rechecked) {
+        rechecked = true;
+        moved = await recheckStaged(s, scan, {
+          staged,
+          head: remote,
+          signal,
+          progress: opts.progress,
+        });
+      }
       uploaded = { files: uploaded.files + moved.files, bytes: uploaded.bytes + moved.bytes };
       await opts.lease.confirm();
       try {

@@ -30,6 +30,15 @@ export interface Moved {
   bytes: number;
 }
 
+/** What {@linkcode uploadMissing} did: what it stored, and how many blobs were there already. */
+export interface Uploaded extends Moved {
+  /** Distinct blobs the datastore already had (nothing sent for them). */
+  found: number;
+}
+
+/** Hashes per `hasBlobs` call with `fresh` (one request each on S3: a call's deadline must fit). */
+const FRESH_BATCH = 1_000;
+
 /** Absolute directory of a model in the working tree. */
 export function modelDir(s: RepoSession, model: ModelRef): string {
   return path.join(s.repoDir, s.config.dataDir, model.type, model.id);
@@ -37,17 +46,31 @@ export function modelDir(s: RepoSession, model: ModelRef): string {
 
 /**
  * Uploads the blobs the datastore does not have yet, each once, in a rolling
- * pool of `s.jobs`. Returns what was uploaded.
+ * pool of `s.jobs`. Returns what was uploaded and how many were found.
+ * `fresh` asks the store itself whether each is there (not a provider's
+ * memory of earlier answers): after a gc may have removed blobs.
  */
 export async function uploadMissing(
   s: RepoSession,
   items: readonly UploadItem[],
-  opts: { signal: AbortSignal; progress: Progress },
-): Promise<Moved> {
+  opts: { signal: AbortSignal; progress: Progress; fresh?: boolean },
+): Promise<Uploaded> {
   const unique = new Map<string, UploadItem>();
   for (const it of items) if (!unique.has(it.sha256)) unique.set(it.sha256, it);
-  if (unique.size === 0) return { files: 0, bytes: 0 };
-  const present = await s.provider.hasBlobs([...unique.keys()], { signal: opts.signal });
+  if (unique.size === 0) return { files: 0, bytes: 0, found: 0 };
+  const hashes = [...unique.keys()];
+  let present: Set<string>;
+  if (opts.fresh) {
+    present = new Set();
+    for (let i = 0; i < hashes.length; i += FRESH_BATCH) {
+      const batch = hashes.slice(i, i + FRESH_BATCH);
+      for (const h of await s.provider.hasBlobs(batch, { signal: opts.signal, fresh: true })) {
+        present.add(h);
+      }
+    }
+  } else {
+    present = await s.provider.hasBlobs(hashes, { signal: opts.signal });
+  }
   const missing = [...unique.values()].filter((it) => !present.has(it.sha256));
   let bytes = 0;
   opts.progress.addTotal(missing.length, missing.reduce((n, it) => n + it.size, 0));
@@ -64,7 +87,7 @@ export async function uploadMissing(
     tracked.done();
     bytes += it.size;
   });
-  return { files: missing.length, bytes };
+  return { files: missing.length, bytes, found: unique.size - missing.length };
 }
 
 /** Downloads from this size up report progress chunk by chunk. */
