@@ -32,6 +32,7 @@ import {
   statesOf,
 } from "./states.ts";
 import { mergeStates, threeWay } from "./three_way.ts";
+import { SharedRead } from "../async.ts";
 import {
   landingClashes,
   landRemote,
@@ -89,6 +90,34 @@ export async function uploadBeforeLock(
 }
 
 /**
+ * The reads of the gc mark under the locks of one push run, shared: a read
+ * sent after a caller's lock was taken serves every caller that asked before
+ * it was sent (`SharedRead`), and one read serves a lease for as long as it
+ * is held (on the global path, every model of the run). Each read needs only
+ * to come after the caller's lock was taken: from then until its commit no
+ * gc removes anything (design/sync.md, push step 4).
+ */
+export class GcMarkReads {
+  readonly #shared: SharedRead<GcMark>;
+  readonly #byLease = new WeakMap<Lease, Promise<GcMark>>();
+
+  constructor(s: RepoSession) {
+    this.#shared = new SharedRead(() => readGcMark(s.provider.provider, { signal: s.signal }));
+  }
+
+  /** The gc mark as read while `lease` is held. */
+  underLock(lease: Lease): Promise<GcMark> {
+    let read = this.#byLease.get(lease);
+    if (read === undefined) {
+      read = this.#shared.read();
+      this.#byLease.set(lease, read);
+      read.catch(() => this.#byLease.delete(lease));
+    }
+    return read;
+  }
+}
+
+/**
  * Under the lock, after {@linkcode uploadBeforeLock}: when the gc mark moved
  * since it was read, a gc removed blobs meanwhile, and any blob found or
  * uploaded before the lock may be gone; those the head does not name (the
@@ -100,12 +129,14 @@ async function recheckStaged(
   scan: ScanResult,
   opts: {
     staged: Staged;
+    /** The gc mark read under the lock. */
+    markNow: GcMark;
     head: StoredManifest | null;
     signal: AbortSignal;
     progress: Progress;
   },
 ): Promise<Moved> {
-  const now = await readGcMark(s.provider.provider, { signal: opts.signal });
+  const now = opts.markNow;
   if (!gcMarkMoved(opts.staged.mark, now)) return { files: 0, bytes: 0 };
   const named = new Set(opts.head?.manifest.files.map((f) => f.sha256));
   const items = localItems(s, scan).filter((it) => !named.has(it.sha256));
@@ -132,6 +163,8 @@ export async function pushModel(
     progress: Progress;
     /** What was uploaded before the lock; absent: everything is uploaded here, under it. */
     staged?: Staged;
+    /** Reads the gc mark under the lock (shared by a run's models); default: one read. */
+    markUnderLock?: () => Promise<GcMark>;
   },
 ): Promise<ModelReport> {
   const started = Date.now() - (opts.staged?.ms ?? 0);
@@ -232,8 +265,11 @@ export async function pushModel(
         moved = await uploadMissing(s, items, { signal, progress: opts.progress });
       } else if (!rechecked) {
         rechecked = true;
+        const markNow = await (opts.markUnderLock?.() ??
+          readGcMark(s.provider.provider, { signal }));
         moved = await recheckStaged(s, scan, {
           staged,
+          markNow,
           head: remote,
           signal,
           progress: opts.progress,

@@ -19,7 +19,7 @@ import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.
 import { hasPackedChanges, type PackedScan, unpackScan } from "../repo/packed_scan.ts";
 import { Progress, progressOutput } from "./progress.ts";
 import { modelDir, type Moved, uploadMissing } from "./transfer.ts";
-import { localItems, pushModel, type Staged, uploadBeforeLock } from "./push.ts";
+import { GcMarkReads, localItems, pushModel, type Staged, uploadBeforeLock } from "./push.ts";
 import { readGcMark } from "../model/gc_mark.ts";
 import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
@@ -287,6 +287,7 @@ export async function runPush(
       try {
         // 1. Upload before any lock; 2. under the locks, read the head, merge, commit.
         const staged = await stageUploads(s, pending, { progress, reports });
+        const marks = new GcMarkReads(s);
         const changed = [...pending.values()].map((p) => p.scan.model);
         const outcomes = await manager.run(changed, (model, ctx) => {
           const p = pending.get(formatRef(model))!;
@@ -300,6 +301,7 @@ export async function runPush(
             signal: ctx.signal,
             progress,
             ...(before === undefined ? {} : { staged: before }),
+            markUnderLock: () => marks.underLock(ctx.lease),
           });
         }, { jobs: s.jobs });
         for (const o of outcomes) {
