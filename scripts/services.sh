@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
 # Starts and stops the local services the tests and benchmarks use.
 #
-#   eval "$(scripts/services.sh start)"   # start a local S3 server (moto 5.2)
-#   scripts/services.sh status            # is it running, where
-#   scripts/services.sh stop              # stop it
+#   eval "$(scripts/services.sh start)"   # start moto (S3), Azurite, PostgreSQL 15 and PgBouncer
+#   scripts/services.sh status            # are they running, where
+#   scripts/services.sh stop              # stop them
 #
 # `start` picks a free loopback port, waits until the server answers, and
 # prints the variables the tests read, as `export` lines:
 #   MODELSYNC_TEST_S3_ENDPOINT  the endpoint, e.g. http://127.0.0.1:40123
+#   MODELSYNC_TEST_AZURE_CONNECTION_STRING  Azurite's (see "Azurite" below)
 # Any access key works with moto; the tests pass their own.
+#
+# PostgreSQL 15 and PgBouncer (Debian packages postgresql-15 and pgbouncer,
+# installed with apt-get when missing): `initdb` in a fresh directory under
+# $STATE/pg/postgres (removed by `stop`), a free loopback port, trust auth, and
+# PgBouncer in transaction pooling mode in front of it. Both run as the
+# `postgres` user when this script runs as root (neither runs as root).
+#   MODELSYNC_TEST_PG_URL         e.g. postgres://postgres@127.0.0.1:40124/postgres
+#   MODELSYNC_TEST_PGBOUNCER_URL  the same database through PgBouncer
+# Members of the role modelsync_password_auth log in with scram-sha-256 (a
+# test makes such a role to see a wrong password refused); every other role
+# is trusted.
 #
 # The server is moto 5.2 (moto before 5.2 ignores If-Match on PUT and DELETE),
 # found in this order; no package host is named here:
@@ -211,10 +223,306 @@ status() {
   fi
 }
 
+# --- Azurite (Azure Blob Storage emulator) ----------------------------------
+# Azurite's blob service only, pinned to the version the tests were written
+# against, installed with npm into $STATE/azurite when missing (from npm's own
+# configured registry). It keeps everything in memory (--inMemoryPersistence,
+# at most 2 GB of blob data), listens on a free loopback port, sends no
+# telemetry, and skips its API version check (the SDK speaks a newer version
+# than Azurite knows). `start` prints MODELSYNC_TEST_AZURE_CONNECTION_STRING:
+# Azurite's well-known development account (public, the same for everyone),
+# its BlobEndpoint on the chosen port.
+AZURITE_VERSION="3.35.0"
+AZURITE_ACCOUNT="devstoreaccount1"
+AZURITE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+azurite_ensure() {
+  local dir="${STATE}/azurite"
+  if [[ -x "${dir}/node_modules/.bin/azurite-blob" ]] &&
+    grep -q "\"version\": \"${AZURITE_VERSION}\"" "${dir}/node_modules/azurite/package.json" 2>/dev/null; then
+    return
+  fi
+  command -v npm >/dev/null || die "npm is needed to install Azurite (install Node.js and npm)"
+  mkdir -p "$dir"
+  [[ -f "${dir}/package.json" ]] || echo '{"private": true}' >"${dir}/package.json"
+  say "installing azurite@${AZURITE_VERSION} with npm into ${dir}"
+  npm install --prefix "$dir" --no-fund --no-audit --loglevel=error "azurite@${AZURITE_VERSION}" >&2 ||
+    die "npm could not install azurite@${AZURITE_VERSION}"
+}
+
+azurite_pid() {
+  local pid
+  [[ -f "${STATE}/azurite.pid" ]] || return 1
+  pid="$(cat "${STATE}/azurite.pid")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+azurite_print_env() {
+  local endpoint
+  endpoint="$(cat "${STATE}/azurite.endpoint")"
+  echo "export MODELSYNC_TEST_AZURE_CONNECTION_STRING='DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${endpoint};'"
+}
+
+azurite_start() {
+  if azurite_pid >/dev/null; then
+    say "azurite already runs at $(cat "${STATE}/azurite.endpoint")"
+    azurite_print_env
+    return
+  fi
+  azurite_ensure
+  local port endpoint pid code
+  port="$(free_port)"
+  endpoint="http://127.0.0.1:${port}/${AZURITE_ACCOUNT}"
+  (
+    cd "$STATE"
+    exec "${STATE}/azurite/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" \
+      --inMemoryPersistence --extentMemoryLimit 2048 --skipApiVersionCheck --disableTelemetry \
+      --silent >"${STATE}/azurite.log" 2>&1
+  ) &
+  pid=$!
+  echo "$pid" >"${STATE}/azurite.pid"
+  echo "$endpoint" >"${STATE}/azurite.endpoint"
+  for _ in $(seq 1 100); do
+    # Any HTTP answer (403 to an unsigned listing) means it listens.
+    code="$(curl -s -m 2 -o /dev/null -w '%{http_code}' "${endpoint}?comp=list" || true)"
+    if [[ -n "$code" && "$code" != "000" ]]; then
+      say "azurite runs at ${endpoint} (pid ${pid}, log ${STATE}/azurite.log)"
+      azurite_print_env
+      return
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  tail -n 20 "${STATE}/azurite.log" >&2 || true
+  kill "$pid" 2>/dev/null || true
+  die "azurite did not start on ${endpoint}; see ${STATE}/azurite.log"
+}
+
+azurite_stop() {
+  local pid
+  if pid="$(azurite_pid)"; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    say "stopped azurite (pid ${pid})"
+  fi
+  rm -f "${STATE}/azurite.pid" "${STATE}/azurite.endpoint"
+}
+
+azurite_status() {
+  if azurite_pid >/dev/null; then
+    say "azurite runs at $(cat "${STATE}/azurite.endpoint")"
+    azurite_print_env
+  else
+    say "azurite is not running; start it with: eval \"\$(scripts/services.sh start)\""
+    return 1
+  fi
+}
+
+# --- PostgreSQL 15 and PgBouncer ----------------------------------------------
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_PASSWORD_GROUP=modelsync_password_auth
+# Where PostgreSQL and PgBouncer keep their files: $STATE/pg, or a temporary
+# directory under /tmp when the postgres user cannot reach $STATE (its path
+# is then kept in $STATE/pg.dir).
+PG_BASE="$(cat "${STATE}/pg.dir" 2>/dev/null || echo "${STATE}/pg")"
+PG_DIR="${PG_BASE}/postgres"
+PGB_DIR="${PG_BASE}/pgbouncer"
+
+# Runs a command as the postgres user when root (initdb and pgbouncer refuse root).
+as_pg() {
+  if [[ "$(id -u)" -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Debian's postgresql-15 and pgbouncer, installed once with apt-get.
+ensure_pg_packages() {
+  local missing=()
+  [[ -x "${PG_BIN}/initdb" ]] || missing+=(postgresql-15)
+  command -v pgbouncer >/dev/null || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
+  [[ ${#missing[@]} -eq 0 ]] && return
+  say "installing ${missing[*]} with apt-get"
+  as_root apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
+    { as_root apt-get update >&2 && as_root apt-get install -y --no-install-recommends "${missing[@]}" >&2; } ||
+    die "apt-get could not install ${missing[*]}"
+}
+
+pg_running() {
+  [[ -f "${PG_DIR}/url" && -d "${PG_DIR}/data" ]] &&
+    as_pg "${PG_BIN}/pg_ctl" -D "${PG_DIR}/data" status >/dev/null 2>&1
+}
+
+pg_start() {
+  if pg_running; then
+    say "PostgreSQL already runs at $(cat "${PG_DIR}/url")"
+    echo "export MODELSYNC_TEST_PG_URL=$(cat "${PG_DIR}/url")"
+    return
+  fi
+  ensure_pg_packages
+  local port data url
+  rm -rf "$PG_DIR"
+  mkdir -p "$PG_DIR"
+  if [[ "$(id -u)" -eq 0 ]]; then chown postgres: "$PG_DIR"; fi
+  if ! as_pg test -w "$PG_DIR"; then
+    rm -rf "${STATE}/pg"
+    PG_BASE="$(mktemp -d /tmp/modelsync-pg.XXXXXX)"
+    chmod 755 "$PG_BASE"
+    echo "$PG_BASE" >"${STATE}/pg.dir"
+    PG_DIR="${PG_BASE}/postgres" PGB_DIR="${PG_BASE}/pgbouncer"
+    mkdir -p "$PG_DIR"
+    if [[ "$(id -u)" -eq 0 ]]; then chown postgres: "$PG_DIR"; fi
+    say "the postgres user cannot reach ${STATE}: using ${PG_BASE}"
+  fi
+  data="${PG_DIR}/data"
+  as_pg "${PG_BIN}/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"${PG_DIR}/initdb.log" 2>&1 ||
+    { tail -n 20 "${PG_DIR}/initdb.log" >&2; die "initdb failed; see ${PG_DIR}/initdb.log"; }
+  port="$(free_port)"
+  as_pg tee -a "${data}/postgresql.conf" >/dev/null <<CONF
+listen_addresses = '127.0.0.1'
+port = ${port}
+unix_socket_directories = '${data}'
+max_connections = 300
+shared_buffers = 64MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_preload_libraries = 'pg_stat_statements'
+password_encryption = scram-sha-256
+CONF
+  as_pg tee "${data}/pg_hba.conf" >/dev/null <<HBA
+local all all trust
+host all +${PG_PASSWORD_GROUP} 127.0.0.1/32 scram-sha-256
+host all all 127.0.0.1/32 trust
+HBA
+  as_pg "${PG_BIN}/pg_ctl" -D "$data" -l "${PG_DIR}/postgres.log" -w -t 60 start >&2 ||
+    { tail -n 20 "${PG_DIR}/postgres.log" >&2; die "PostgreSQL did not start; see ${PG_DIR}/postgres.log"; }
+  url="postgres://postgres@127.0.0.1:${port}/postgres"
+  psql -X -q -v ON_ERROR_STOP=1 "$url" -c "CREATE ROLE ${PG_PASSWORD_GROUP} NOLOGIN" \
+    -c "CREATE EXTENSION pg_stat_statements" >&2 || die "could not prepare PostgreSQL at ${url}"
+  echo "$url" >"${PG_DIR}/url"
+  say "PostgreSQL 15 runs at ${url} (data ${data}, log ${PG_DIR}/postgres.log)"
+  echo "export MODELSYNC_TEST_PG_URL=${url}"
+}
+
+pg_stop() {
+  if pg_running; then
+    as_pg "${PG_BIN}/pg_ctl" -D "${PG_DIR}/data" -m fast -w stop >&2 || true
+    say "stopped PostgreSQL"
+  fi
+  rm -rf "$PG_DIR"
+  if [[ -f "${STATE}/pg.dir" ]]; then rm -rf "$PG_BASE" "${STATE}/pg.dir"; fi
+  rmdir "$PG_BASE" 2>/dev/null || true
+}
+
+pg_status() {
+  if pg_running; then
+    say "PostgreSQL runs at $(cat "${PG_DIR}/url")"
+    echo "export MODELSYNC_TEST_PG_URL=$(cat "${PG_DIR}/url")"
+  else
+    say "PostgreSQL is not running; start it with: eval \"\$(scripts/services.sh start)\""
+    return 1
+  fi
+}
+
+pgbouncer_pid() {
+  local pid
+  [[ -f "${PGB_DIR}/pgbouncer.pid" ]] || return 1
+  pid="$(cat "${PGB_DIR}/pgbouncer.pid")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+pgbouncer_start() {
+  if pgbouncer_pid >/dev/null && [[ -f "${PGB_DIR}/url" ]]; then
+    say "PgBouncer already runs at $(cat "${PGB_DIR}/url")"
+    echo "export MODELSYNC_TEST_PGBOUNCER_URL=$(cat "${PGB_DIR}/url")"
+    return
+  fi
+  pg_running || die "PgBouncer needs PostgreSQL: start it first"
+  local pg_port port url i
+  pg_port="$(sed -E 's/.*:([0-9]+)\/.*/\1/' "${PG_DIR}/url")"
+  port="$(free_port)"
+  rm -rf "$PGB_DIR"
+  mkdir -p "$PGB_DIR"
+  echo '"postgres" ""' >"${PGB_DIR}/userlist.txt"
+  # Transaction pooling and no ignore_startup_parameters: what modelsync
+  # sends must work with PgBouncer's defaults.
+  cat >"${PGB_DIR}/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=${pg_port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${port}
+unix_socket_dir =
+auth_type = trust
+auth_file = ${PGB_DIR}/userlist.txt
+pool_mode = transaction
+max_client_conn = 1000
+default_pool_size = 40
+logfile = ${PGB_DIR}/pgbouncer.log
+pidfile = ${PGB_DIR}/pgbouncer.pid
+admin_users = postgres
+INI
+  if [[ "$(id -u)" -eq 0 ]]; then chown -R postgres: "$PGB_DIR"; fi
+  as_pg "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)" -d -q "${PGB_DIR}/pgbouncer.ini" >&2 ||
+    die "PgBouncer did not start; see ${PGB_DIR}/pgbouncer.log"
+  url="postgres://postgres@127.0.0.1:${port}/postgres"
+  for i in $(seq 1 100); do
+    if psql -X -q -At "$url" -c "SELECT 1" >/dev/null 2>&1; then
+      echo "$url" >"${PGB_DIR}/url"
+      say "PgBouncer (transaction pooling) runs at ${url} (log ${PGB_DIR}/pgbouncer.log)"
+      echo "export MODELSYNC_TEST_PGBOUNCER_URL=${url}"
+      return
+    fi
+    sleep 0.1
+  done
+  tail -n 20 "${PGB_DIR}/pgbouncer.log" >&2 || true
+  die "PgBouncer does not answer at ${url}; see ${PGB_DIR}/pgbouncer.log"
+}
+
+pgbouncer_stop() {
+  local pid
+  if pid="$(pgbouncer_pid)"; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    say "stopped PgBouncer (pid ${pid})"
+  fi
+  rm -rf "$PGB_DIR"
+}
+
+pgbouncer_status() {
+  if pgbouncer_pid >/dev/null && [[ -f "${PGB_DIR}/url" ]]; then
+    say "PgBouncer runs at $(cat "${PGB_DIR}/url")"
+    echo "export MODELSYNC_TEST_PGBOUNCER_URL=$(cat "${PGB_DIR}/url")"
+  else
+    say "PgBouncer is not running; start it with: eval \"\$(scripts/services.sh start)\""
+    return 1
+  fi
+}
+
 case "${1:-}" in
-start) start ;;
-stop) stop ;;
-status) status ;;
+start)
+  start
+  azurite_start
+  pg_start
+  pgbouncer_start
+  ;;
+stop)
+  pgbouncer_stop
+  pg_stop
+  stop
+  azurite_stop
+  ;;
+status)
+  rc=0
+  status || rc=1
+  azurite_status || rc=1
+  pg_status || rc=1
+  pgbouncer_status || rc=1
+  exit "$rc"
+  ;;
 *)
   echo "usage: scripts/services.sh start|stop|status" >&2
   exit 2

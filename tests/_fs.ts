@@ -103,7 +103,14 @@ export interface StoredManifest {
   generation: number;
   commit: string;
   parent: { generation: number; commit: string } | null;
-  files: { path: string; sha256: string; size: number; executable: boolean; link?: string }[];
+  files: {
+    path: string;
+    sha256: string;
+    size: number;
+    executable: boolean;
+    link?: string;
+    pack?: { blob: string; offset: number };
+  }[];
   committedBy: { holder: string; host: string; pid: number };
   committedAt: string;
 }
@@ -245,6 +252,17 @@ export class Datastore {
     for (const { file, manifest } of await this.manifests()) {
       for (const f of manifest.files) {
         if (f.link !== undefined) continue; // a link's target is inline: no blob
+        const pack = f.pack;
+        if (pack !== undefined && (await exists(this.blobPath(pack.blob)))) {
+          // A packed file: its part of the pack must hold its content.
+          const bytes = await Deno.readFile(this.blobPath(pack.blob));
+          const part = bytes.subarray(pack.offset, pack.offset + f.size);
+          if (part.length !== f.size || sha256(part) !== f.sha256) {
+            problems.push(`${file} names ${f.path} in pack ${pack.blob}, which does not hold it`);
+          }
+          continue;
+        }
+        // A file's own blob; also where a packed file's content is when its pack is gone.
         const p = this.blobPath(f.sha256);
         if (!(await exists(p))) {
           problems.push(`${file} names ${f.path} = blob ${f.sha256}, which is missing`);

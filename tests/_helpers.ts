@@ -171,14 +171,14 @@ function makeResult(
 }
 
 /**
- * The environment for a CLI process: ours without MODELSYNC_* and AWS_* (a
- * test never reaches a real AWS account by accident; S3 tests pass their own),
- * plus NO_COLOR and `extra`.
+ * The environment for a CLI process: ours without MODELSYNC_*, AWS_* and
+ * AZURE_* (a test never reaches a real cloud account by accident; S3 and
+ * Azure tests pass their own), plus NO_COLOR and `extra`.
  */
 export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(Deno.env.toObject())) {
-    if (!k.startsWith("MODELSYNC_") && !k.startsWith("AWS_")) env[k] = v;
+    if (!/^(MODELSYNC|AWS|AZURE)_/.test(k)) env[k] = v;
   }
   env.NO_COLOR = "1";
   env.RUST_BACKTRACE = "0";
@@ -292,6 +292,18 @@ export class Repo {
     if (typeof content === "string") await Deno.writeTextFile(p, content);
     else await Deno.writeFile(p, content);
     if (mode !== undefined) await Deno.chmod(p, mode);
+  }
+
+  /**
+   * Sets `packSmallFiles: false` in modelsync.yaml: every file a blob of its
+   * own, for tests about single blobs (which one a kill or a gc hits). Packs
+   * have tests of their own (tests/packs_test.ts).
+   */
+  async noPacks(): Promise<void> {
+    await this.write(
+      "modelsync.yaml",
+      `${await this.read("modelsync.yaml")}\npackSmallFiles: false\n`,
+    );
   }
 
   /** Reads a file as text. */

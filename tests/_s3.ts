@@ -227,6 +227,17 @@ export class S3Store {
     for (const [key, m] of await this.manifests()) {
       for (const f of m.files) {
         if ((f as { link?: string }).link !== undefined) continue; // a link has no blob
+        const pack = (f as { pack?: { blob: string; offset: number } }).pack;
+        const p = pack === undefined
+          ? undefined
+          : blobs.get(`blobs/${pack.blob.slice(0, 2)}/${pack.blob}`);
+        if (pack !== undefined && p !== undefined) {
+          if (pack.offset + f.size > p.size) {
+            problems.push(`${key} names ${f.path} in pack ${pack.blob} beyond its ${p.size} bytes`);
+          }
+          continue;
+        }
+        // A file's own blob; also where a packed file's content is when its pack is gone.
         const b = blobs.get(`blobs/${f.sha256.slice(0, 2)}/${f.sha256}`);
         if (b === undefined) problems.push(`${key} names ${f.path} = blob ${f.sha256}: missing`);
         else if (b.size !== f.size) {

@@ -158,6 +158,7 @@ Deno.test("version and --version print modelsync's version from deno.json, Deno'
 Deno.test("timeout: 1s in modelsync.yaml stops a slow push (exit 130, no lock left)", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: ten slow uploads
   await writeModelFiles(a, "vpc/m1", { count: 10, size: 256 });
   await Deno.writeTextFile(a.path("modelsync.yaml"), "timeout: 1s\n", { append: true });
   const slow = slowStore(sb, { putBlob: 400 });

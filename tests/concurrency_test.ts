@@ -110,6 +110,7 @@ Deno.test("global path: a push holds no lock while it uploads, so a small flush 
   await using sb = await Sandbox.create();
   const bigRepo = await sb.repo("big", { MODELSYNC_HOLDER: "big" });
   const smallRepo = await sb.repo("small", { MODELSYNC_HOLDER: "small" });
+  await bigRepo.noPacks(); // a blob per file: its uploads take a while
   await smallRepo.write("models/vpc/small/one.txt", "one small file\n");
   const files = await writeModelFiles(bigRepo, "vpc/big", { count: 16, size: 1024, seed: 5 });
   const hashes = [...files.values()].map((bytes) => sha256(bytes));

@@ -93,6 +93,7 @@ Deno.test("flush with nothing pending exits 0", async () => {
 Deno.test("flush past --timeout stops, exits 130 and leaves no lock; a rerun completes", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: ten slow uploads
   const files = await writeModelFiles(a, "vpc/m1", { count: 10, size: 512, seed: 9 });
   const slow = slowStore(sb, { putBlob: 400 });
   const res = await a.run(["flush", "--jobs", "1", "--timeout", "1s", ...slow.args], {

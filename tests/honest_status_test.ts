@@ -121,6 +121,7 @@ Deno.test("a lease whose lock was taken over is lease-lost (exit 75) naming the 
 Deno.test("a file that changed while it was pushed is status changed (exit 4), not conflict; the rerun sends it", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: the test acts on single blobs
   const proc = await slowPush(sb, a, { hold: "upload" });
   const changed = new Map<string, Uint8Array>();
   for (let i = 0; i < 8; i++) {
@@ -189,6 +190,7 @@ Deno.test("a file/directory clash on pull is found while planning: nothing is re
 Deno.test("a manifest whose size disagrees with its intact blob is a corrupt manifest; the blob is kept", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: the test acts on single blobs
   const b = await sb.repo("b");
   await a.write("models/vpc/m1/a.txt", "a one\n");
   await a.write("models/vpc/m1/b.txt", "b one\n");

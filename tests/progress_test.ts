@@ -25,6 +25,7 @@ interface Line {
 Deno.test("push --progress json writes JSON lines on stderr with increasing bytes", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: each upload is slowed
   await writeModelFiles(a, "vpc/m1", { count: 6, size: 64 * 1024 });
   const slow = slowStore(sb, { putBlob: 600 });
   const res = expectCode(
@@ -65,6 +66,7 @@ Deno.test("on a terminal, push draws a progress bar in bytes and files", async (
   }
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: each upload is slowed
   await writeModelFiles(a, "vpc/m1", { count: 5, size: 32 * 1024 });
   const slow = slowStore(sb, { putBlob: 500 });
   const cmd = `${Deno.execPath()} run -A --quiet ${MAIN} push --jobs 1 ${

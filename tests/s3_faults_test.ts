@@ -120,6 +120,7 @@ Deno.test({
     await using s3 = await S3Sandbox.create("e2e-down", { proxy: true });
     const proxy = s3.proxy!;
     const a = await s3.sb.repo("a", { MODELSYNC_HOLDER: "alice" });
+    await a.noPacks(); // a blob per file: the test acts on single blobs
     await writeModelFiles(a, "vpc/m1", { count: 12, size: 20_000, seed: 5 });
     await a.write("models/vpc/m2/b.txt", "second model\n");
     const before = await snapshot(a.path("models"));

@@ -197,6 +197,7 @@ Deno.test("an unknown command or option is a usage error", async () => {
 Deno.test("a blob whose content does not match its hash is refused on pull; nothing lands", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: the test acts on single blobs
   const b = await sb.repo("b");
   await a.write("models/vpc/m1/good.txt", "good content\n");
   await a.write("models/vpc/m1/victim.txt", "the real content\n");

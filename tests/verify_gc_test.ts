@@ -70,6 +70,7 @@ async function historyDir(sb: Sandbox, model: string, generation: number): Promi
 Deno.test("verify is clean on a healthy datastore, finds a deleted blob (exit 6, naming model, generation and path), and --read-data a corrupted one", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   await a.write("models/vpc/m1/a.txt", "a one\n");
   await a.write("models/vpc/m1/b.txt", "b stays\n");
   expectCode(await a.run(["push"]), 0, "push 1");
@@ -124,6 +125,7 @@ Deno.test("verify is clean on a healthy datastore, finds a deleted blob (exit 6,
 Deno.test("verify reports a corrupt history record and a broken parent link; log shows what it can and exits 6", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   for (const v of [1, 2, 3]) {
     await a.write("models/vpc/m1/a.txt", `a ${v}\n`);
     expectCode(await a.run(["push"]), 0, `push ${v}`);
@@ -154,7 +156,9 @@ Deno.test("verify reports a corrupt history record and a broken parent link; log
 Deno.test("gc --dry-run lists, and gc removes only unreferenced old blobs and old orphan records while a push runs; nothing a kept generation names is lost", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   const b = await sb.repo("b");
+  await b.noPacks(); // a blob per file: these tests name single blobs
   await a.write("models/vpc/m1/a.txt", "a one\n");
   await a.write("models/vpc/m1/b.txt", "b stays\n");
   expectCode(await a.run(["push"]), 0, "push 1");
@@ -234,6 +238,7 @@ Deno.test("gc --dry-run lists, and gc removes only unreferenced old blobs and ol
   assert.deepEqual(await verify(a, ["--read-data"], 0), []);
   assert.deepEqual(await sb.datastore.integrityProblems(), []);
   const c = await sb.repo("c");
+  await c.noPacks(); // a blob per file: these tests name single blobs
   expectCode(await c.run(["pull"]), 0, "a fresh pull");
   assert.deepEqual(await snapshot(c.modelDir("vpc/m1")), await snapshot(a.modelDir("vpc/m1")));
   assert.deepEqual(await snapshot(c.modelDir("vpc/m2")), await snapshot(b.modelDir("vpc/m2")));
@@ -245,7 +250,9 @@ Deno.test("gc --dry-run lists, and gc removes only unreferenced old blobs and ol
 Deno.test("gc --grace 0s waits for a push holding its model lock, so the push's fresh blobs survive", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   const b = await sb.repo("b");
+  await b.noPacks(); // a blob per file: these tests name single blobs
   await a.write("models/vpc/m1/a.txt", "a\n");
   expectCode(await a.run(["push"]), 0, "push m1");
   const m2 = await writeModelFiles(b, "vpc/m2", { count: 16, size: 200, seed: 9 });
@@ -273,6 +280,7 @@ Deno.test("gc --grace 0s while a push uploads before its lock: the push stores a
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
   const b = await sb.repo("b");
+  await b.noPacks(); // a blob per file: gc removes some of them, not one pack
   await a.write("models/vpc/m1/a.txt", "a\n");
   expectCode(await a.run(["push"]), 0, "push m1");
   const m2 = await writeModelFiles(b, "vpc/m2", { count: 20, size: 200, seed: 13 });
@@ -312,9 +320,57 @@ Deno.test("gc --grace 0s while a push uploads before its lock: the push stores a
   assert.deepEqual(await snapshot(c.modelDir("vpc/m2")), await snapshot(b.modelDir("vpc/m2")));
 });
 
+Deno.test("gc --grace 0s removes a pack a push wrote before its lock: the push stores that pack again before it commits", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const b = await sb.repo("b");
+  await a.write("models/vpc/m1/a.txt", "a\n");
+  expectCode(await a.run(["push"]), 0, "push m1");
+  // 20 small files go into one pack; 6 large ones are blobs of their own,
+  // uploaded one after the other beside it, 600 ms each.
+  const small = await writeModelFiles(b, "vpc/m2", { count: 20, size: 200, seed: 17 });
+  const large = await writeModelFiles(b, "vpc/m2", {
+    count: 6,
+    size: 600 * 1024,
+    seed: 18,
+    prefix: "large",
+  });
+  const own = new Set([...small.values(), ...large.values()].map((bytes) => sha256(bytes)));
+  const before = new Set(await sb.datastore.blobs());
+  const slow = slowStore(sb, { putBlob: 600 });
+  const push = b.spawn(["push", "--json", "--jobs", "1", ...slow.args], { env: slow.env });
+  let pack = "";
+  await waitFor("the push's pack stored", async () => {
+    if (push.exited) throw new Error(`push ended early\n${describe(await push.done)}`);
+    pack = (await sb.datastore.blobs()).find((h) => !before.has(h) && !own.has(h)) ?? "";
+    return pack !== "";
+  });
+  const gc = expectCode(await a.run(["gc", "--grace", "0s", "--json"]), 0, "gc");
+  assert.equal(push.exited, false, `gc ended while the push still uploads\n${describe(gc)}`);
+  const removed = (expectJson(gc, "modelsync.gc/1").blobs as { hash: string }[]).map((x) => x.hash);
+  assert.ok(removed.includes(pack), `gc removed the push's pack: ${removed}`);
+
+  const res = expectCode(await push.done, 0, "push");
+  assert.match(res.stderr, /A gc removed blobs while vpc\/m2 was pushed/, describe(res));
+  const head = (await sb.datastore.current("vpc/m2"))!;
+  const packs = new Set(head.files.flatMap((f) => f.pack === undefined ? [] : [f.pack.blob]));
+  assert.equal(packs.size, 1, JSON.stringify(head.files));
+  // The same files in the same order: the same pack, stored again under the lock.
+  assert.deepEqual([...packs], [pack]);
+  assert.ok((await sb.datastore.blobs()).includes(pack), "the pack is stored again");
+  const row = reportByModel(expectJson(res, "modelsync.push/1")).get("vpc/m2");
+  assert.ok((row?.uploaded ?? 0) >= 26 + 20, `the 20 packed files sent twice\n${describe(res)}`);
+  assert.deepEqual(await sb.datastore.integrityProblems(), [], "the commit names stored blobs");
+  assert.deepEqual(await verify(a, ["--read-data"], 0), []);
+  const c = await sb.repo("c");
+  expectCode(await c.run(["pull"]), 0, "a fresh pull");
+  assert.deepEqual(await snapshot(c.modelDir("vpc/m2")), await snapshot(b.modelDir("vpc/m2")));
+});
+
 Deno.test("gc --keep 1 removes older generations and their blobs once the grace period is over; log says so and restore of them exits 3", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   for (const v of [1, 2, 3]) {
     await a.write("models/vpc/m1/a.txt", `a ${v}\n`);
     await a.write("models/vpc/m1/same.txt", "same in every generation\n");
@@ -355,6 +411,7 @@ Deno.test("gc --keep 1 removes older generations and their blobs once the grace 
   );
   assert.deepEqual(await verify(a, [], 0), [], "a history cut by gc is not a broken link");
   const c = await sb.repo("c");
+  await c.noPacks(); // a blob per file: these tests name single blobs
   expectCode(await c.run(["pull"]), 0, "a fresh pull");
   assert.equal(await c.read("models/vpc/m1/a.txt"), "a 3\n");
   // History goes on above the cut.
@@ -374,6 +431,7 @@ Deno.test("gc --keep 1 removes older generations and their blobs once the grace 
 Deno.test("gc --keep-within keeps the generations committed within DUR, the grace rule keeps the one a pull may still read, and they conflict with --keep", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: these tests name single blobs
   for (const v of [1, 2, 3]) {
     await a.write("models/vpc/m1/a.txt", `a ${v}\n`);
     expectCode(await a.run(["push"]), 0, `push ${v}`);

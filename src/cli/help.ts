@@ -27,6 +27,8 @@ const EXAMPLES: Record<string, string[]> = {
   init: [
     "modelsync init --datastore filesystem:/srv/models",
     `modelsync init --datastore "s3://models/team?endpoint=https://minio.internal:9000"`,
+    `modelsync init --datastore "postgres://app@db.internal:5432/models?schema=team"  # password: PGPASSWORD or ~/.pgpass`,
+    "modelsync init --datastore azure://models/team   # AZURE_STORAGE_CONNECTION_STRING set",
     "modelsync --repo ../other init --datastore /srv/models --no-gitignore",
   ],
   status: [

@@ -5,7 +5,8 @@
  * size and executable bit, plus its generation and who committed it. An empty
  * file list is a tombstone (the model was deleted). A symbolic link is an
  * entry with `link` (its target, stored inline: no blob); its `sha256` and
- * `size` describe the target's UTF-8 bytes and `executable` is false.
+ * `size` describe the target's UTF-8 bytes and `executable` is false. A
+ * small file may be packed: `pack` names the pack blob and offset holding it.
  *
  * @example
  * ```ts
@@ -23,6 +24,7 @@ import { CorruptError } from "../errors.ts";
 import { formatRef, type ModelRef } from "./ref.ts";
 import { pathProblem, syncablePathProblem } from "./path.ts";
 import { linkEntryProblem, linkListProblems } from "./link.ts";
+import type { PackLocation } from "./pack.ts";
 
 export { pathProblem, syncablePathProblem };
 
@@ -41,6 +43,12 @@ export interface FileEntry {
    * returns it, and staying inside the model directory. A link has no blob.
    */
   link?: string;
+  /**
+   * Present for a packed file (design/format.md, "Packs"): its bytes are
+   * `size` bytes from `offset` of the pack blob `blob`, not a blob of their
+   * own. Never with `link`.
+   */
+  pack?: PackLocation;
 }
 
 /** Who committed a manifest or holds a lock. */
@@ -84,6 +92,10 @@ const fileSchema = z.object({
   size: z.number().int().nonnegative(),
   executable: z.boolean(),
   link: z.string().optional(),
+  pack: z.object({
+    blob: z.string().regex(SHA256),
+    offset: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  }).strict().optional(),
 }).strict();
 
 const COMMIT = /^[0-9a-f]{16,64}$/;
@@ -213,6 +225,9 @@ export function parseManifest(data: unknown, model: ModelRef): Manifest {
   for (const f of m.files) {
     const problem = syncablePathProblem(f.path);
     if (problem !== undefined) throw refuse(f.path, problem);
+    if (f.link !== undefined && f.pack !== undefined) {
+      throw refuse(f.path, "it is a link, which has no content to pack, but names a pack");
+    }
     if (f.link !== undefined) {
       const bad = linkEntryProblem(f as FileEntry & { link: string });
       if (bad !== undefined) throw refuse(f.path, `it is a link, but ${bad}`);

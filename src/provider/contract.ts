@@ -227,6 +227,8 @@ export interface ProviderContext {
   pid: number;
   /** Directory of the repository (for resolving relative paths in config). */
   baseDir: string;
+  /** Parallel transfers asked for with `--jobs`, when given (e.g. to size a connection pool). */
+  jobs?: number;
 }
 
 /** What a provider module exports. */

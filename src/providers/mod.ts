@@ -25,6 +25,8 @@ type Load = () => Promise<ProviderModule<unknown>>;
 const REGISTRY: Record<string, Load> = {
   filesystem: async () => (await import("./filesystem/mod.ts")).filesystemProvider as never,
   s3: async () => (await import("./s3/mod.ts")).s3Provider as never,
+  postgres: async () => (await import("./postgres/mod.ts")).postgresProvider as never,
+  azure: async () => (await import("./azure/mod.ts")).azureProvider as never,
   module: async () => (await import("./module/mod.ts")).moduleProvider as never,
 };
 
@@ -32,7 +34,7 @@ const REGISTRY: Record<string, Load> = {
 export const PROVIDER_TYPES: readonly string[] = Object.keys(REGISTRY);
 
 /** Types named in the spec that a later version provides. */
-const NOT_YET = new Set(["postgres", "azure"]);
+const NOT_YET = new Set<string>();
 
 /** The datastore types this version can open that a hint may offer (not `module`). */
 export const AVAILABLE_PROVIDER_TYPES: readonly string[] = PROVIDER_TYPES.filter((t) =>

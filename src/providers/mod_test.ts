@@ -18,16 +18,16 @@ async function usage(p: Promise<unknown>): Promise<string> {
   return err.message;
 }
 
-Deno.test("loadProviderModule: filesystem, s3 and module load, postgres is not yet, others unknown", async () => {
+Deno.test("loadProviderModule: filesystem, s3, postgres, azure and module load, others unknown", async () => {
   assert.equal((await loadProviderModule("filesystem")).type, "filesystem");
   assert.equal((await loadProviderModule("s3")).type, "s3");
+  assert.equal((await loadProviderModule("postgres")).type, "postgres");
+  assert.equal((await loadProviderModule("azure")).type, "azure");
   assert.equal((await loadProviderModule("module")).type, "module");
-  assert.deepEqual([...PROVIDER_TYPES], ["filesystem", "s3", "module"]);
-  assert.match(await usage(loadProviderModule("postgres")), /postgres is not available/);
+  assert.deepEqual([...PROVIDER_TYPES], ["filesystem", "s3", "postgres", "azure", "module"]);
   // Hints offer only what this version can open.
   const ftp = await usage(loadProviderModule("ftp"));
-  assert.match(ftp, /"ftp".*filesystem, s3, or type module/);
-  assert.doesNotMatch(ftp, /postgres/);
+  assert.match(ftp, /"ftp".*filesystem, s3, postgres, azure, or type module/);
 });
 
 Deno.test("createProvider: resolves a relative path against baseDir", async () => {

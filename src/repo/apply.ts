@@ -30,6 +30,7 @@ import { ConflictError, CorruptError, localFault, UsageError } from "../errors.t
 import { syncablePathProblem } from "../model/path.ts";
 import { leavesProblem, linkTargetProblem, resolveLink } from "../model/link.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
+import { lstatEntry } from "./entry.ts";
 import { modelDir } from "./scan.ts";
 
 /** Directory of downloads in progress: `.modelsync/tmp`. */
@@ -52,9 +53,14 @@ export async function downloadToTmp(
   opts: { signal?: AbortSignal; what?: { model: ModelRef; path: string } } = {},
 ): Promise<string> {
   const dir = tmpDir(repoDir);
-  await Deno.mkdir(dir, { recursive: true });
   const path = join(dir, `${randomBytes(12).toString("hex")}.part`);
-  const file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
+  if (expected.size <= SMALL_DOWNLOAD_BYTES) {
+    return await smallDownload(dir, path, stream, expected, opts);
+  }
+  const file = await inTmpDir(
+    dir,
+    () => Deno.open(path, { write: true, createNew: true, mode: 0o644 }),
+  );
   const hash = createHash("sha256");
   const reader = stream.getReader();
   let size = 0;
@@ -91,6 +97,90 @@ export async function downloadToTmp(
     reader.releaseLock();
   }
   return path;
+}
+
+/** Downloads up to this size are checked in memory and written with one call. */
+const SMALL_DOWNLOAD_BYTES = 1024 * 1024;
+
+/** Temporary directories known to exist: created once per process, not once per file. */
+const knownTmpDirs = new Set<string>();
+
+/** Runs `create` (of a file in `dir`), creating `dir` first when it is missing. */
+async function inTmpDir<T>(dir: string, create: () => Promise<T>): Promise<T> {
+  if (!knownTmpDirs.has(dir)) {
+    await Deno.mkdir(dir, { recursive: true });
+    knownTmpDirs.add(dir);
+  }
+  try {
+    return await create();
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    // Removed since (a user's `rm -rf .modelsync`): make it again.
+    await Deno.mkdir(dir, { recursive: true });
+    return await create();
+  }
+}
+
+/**
+ * A small download: read whole, hash-checked before anything is written,
+ * then written to the temporary file with one call (no open stream, no
+ * per-chunk writes: a pull of many small files spends its time on such
+ * per-file calls).
+ */
+async function smallDownload(
+  dir: string,
+  path: string,
+  stream: ReadableStream<Uint8Array>,
+  expected: { sha256: string; size: number },
+  opts: { signal?: AbortSignal; what?: { model: ModelRef; path: string } },
+): Promise<string> {
+  const hash = createHash("sha256");
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const { done, value } = await reader.read();
+      if (done) break;
+      // Past the expected size nothing is kept, but the rest is still
+      // hashed: it tells a corrupt blob from a manifest with a wrong size.
+      const room = Math.max(0, expected.size - size);
+      size += value.length;
+      hash.update(value);
+      if (room > 0) chunks.push(room >= value.length ? value : value.subarray(0, room));
+    }
+  } catch (err) {
+    await reader.cancel().catch(() => {});
+    throw err;
+  } finally {
+    reader.releaseLock();
+  }
+  if (hash.digest("hex") !== expected.sha256) throw mismatch(expected.sha256);
+  if (size !== expected.size) throw wrongSize(expected, size, opts.what);
+  const bytes = chunks.length === 1 ? chunks[0] : concat(chunks, size);
+  try {
+    // Synchronous: one small write into the working tree costs a few
+    // microseconds where an async one costs a hop to a thread pool.
+    await inTmpDir(dir, () => {
+      Deno.writeFileSync(path, bytes, { createNew: true, mode: 0o644 });
+      return Promise.resolve();
+    });
+  } catch (err) {
+    await Deno.remove(path).catch(() => {});
+    throw localFault(err, path);
+  }
+  return path;
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
 }
 
 function mismatch(sha256: string): CorruptError {
@@ -132,38 +222,33 @@ function checkPath(model: ModelRef, path: string): void {
   }
 }
 
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
-}
-
 /**
  * Makes sure every directory from the TYPE level down to `segs` exists as a
  * real directory inside the data folder: never through a symlink, never
  * replacing anything. Returns the absolute path of the last one.
  */
-async function ensureDirs(
+function ensureDirs(
   root: string,
   segs: string[],
-  ctx: { model: ModelRef; file: string; inModelFrom: number },
-): Promise<string> {
+  ctx: { model: ModelRef; file: string; inModelFrom: number; known?: Set<string> },
+): string {
   let dir = root;
   for (let i = 0; i < segs.length; i++) {
     dir = join(dir, segs[i]);
-    let info = await lstatOrNull(dir);
+    if (ctx.known?.has(dir)) continue;
+    let info = lstatEntry(dir);
     if (info === null) {
       try {
-        await Deno.mkdir(dir);
+        Deno.mkdirSync(dir);
       } catch (err) {
         if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
       }
-      info = await Deno.lstat(dir);
+      info = Deno.lstatSync(dir);
     }
-    if (info.isDirectory) continue;
+    if (info.isDirectory) {
+      ctx.known?.add(dir);
+      continue;
+    }
     const where = i < ctx.inModelFrom ? dir : segs.slice(ctx.inModelFrom, i + 1).join("/");
     if (info.isSymlink) {
       throw new UsageError(
@@ -191,20 +276,34 @@ export async function placeFile(
   model: ModelRef,
   entry: { path: string; executable: boolean },
   tmpPath: string,
-  opts: { dataDir: string },
+  opts: {
+    dataDir: string;
+    /**
+     * Directories already checked by this landing (real directories, made
+     * or found): a landing of many files checks each once, not per file.
+     */
+    knownDirs?: Set<string>;
+  },
 ): Promise<{ mtimeMs: number; size: number }> {
   checkPath(model, entry.path);
   const root = join(repoDir, opts.dataDir);
-  await Deno.mkdir(root, { recursive: true });
+  if (!opts.knownDirs?.has(root)) {
+    await Deno.mkdir(root, { recursive: true });
+    opts.knownDirs?.add(root);
+  }
   const modelSegs = [...model.type.split("/"), model.id];
   const fileSegs = entry.path.split("/");
-  const parent = await ensureDirs(root, [...modelSegs, ...fileSegs.slice(0, -1)], {
+  const parent = ensureDirs(root, [...modelSegs, ...fileSegs.slice(0, -1)], {
     model,
     file: entry.path,
     inModelFrom: modelSegs.length,
+    ...(opts.knownDirs ? { known: opts.knownDirs } : {}),
   });
   const target = join(parent, fileSegs[fileSegs.length - 1]);
-  const existing = await lstatOrNull(target);
+  // Synchronous calls from here: metadata calls in the working tree take
+  // microseconds, an async one a hop to a thread pool, and a pull makes a
+  // few per file.
+  const existing = lstatEntry(target);
   if (existing?.isDirectory) {
     throw new ConflictError(
       `Cannot write ${entry.path} of ${formatRef(model)}: a directory is in the way. ` +
@@ -212,10 +311,10 @@ export async function placeFile(
       { paths: [entry.path] },
     );
   }
-  await Deno.chmod(tmpPath, entry.executable ? 0o755 : 0o644);
+  Deno.chmodSync(tmpPath, entry.executable ? 0o755 : 0o644);
   try {
     // rename replaces a symlink at `target` itself; it never writes through it.
-    await Deno.rename(tmpPath, target);
+    Deno.renameSync(tmpPath, target);
   } catch (err) {
     if (!isCrossDevice(err)) throw err;
     // dataDir on another filesystem: copy beside the target, then rename.
@@ -230,7 +329,7 @@ export async function placeFile(
     }
     await Deno.remove(tmpPath).catch(() => {});
   }
-  const info = await Deno.lstat(target);
+  const info = Deno.lstatSync(target);
   return { mtimeMs: info.mtime?.getTime() ?? 0, size: info.size };
 }
 
@@ -262,13 +361,13 @@ export async function placeLink(
   await Deno.mkdir(root, { recursive: true });
   const modelSegs = [...model.type.split("/"), model.id];
   const fileSegs = entry.path.split("/");
-  const parent = await ensureDirs(root, [...modelSegs, ...fileSegs.slice(0, -1)], {
+  const parent = ensureDirs(root, [...modelSegs, ...fileSegs.slice(0, -1)], {
     model,
     file: entry.path,
     inModelFrom: modelSegs.length,
   });
   const target = join(parent, fileSegs[fileSegs.length - 1]);
-  const existing = await lstatOrNull(target);
+  const existing = lstatEntry(target);
   if (existing?.isDirectory) {
     throw new ConflictError(
       `Cannot write ${entry.path} of ${formatRef(model)}: a directory is in the way. ` +
@@ -314,7 +413,7 @@ export async function assertNamesFit(
 ): Promise<void> {
   const data = join(repoDir, opts.dataDir);
   // The data folder decides (it may be a link to another disk); before it exists, the repository.
-  const root = (await lstatOrNull(data).catch(() => null)) === null ? repoDir : data;
+  const root = tryOrNull(() => lstatEntry(data)) === null ? repoDir : data;
   const probed = new Set<string>();
   for (const p of opts.paths) {
     if (p.length <= SAFE_NAME_BYTES / 3) continue; // no name in it can be long
@@ -330,6 +429,14 @@ export async function assertNamesFit(
         }
       }
     }
+  }
+}
+
+function tryOrNull<T>(f: () => T): T | null {
+  try {
+    return f();
+  } catch {
+    return null;
   }
 }
 
@@ -357,7 +464,7 @@ export async function removeFile(
   let dir = join(repoDir, opts.dataDir);
   for (let i = 0; i < dirSegs.length; i++) {
     dir = join(dir, dirSegs[i]);
-    const info = await lstatOrNull(dir);
+    const info = lstatEntry(dir);
     if (info === null) return; // nothing there to delete
     if (info.isSymlink) {
       const where = i < modelSegs.length ? dir : dirSegs.slice(modelSegs.length, i + 1).join("/");
@@ -369,7 +476,7 @@ export async function removeFile(
     if (!info.isDirectory) return; // a file where a directory was: not ours to delete
   }
   const target = join(dir, segs[segs.length - 1]);
-  const info = await lstatOrNull(target);
+  const info = lstatEntry(target);
   if (info === null || info.isDirectory) return;
   try {
     await Deno.remove(target);

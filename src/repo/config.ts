@@ -1,7 +1,7 @@
 /**
  * The repository configuration, `modelsync.yaml`: finding it, reading and
  * validating it, writing it on `init`, and datastore specs
- * (`filesystem:/path`, `s3://bucket/prefix`, `postgres://…`).
+ * (`filesystem:/path`, `s3://bucket/prefix`, `azure://container/prefix`, `postgres://…`).
  *
  * @example
  * ```ts
@@ -48,6 +48,12 @@ export interface RepoConfig {
   symlinks?: SymlinkMode;
   /** push/flush commit a whole-model delete of an unnamed model (`--allow-delete`). */
   allowDelete?: boolean;
+  /**
+   * Push writes files up to 512 KiB into packs (default true; design/format.md,
+   * "Packs"). False stores every file as a blob of its own, which clients
+   * older than packs can read (they refuse a packed manifest as corrupt).
+   */
+  packSmallFiles?: boolean;
   lockTimeout?: string;
   timeout?: string;
   jobs?: number;
@@ -192,6 +198,7 @@ export async function loadConfig(
     ...(c.models === undefined ? {} : { models: checkModelPatterns(c.models, invalid) }),
     ...(c.symlinks === undefined ? {} : { symlinks: c.symlinks as SymlinkMode }),
     ...(c.allowDelete === undefined ? {} : { allowDelete: c.allowDelete as boolean }),
+    ...(c.packSmallFiles === undefined ? {} : { packSmallFiles: c.packSmallFiles as boolean }),
     ...durations,
     ...(c.jobs === undefined ? {} : { jobs: c.jobs }),
     ...(c.disableCaps === undefined ? {} : { disableCaps: c.disableCaps }),

@@ -91,6 +91,14 @@ export const CONFIG_KEYS = {
       comment: "name recorded in locks and commits (default: $USER)",
     },
   },
+  packSmallFiles: {
+    schema: z.boolean(),
+    expected: "true or false",
+    template: {
+      value: "true",
+      comment: "files up to 512 KiB go in 16 MiB packs; false: a blob per file",
+    },
+  },
   allowDelete: {
     schema: z.boolean(),
     expected: "true or false",

@@ -124,7 +124,7 @@ Deno.test("config errors are one-line UsageErrors naming the problem and the rem
       new RegExp(
         `^Invalid modelsync\\.yaml at ${file}: unknown key "colour"\\. Remove it or fix the ` +
           `spelling \\(known keys: datastore, dataDir, exclude, models, symlinks, lockTimeout, ` +
-          `timeout, jobs, disableCaps, holder, allowDelete\\)\\.$`,
+          `timeout, jobs, disableCaps, holder, packSmallFiles, allowDelete\\)\\.$`,
       ),
     );
     await check(

@@ -1,6 +1,7 @@
 /**
  * Datastore specs as written on the command line or in `modelsync.yaml`:
- * `filesystem:/path`, `s3://bucket/prefix`, `TYPE:location`, a file URL or a
+ * `filesystem:/path`, `s3://bucket/prefix`, `azure://container/prefix`,
+ * `postgres://host/db`, `TYPE:location`, a file URL or a
  * bare path. Only the type is read here; the provider module of that type
  * parses the rest (its `parseSpec`), so provider-specific knowledge stays in
  * `src/providers/`.
@@ -25,7 +26,8 @@ export interface DatastoreConfig {
   [key: string]: unknown;
 }
 
-const SPEC_HELP = "Use filesystem:/path, a plain path, or s3://bucket/prefix.";
+const SPEC_HELP = "Use filesystem:/path, a plain path, s3://bucket/prefix, " +
+  "azure://container/prefix or postgres://host/db.";
 
 /**
  * Reads the type of a datastore spec. URL-like specs (`s3://…`) name their

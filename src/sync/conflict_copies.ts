@@ -21,7 +21,7 @@ import { runPool } from "../async.ts";
 import type { SavedCopies } from "./report.ts";
 import type { RepoSession } from "./session.ts";
 import type { FileState } from "./three_way.ts";
-import { modelDir } from "./transfer.ts";
+import { modelDir, openContent } from "./transfer.ts";
 
 export type { SavedCopies } from "./report.ts";
 
@@ -96,7 +96,7 @@ export async function saveTheirs(
   await runPool(paths, { jobs: s.jobs, signal: opts.signal }, async (p) => {
     const st = opts.remote.get(p)!;
     try {
-      const stream = await s.provider.getBlob(st.sha256, { signal: opts.signal });
+      const stream = await openContent(s, st, { signal: opts.signal });
       const tmp = await downloadToTmp(s.repoDir, stream, st, {
         signal: opts.signal,
         what: { model, path: p },

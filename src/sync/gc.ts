@@ -181,7 +181,12 @@ async function plan(s: Session, opts: GcOptions, signal: AbortSignal): Promise<P
   }
   const keptHashes = new Set<string>();
   const keepFiles = (m: Manifest) => {
-    for (const f of m.files) keptHashes.add(f.sha256);
+    // A packed file keeps its whole pack (and its own hash: the same content
+    // may also be a blob of its own, named by another generation).
+    for (const f of m.files) {
+      keptHashes.add(f.sha256);
+      if (f.pack !== undefined) keptHashes.add(f.pack.blob);
+    }
   };
   const problems: string[] = [];
   let blockBlobs = false;

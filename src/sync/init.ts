@@ -20,7 +20,7 @@ import {
   writeConfig,
   writeTextAtomic,
 } from "../repo/config.ts";
-import { type DatastoreConfig, parseDatastoreSpec } from "../repo/datastore_spec.ts";
+import { type DatastoreConfig, parseDatastoreSpec, redactSpec } from "../repo/datastore_spec.ts";
 import type { Workspace } from "./session.ts";
 
 /** The `init` result. */
@@ -58,6 +58,13 @@ export async function runInit(
   if (settings.datastore === undefined && !exists) {
     throw new UsageError(
       `No datastore given for the new repository in ${repoDir}: pass --datastore filesystem:/path (or set MODELSYNC_DATASTORE).`,
+    );
+  }
+  if (settings.datastore !== undefined && specHasPassword(settings.datastore)) {
+    throw new UsageError(
+      `Invalid ${w.origins.datastore.name} ${JSON.stringify(redactSpec(settings.datastore))}: ` +
+        `it holds a password, and init never writes one into ${CONFIG_FILE}. Remove it from ` +
+        `the URL and give it to the datastore's client (for postgres: PGPASSWORD or ~/.pgpass).`,
     );
   }
   const datastore = settings.datastore !== undefined
@@ -120,6 +127,19 @@ export function formatInit(r: InitResult): string[] {
     lines.push(`Added ${r.gitignoreAdded.join(" and ")} to .gitignore`);
   }
   return lines;
+}
+
+/**
+ * True when a URL-like spec has a password in its user info
+ * (`scheme://user:password@host…`; up to the last `@` before a query, as a
+ * password may itself hold a `/`).
+ */
+export function specHasPassword(spec: string): boolean {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^?#]*)@/i.exec(spec.trim());
+  if (m === null) return false;
+  const colon = m[1].indexOf(":");
+  const slash = m[1].indexOf("/");
+  return colon >= 0 && (slash < 0 || colon < slash) && colon < m[1].length - 1;
 }
 
 /** Two specs name the same datastore when their providers parse them alike. */

@@ -1,5 +1,5 @@
 /**
- * Pushing one model: upload missing blobs before any lock
+ * Pushing one model: upload missing blobs and packs before any lock
  * ({@linkcode uploadBeforeLock}), then under the model's lock read the
  * head, merge and commit by compare-and-swap ({@linkcode pushModel}); on a
  * lost race, rebase when local and remote changes touch different files.
@@ -11,8 +11,8 @@ import path from "node:path";
 import { ConflictError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { BaseState } from "../model/base.ts";
-import type { StoredManifest } from "../model/commits.ts";
 import { writeBase } from "../model/base.ts";
+import type { StoredManifest } from "../model/commits.ts";
 import { type GcMark, gcMarkMoved, readGcMark } from "../model/gc_mark.ts";
 import { readLanding, removeLanding } from "../model/landing.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
@@ -28,35 +28,43 @@ import {
   fileDirClashes,
   isRollback,
   localStates,
+  packLocations,
   sameStates,
   statesOf,
 } from "./states.ts";
 import { mergeStates, threeWay } from "./three_way.ts";
-import { SharedRead } from "../async.ts";
 import {
   landingClashes,
   landRemote,
   modelDir,
   type Moved,
-  type Uploaded,
   type UploadItem,
   uploadMissing,
 } from "./transfer.ts";
 import { makeManifest } from "../model/manifest.ts";
+import type { PackLocation } from "../model/pack.ts";
+import { SharedRead } from "../async.ts";
 
 /** Commit attempts before giving up on a model that keeps moving. */
 export const MAX_COMMIT_ATTEMPTS = 5;
 
+/** Hashes per `hasBlobs` call with `fresh` (one request each on S3: a call's deadline must fit). */
+const FRESH_BATCH = 1_000;
+
 /** What a push stored before it took any lock ({@linkcode uploadBeforeLock}). */
 export interface Staged {
-  /** The gc mark, read before any of these blobs was checked. */
+  /** The gc mark, read before any of this content was checked. */
   mark: GcMark;
-  /** What was uploaded, and how many blobs the datastore already had. */
-  uploaded: Uploaded;
+  /** What was uploaded. */
+  uploaded: Moved;
+  /** Content hash → pack location of each file packed before the lock. */
+  packed: Map<string, PackLocation>;
+  /** Content stored as blobs of their own: found, or uploaded before the lock. */
+  present: Set<string>;
   ms: number;
 }
 
-/** Every local file of a scan that has a blob (a link is stored inline in the manifest). */
+/** Every local file of a scan that has content to store (a link is stored inline in the manifest). */
 export function localItems(s: RepoSession, scan: ScanResult): UploadItem[] {
   const dir = modelDir(s, scan.model);
   const items: UploadItem[] = [];
@@ -69,24 +77,35 @@ export function localItems(s: RepoSession, scan: ScanResult): UploadItem[] {
 }
 
 /**
- * Uploads every local file of `scan` that the datastore lacks, before any
- * lock is taken: blobs are immutable and content-addressed, so storing one
- * early changes nothing anyone reads, and the lock is then held only to read
- * the head, merge and commit. Whatever the commit will name among the local
- * files is then stored (found or uploaded), unless a gc removed it since
- * `mark` was read: {@linkcode pushModel} checks that under the lock.
+ * Uploads every local file of `scan` whose content the datastore lacks,
+ * before any lock is taken: blobs and packs are immutable and content-
+ * addressed, so storing one early changes nothing anyone reads, and the lock
+ * is then held only to read the head, merge and commit. Content the head
+ * keeps in a pack (read now, without a lock, when the listing has the model:
+ * `listed`) is not stored again. Whatever the commit will name among the
+ * local files is then stored, unless a gc removed it since `mark` was read:
+ * {@linkcode pushModel} checks that under the lock.
  */
 export async function uploadBeforeLock(
   s: RepoSession,
   scan: ScanResult,
-  opts: { mark: GcMark; signal: AbortSignal; progress: Progress },
+  opts: { mark: GcMark; listed: boolean; signal: AbortSignal; progress: Progress },
 ): Promise<Staged> {
   const started = Date.now();
-  const uploaded = await uploadMissing(s, localItems(s, scan), {
+  const head = opts.listed ? await s.provider.getManifest(scan.model, opts) : null;
+  const up = await uploadMissing(s, localItems(s, scan), {
     signal: opts.signal,
     progress: opts.progress,
+    stored: packLocations(head?.manifest.files ?? []),
+    pack: s.config.packSmallFiles !== false,
   });
-  return { mark: opts.mark, uploaded, ms: Date.now() - started };
+  return {
+    mark: opts.mark,
+    uploaded: { files: up.files, bytes: up.bytes },
+    packed: up.packed,
+    present: new Set([...up.found, ...up.own]),
+    ms: Date.now() - started,
+  };
 }
 
 /**
@@ -118,34 +137,42 @@ export class GcMarkReads {
 }
 
 /**
- * Under the lock, after {@linkcode uploadBeforeLock}: when the gc mark moved
- * since it was read, a gc removed blobs meanwhile, and any blob found or
- * uploaded before the lock may be gone; those the head does not name (the
- * head's blobs are kept by every gc) are asked about again, of the store
- * itself, and uploaded again when missing. Nothing when the mark stayed.
+ * Under the lock, when the gc mark moved since {@linkcode uploadBeforeLock}
+ * read it: a gc removed blobs meanwhile, so the blobs and packs stored or
+ * found before the lock that the head does not name (every gc keeps what a
+ * head names) are asked about again, of the store itself, and what is gone
+ * is forgotten: the upload under the lock stores it again. Returns how many
+ * were gone.
  */
-async function recheckStaged(
+async function forgetRemoved(
   s: RepoSession,
-  scan: ScanResult,
   opts: {
-    staged: Staged;
-    /** The gc mark read under the lock. */
-    markNow: GcMark;
     head: StoredManifest | null;
+    packed: Map<string, PackLocation>;
+    present: Set<string>;
     signal: AbortSignal;
-    progress: Progress;
   },
-): Promise<Moved> {
-  const now = opts.markNow;
-  if (!gcMarkMoved(opts.staged.mark, now)) return { files: 0, bytes: 0 };
-  const named = new Set(opts.head?.manifest.files.map((f) => f.sha256));
-  const items = localItems(s, scan).filter((it) => !named.has(it.sha256));
-  const again = await uploadMissing(s, items, { ...opts, fresh: true });
-  logger("sync").info(
-    `A gc removed blobs while ${formatRef(scan.model)} was pushed: checked ` +
-      `${again.found + again.files} of its blobs again, stored ${again.files} again.`,
-  );
-  return again;
+): Promise<number> {
+  const named = new Set<string>();
+  for (const f of opts.head?.manifest.files ?? []) {
+    if (f.link !== undefined) continue;
+    named.add(f.sha256);
+    if (f.pack !== undefined) named.add(f.pack.blob);
+  }
+  const ask = new Set([...opts.present, ...[...opts.packed.values()].map((at) => at.blob)]);
+  for (const h of named) ask.delete(h);
+  const hashes = [...ask];
+  const still = new Set<string>();
+  for (let i = 0; i < hashes.length; i += FRESH_BATCH) {
+    const batch = hashes.slice(i, i + FRESH_BATCH);
+    for (const h of await s.provider.hasBlobs(batch, { signal: opts.signal, fresh: true })) {
+      still.add(h);
+    }
+  }
+  const gone = new Set(hashes.filter((h) => !still.has(h)));
+  for (const h of gone) opts.present.delete(h);
+  for (const [h, at] of opts.packed) if (gone.has(at.blob)) opts.packed.delete(h);
+  return gone.size;
 }
 
 /**
@@ -174,9 +201,15 @@ export async function pushModel(
   const landing = await readLanding(s.repoDir, model);
   const baseStates = effectiveBase(statesOf(base?.files), { landing, local });
   let uploaded: Moved = staged?.uploaded ?? { files: 0, bytes: 0 };
+  // Content this push packed (before the lock, or here), and content stored
+  // as blobs of their own, kept across commit attempts: a rebase does not
+  // store it again.
+  const packedHere = new Map<string, PackLocation>(staged?.packed ?? []);
+  const present = new Set<string>(staged?.present ?? []);
   // Whether the gc mark was read again under this lock (once is enough: no
-  // gc removes anything while the lock is held).
-  let rechecked = false;
+  // gc removes anything while the lock is held), and whether it had moved.
+  let markChecked = staged === undefined;
+  let gcRemoved = false;
   for (let attempt = 1; attempt <= MAX_COMMIT_ATTEMPTS; attempt++) {
     signal.throwIfAborted();
     const remote = await s.provider.getManifest(model, { signal });
@@ -258,29 +291,49 @@ export async function pushModel(
           items.push({ sha256: st.sha256, size: st.size, file: path.join(dir, p) });
         }
       }
-      // Before the lock, every local file was stored (staged): only a gc since
-      // can have removed some. Without staging, everything is uploaded here.
-      let moved: Moved = { files: 0, bytes: 0 };
-      if (staged === undefined) {
-        moved = await uploadMissing(s, items, { signal, progress: opts.progress });
-      } else if (!rechecked) {
-        rechecked = true;
-        const markNow = await (opts.markUnderLock?.() ??
-          readGcMark(s.provider.provider, { signal }));
-        moved = await recheckStaged(s, scan, {
-          staged,
-          markNow,
-          head: remote,
-          signal,
-          progress: opts.progress,
-        });
+      // Stored before the lock (staged): only a gc since can have removed
+      // some of it (push step 4 in design/sync.md).
+      if (!markChecked) {
+        markChecked = true;
+        const now = await (opts.markUnderLock?.() ?? readGcMark(s.provider.provider, { signal }));
+        if (gcMarkMoved(staged!.mark, now)) {
+          gcRemoved = true;
+          const gone = await forgetRemoved(s, {
+            head: remote,
+            packed: packedHere,
+            present,
+            signal,
+          });
+          logger("sync").info(
+            `A gc removed blobs while ${key} was pushed: ${gone} of those stored or found ` +
+              `before the lock were gone; they are stored again.`,
+          );
+        }
       }
+      // Content the head already keeps in a pack stays where it is; content
+      // stored before the lock is not asked about again. Without staging,
+      // everything is uploaded here.
+      const stored = new Map([...packLocations(remoteStates.values()), ...packedHere]);
+      const moved = await uploadMissing(s, items, {
+        signal,
+        progress: opts.progress,
+        stored,
+        present,
+        pack: s.config.packSmallFiles !== false,
+        // After a gc, a provider's memory of what is stored may be stale.
+        fresh: gcRemoved,
+      });
+      for (const [h, at] of moved.packed) {
+        stored.set(h, at);
+        packedHere.set(h, at);
+      }
+      for (const h of [...moved.found, ...moved.own]) present.add(h);
       uploaded = { files: uploaded.files + moved.files, bytes: uploaded.bytes + moved.bytes };
       await opts.lease.confirm();
       try {
         // One compare-and-swap on the head read: the new generation may be
         // above the next one (above a base the datastore lost).
-        const draft = makeManifest(model, nextGen, entriesOf(target), s.identity);
+        const draft = makeManifest(model, nextGen, entriesOf(target, stored), s.identity);
         const res = await s.provider.commitManifest(model, remote, draft, { signal });
         committed = res.manifest;
         version = res.version;

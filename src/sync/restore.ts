@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { blobOf } from "../model/pack.ts";
 import { join, relative } from "node:path";
 import { ConflictError, CorruptError, NotFoundError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -139,10 +140,10 @@ async function restoreUnderLock(
   // A link is stored inline in the manifest: it has no blob.
   const downloads = writes.filter((p) => target.get(p)!.link === undefined);
   const present = await s.provider.hasBlobs(
-    [...new Set(downloads.map((p) => target.get(p)!.sha256))],
+    [...new Set(downloads.map((p) => blobOf(target.get(p)!)))],
     { signal },
   );
-  const lacking = downloads.filter((p) => !present.has(target.get(p)!.sha256));
+  const lacking = downloads.filter((p) => !present.has(blobOf(target.get(p)!)));
   if (lacking.length > 0) {
     throw new CorruptError(
       `Cannot restore ${key}@${generation}: the datastore lacks the blobs of ` +

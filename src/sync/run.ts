@@ -18,14 +18,14 @@ import { assertDataDir, listLocalModels, type ScanResult } from "../repo/scan.ts
 import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
 import { hasPackedChanges, type PackedScan, unpackScan } from "../repo/packed_scan.ts";
 import { Progress, progressOutput } from "./progress.ts";
-import { modelDir, type Moved, uploadMissing } from "./transfer.ts";
+import { modelDir, uploadMissing } from "./transfer.ts";
 import { GcMarkReads, localItems, pushModel, type Staged, uploadBeforeLock } from "./push.ts";
 import { readGcMark } from "../model/gc_mark.ts";
 import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
 import { runPool } from "../async.ts";
 import type { RepoSession } from "./session.ts";
-import { checkSyncable, isRollback, refreshedBase, scanAgainst } from "./states.ts";
+import { checkSyncable, isRollback, packLocations, refreshedBase, scanAgainst } from "./states.ts";
 import { requireDataDir } from "./data_dir.ts";
 import { deletePendingReport, isWholeModelDelete } from "./delete_guard.ts";
 
@@ -107,16 +107,31 @@ async function isEmptyDir(dir: string): Promise<boolean> {
   }
 }
 
-/** Uploads the blobs of an unchanged model that the datastore does not have. */
-function restoreMissingBlobs(s: RepoSession, scan: ScanResult): Promise<Moved> {
-  return uploadMissing(s, localItems(s, scan), {
+/**
+ * Uploads the content of an unchanged model that the datastore does not
+ * have: blobs of its own that are missing, and the content of packs the head
+ * names that are missing, stored as blobs of their own (readers fall back to
+ * them when a pack is gone; design/format.md, "Packs").
+ */
+async function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
+  // A link's content is its target, stored inline in the manifest: no blob.
+  const items = localItems(s, scan);
+  const head = await s.provider.getManifest(scan.model, { signal: s.signal });
+  const locations = packLocations(head?.manifest.files ?? []);
+  const packs = [...new Set([...locations.values()].map((l) => l.blob))];
+  const present = packs.length === 0
+    ? new Set<string>()
+    : await s.provider.hasBlobs(packs, { signal: s.signal });
+  return await uploadMissing(s, items, {
     signal: s.signal,
     progress: new Progress("push", { mode: "none" }),
+    stored: new Map([...locations].filter(([, at]) => present.has(at.blob))),
+    pack: false,
   });
 }
 
 /**
- * Uploads the blobs of every changed model before any lock is taken
+ * Uploads the content of every changed model before any lock is taken
  * (`uploadBeforeLock`), `s.jobs` models at a time. The gc mark is read
  * first, once: each model's push reads it again under its lock. A model
  * whose uploads fail gets its report here and is not pushed. Nothing is
@@ -126,7 +141,7 @@ function restoreMissingBlobs(s: RepoSession, scan: ScanResult): Promise<Moved> {
 async function stageUploads(
   s: RepoSession,
   pending: Map<string, { scan: ScanResult | PackedScan; base: BaseState | null }>,
-  opts: { progress: Progress; reports: ModelReport[] },
+  opts: { listed: ReadonlyMap<string, string>; progress: Progress; reports: ModelReport[] },
 ): Promise<Map<string, Staged>> {
   const staged = new Map<string, Staged>();
   if (s.provider.refusesWrites) return staged;
@@ -148,7 +163,12 @@ async function stageUploads(
       const scan = unpackScan(pending.get(key)!.scan);
       staged.set(
         key,
-        await uploadBeforeLock(s, scan, { mark, signal: s.signal, progress: opts.progress }),
+        await uploadBeforeLock(s, scan, {
+          mark,
+          listed: opts.listed.has(key),
+          signal: s.signal,
+          progress: opts.progress,
+        }),
       );
     } catch (err) {
       pending.delete(key);
@@ -286,7 +306,7 @@ export async function runPush(
       progress.start();
       try {
         // 1. Upload before any lock; 2. under the locks, read the head, merge, commit.
-        const staged = await stageUploads(s, pending, { progress, reports });
+        const staged = await stageUploads(s, pending, { listed, progress, reports });
         const marks = new GcMarkReads(s);
         const changed = [...pending.values()].map((p) => p.scan.model);
         const outcomes = await manager.run(changed, (model, ctx) => {
@@ -294,6 +314,7 @@ export async function runPush(
           pending.delete(formatRef(model)); // a pushed model's scan can be collected
           const scan = unpackScan(p.scan);
           const before = staged.get(formatRef(model));
+          staged.delete(formatRef(model));
           return pushModel(s, model, {
             scan,
             base: p.base,

@@ -159,6 +159,7 @@ export async function openSession(w: Workspace, opts: OpenOptions = {}): Promise
     host: w.identity.host,
     pid: w.identity.pid,
     baseDir: w.repoDir ?? process.cwd(),
+    ...(w.settings.jobs === undefined ? {} : { jobs: w.settings.jobs }),
   }, {
     origin: fromFlag ? w.origins.datastore.name : "modelsync.yaml",
     ...(opts.onCall ? { onCall: opts.onCall } : {}),

@@ -163,7 +163,8 @@ export const SETTINGS = {
   }),
   datastore: setting<string | undefined>({
     flags: "--datastore <spec>",
-    help: "the datastore: filesystem:/path, a plain path, or s3://bucket/prefix",
+    help: "the datastore: filesystem:/path, a plain path, s3://bucket/prefix, " +
+      "azure://container/prefix or postgres://host/db",
     env: ["MODELSYNC_DATASTORE"],
     config: "datastore",
     configAppliedByLoader: true,

@@ -16,6 +16,7 @@ import type { RepoWorkspace } from "./session.ts";
 import { type FileState, sameState } from "./three_way.ts";
 import type { LandingState } from "../model/landing.ts";
 import type { StoredManifest } from "../model/commits.ts";
+import type { PackLocation } from "../model/pack.ts";
 
 /** path → state of a manifest, base or scan. */
 export function statesOf(
@@ -26,18 +27,47 @@ export function statesOf(
   return out;
 }
 
-/** The state of one manifest entry, base entry or scanned file (a link keeps its target). */
+/**
+ * The state of one manifest entry, base entry or scanned file (a link keeps
+ * its target; a packed manifest entry its pack location).
+ */
 export function stateOf(f: FileEntry | BaseFile | LocalFile | FileState): FileState {
-  return f.link === undefined
+  if (f.link !== undefined) {
+    return { sha256: f.sha256, size: f.size, executable: false, link: f.link };
+  }
+  const pack = (f as FileEntry).pack;
+  return pack === undefined
     ? { sha256: f.sha256, size: f.size, executable: f.executable }
-    : { sha256: f.sha256, size: f.size, executable: false, link: f.link };
+    : { sha256: f.sha256, size: f.size, executable: f.executable, pack };
 }
 
-/** Manifest entries from a state map, sorted by path. */
-export function entriesOf(states: ReadonlyMap<string, FileState>): FileEntry[] {
+/**
+ * Manifest entries from a state map, sorted by path. A file's content is
+ * where its state says, else where `stored` says that content is (a pack
+ * location learned from the head or from this push's uploads), else in a
+ * blob of its own.
+ */
+export function entriesOf(
+  states: ReadonlyMap<string, FileState>,
+  stored?: ReadonlyMap<string, PackLocation>,
+): FileEntry[] {
   return [...states.entries()]
-    .map(([p, st]) => ({ path: p, ...stateOf(st) }))
+    .map(([p, st]) => {
+      const e: FileEntry = { path: p, ...stateOf(st) };
+      if (e.link === undefined && e.pack === undefined) {
+        const at = stored?.get(e.sha256);
+        if (at !== undefined) e.pack = at;
+      }
+      return e;
+    })
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Content hash → pack location of every packed file in `files`. */
+export function packLocations(files: Iterable<FileEntry | FileState>): Map<string, PackLocation> {
+  const out = new Map<string, PackLocation>();
+  for (const f of files) if (f.pack !== undefined) out.set(f.sha256, f.pack);
+  return out;
 }
 
 /**
@@ -61,7 +91,9 @@ export function baseAfterSync(
     let mtimeMs = -1;
     if (landed !== undefined) mtimeMs = landed;
     else if (l !== undefined && sameState(l, f)) mtimeMs = l.mtimeMs;
-    return { ...f, mtimeMs };
+    // The base records content, not where the datastore keeps it.
+    const { pack: _pack, ...entry } = f;
+    return { ...entry, mtimeMs };
   });
   return {
     format: 1,

@@ -15,6 +15,7 @@
  * ```
  * @module
  */
+import type { PackLocation } from "../model/pack.ts";
 
 /**
  * The state of one path on one side; undefined = absent. A symbolic link has
@@ -26,6 +27,12 @@ export interface FileState {
   size: number;
   executable: boolean;
   link?: string;
+  /**
+   * Where the content is stored when it is packed (a remote state only).
+   * Not part of the state: two states with the same content are the same
+   * wherever it is stored.
+   */
+  pack?: PackLocation;
 }
 
 /** Inputs: path → state for each side. */

@@ -10,6 +10,15 @@ import { ConflictError, CorruptError, NotFoundError } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { writeLanding } from "../model/landing.ts";
 import { assertNamesFit, downloadToTmp, placeFile, placeLink, removeFile } from "../repo/apply.ts";
+import { lstatEntry } from "../repo/entry.ts";
+import {
+  isPackable,
+  PACK_TARGET_BYTES,
+  PackBuilder,
+  type PackLocation,
+  packSpans,
+} from "../model/pack.ts";
+import { readCheckedSource } from "../provider/blob_source.ts";
 import type { FileState } from "./three_way.ts";
 import { fileDirClashes } from "./states.ts";
 import { runPool } from "../async.ts";
@@ -30,64 +39,269 @@ export interface Moved {
   bytes: number;
 }
 
-/** What {@linkcode uploadMissing} did: what it stored, and how many blobs were there already. */
-export interface Uploaded extends Moved {
-  /** Distinct blobs the datastore already had (nothing sent for them). */
-  found: number;
-}
-
-/** Hashes per `hasBlobs` call with `fresh` (one request each on S3: a call's deadline must fit). */
-const FRESH_BATCH = 1_000;
-
 /** Absolute directory of a model in the working tree. */
 export function modelDir(s: RepoSession, model: ModelRef): string {
   return path.join(s.repoDir, s.config.dataDir, model.type, model.id);
 }
 
+/** What an upload stored. */
+export interface Uploaded extends Moved {
+  /** Content hash → pack location of each file this upload packed. */
+  packed: Map<string, PackLocation>;
+  /** Content the datastore already had as blobs of their own: nothing was sent for it. */
+  found: Set<string>;
+  /** Content this upload stored as blobs of their own. */
+  own: Set<string>;
+}
+
+/** Hashes per `hasBlobs` call with `fresh` (one request each on S3: a call's deadline must fit). */
+const FRESH_BATCH = 1_000;
+
+/** Pack uploads at once: each holds up to a pack (16 MiB) in memory. */
+const PACK_WRITE_JOBS = 2;
+
 /**
- * Uploads the blobs the datastore does not have yet, each once, in a rolling
- * pool of `s.jobs`. Returns what was uploaded and how many were found.
- * `fresh` asks the store itself whether each is there (not a provider's
- * memory of earlier answers): after a gc may have removed blobs.
+ * Uploads the content the datastore does not have yet, each once: files up
+ * to 512 KiB (`isPackable`) into packs of up to 16 MiB (in the
+ * order given, so a model's files lie together), larger ones as blobs of
+ * their own, in a rolling pool of `s.jobs`. Content `stored` names (a pack
+ * location the head already holds) is not uploaded again; nor is content
+ * that is a blob of its own already. With `pack: false` nothing is packed
+ * (the remedy for a lost pack stores blobs of their own, which readers fall
+ * back to). Content in `present` (found or stored as blobs of their own
+ * before, e.g. by a push before its lock) is neither asked about nor sent.
+ * `fresh` asks the store itself whether each blob is there, not a provider's
+ * memory of earlier answers (after a gc may have removed blobs). Returns
+ * what was uploaded, where packed content went, and what was there already.
  */
 export async function uploadMissing(
   s: RepoSession,
   items: readonly UploadItem[],
-  opts: { signal: AbortSignal; progress: Progress; fresh?: boolean },
+  opts: {
+    signal: AbortSignal;
+    progress: Progress;
+    stored?: ReadonlyMap<string, PackLocation>;
+    present?: ReadonlySet<string>;
+    pack?: boolean;
+    fresh?: boolean;
+  },
 ): Promise<Uploaded> {
   const unique = new Map<string, UploadItem>();
-  for (const it of items) if (!unique.has(it.sha256)) unique.set(it.sha256, it);
-  if (unique.size === 0) return { files: 0, bytes: 0, found: 0 };
+  for (const it of items) {
+    if (unique.has(it.sha256) || opts.stored?.has(it.sha256) || opts.present?.has(it.sha256)) {
+      continue;
+    }
+    unique.set(it.sha256, it);
+  }
+  const packed = new Map<string, PackLocation>();
+  const stored = new Set<string>();
+  if (unique.size === 0) return { files: 0, bytes: 0, packed, found: new Set(), own: stored };
   const hashes = [...unique.keys()];
-  let present: Set<string>;
+  let found: Set<string>;
   if (opts.fresh) {
-    present = new Set();
+    found = new Set();
     for (let i = 0; i < hashes.length; i += FRESH_BATCH) {
       const batch = hashes.slice(i, i + FRESH_BATCH);
       for (const h of await s.provider.hasBlobs(batch, { signal: opts.signal, fresh: true })) {
-        present.add(h);
+        found.add(h);
       }
     }
   } else {
-    present = await s.provider.hasBlobs(hashes, { signal: opts.signal });
+    found = await s.provider.hasBlobs(hashes, { signal: opts.signal });
   }
-  const missing = [...unique.values()].filter((it) => !present.has(it.sha256));
+  const missing = [...unique.values()].filter((it) => !found.has(it.sha256));
   let bytes = 0;
   opts.progress.addTotal(missing.length, missing.reduce((n, it) => n + it.size, 0));
   const signal = opts.signal;
-  await runPool(missing, { jobs: s.jobs, signal }, async (it) => {
-    if (performance.now() - lastBreath >= BREATHE_EVERY_MS) await breathe();
-    const tracked = opts.progress.track(it.size);
-    await s.provider.putBlob(it.sha256, {
-      kind: "file",
-      path: it.file,
-      size: it.size,
-      onRead: tracked.bytes,
-    }, { signal });
-    tracked.done();
-    bytes += it.size;
+  const packing = opts.pack === false ? [] : missing.filter((it) => isPackable(it.size));
+  const own = packing.length === 0 ? missing : missing.filter((it) => !isPackable(it.size));
+  const groups: UploadItem[][] = [];
+  let size = PACK_TARGET_BYTES;
+  for (const it of packing) {
+    if (size + it.size > PACK_TARGET_BYTES) {
+      groups.push([]);
+      size = 0;
+    }
+    groups[groups.length - 1].push(it);
+    size += it.size;
+  }
+  await Promise.all([
+    runPool(groups, { jobs: Math.min(s.jobs, PACK_WRITE_JOBS), signal }, async (group) => {
+      const builder = new PackBuilder();
+      const offsets: number[] = [];
+      for (const it of group) {
+        if (performance.now() - lastBreath >= BREATHE_EVERY_MS) await breathe();
+        // Checked against the scan's hash and size: a file changed since is
+        // refused (exit 4), as a blob of its own would be.
+        const tracked = opts.progress.track(it.size);
+        const content = await readCheckedSource(it.sha256, {
+          kind: "file",
+          path: it.file,
+          size: it.size,
+        });
+        offsets.push(builder.add(it.sha256, content));
+        // Progress counts what is read, as a blob of its own counts what its put reads.
+        tracked.done();
+      }
+      const pack = builder.finish();
+      await s.provider.putBlob(pack.sha256, { kind: "bytes", bytes: pack.bytes }, { signal });
+      group.forEach((it, i) => packed.set(it.sha256, { blob: pack.sha256, offset: offsets[i] }));
+      bytes += builder.size;
+    }),
+    runPool(own, { jobs: s.jobs, signal }, async (it) => {
+      if (performance.now() - lastBreath >= BREATHE_EVERY_MS) await breathe();
+      const tracked = opts.progress.track(it.size);
+      await s.provider.putBlob(it.sha256, {
+        kind: "file",
+        path: it.file,
+        size: it.size,
+        onRead: tracked.bytes,
+      }, { signal });
+      tracked.done();
+      bytes += it.size;
+      stored.add(it.sha256);
+    }),
+  ]);
+  return { files: missing.length, bytes, packed, found, own: stored };
+}
+
+/** Reads of packs at once: each holds up to a span (16 MiB) in memory. */
+const PACK_READ_JOBS = 4;
+
+/**
+ * Downloads packed files (`paths`, each with a `pack` location in `remote`)
+ * into `.modelsync/tmp`: one read per span of a pack (design/format.md,
+ * "Packs"), by byte range where the provider offers ranged reads, else one
+ * read of each whole pack; each file's bytes are hash-checked before they
+ * are written, as a download of a blob of its own is. Calls `landed` per
+ * file written.
+ */
+async function fetchPacked(
+  s: RepoSession,
+  model: ModelRef,
+  paths: readonly string[],
+  opts: {
+    remote: ReadonlyMap<string, FileState>;
+    signal: AbortSignal;
+    progress: Progress;
+    landed: (path: string, tmp: string) => void;
+  },
+): Promise<void> {
+  if (paths.length === 0) return;
+  const ranged = s.capabilities.caps.rangedReads;
+  const where = (p: string) => {
+    const st = opts.remote.get(p)!;
+    // Without ranged reads a span is a whole pack: read once, whatever it holds.
+    return ranged
+      ? { blob: st.pack!.blob, offset: st.pack!.offset, length: st.size }
+      : { blob: st.pack!.blob, offset: 0, length: 0 };
+  };
+  const spans = packSpans(paths, where);
+  const jobs = Math.min(s.jobs, PACK_READ_JOBS);
+  await runPool(spans, { jobs, signal: opts.signal }, async (span) => {
+    const bytes = await readPackSpan(s, span, { ranged, signal: opts.signal });
+    for (const p of span.items) {
+      const st = opts.remote.get(p)!;
+      const from = st.pack!.offset - (ranged ? span.offset : 0);
+      // A pack that is gone: the file's content as a blob of its own (what
+      // "modelsync push" of the model stores again to repair a lost pack).
+      const body = bytes === null ? await ownBlob(s, model, p, st, opts.signal) : oneChunk(
+        from >= 0 && from + st.size <= bytes.length
+          ? bytes.subarray(from, from + st.size)
+          : bytes.subarray(0, 0), // outside what the pack holds: the hash check refuses it
+      );
+      const tracked = opts.progress.track(st.size);
+      const tmp = await downloadToTmp(s.repoDir, body, st, {
+        signal: opts.signal,
+        what: { model, path: p },
+      }).catch((err) => {
+        if (bytes === null || !(err instanceof CorruptError)) throw err;
+        // The pack's part is not the content the manifest names for this file.
+        throw new CorruptError(
+          `Pack ${st.pack!.blob} in the datastore does not hold the content the manifest of ` +
+            `${formatRef(model)} names for ${p} (a corrupt pack, or a manifest written wrong); ` +
+            `nothing was written. Run "modelsync verify --read-data ${formatRef(model)}", then ` +
+            `push the model again from a repository that has the file.`,
+          { cause: err },
+        );
+      });
+      tracked.done();
+      opts.landed(p, tmp);
+    }
   });
-  return { files: missing.length, bytes, found: unique.size - missing.length };
+}
+
+/** The bytes of one span of a pack (a whole pack without ranged reads); null when it is gone. */
+async function readPackSpan(
+  s: RepoSession,
+  span: { blob: string; offset: number; length: number },
+  opts: { ranged: boolean; signal: AbortSignal },
+): Promise<Uint8Array | null> {
+  try {
+    const stream = await s.provider.getBlob(span.blob, {
+      signal: opts.signal,
+      ...(opts.ranged ? { range: { offset: span.offset, length: span.length } } : {}),
+    });
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  } catch (err) {
+    if (err instanceof NotFoundError) return null;
+    throw err;
+  }
+}
+
+/** The blob of a file's own content; a missing one is a corrupt datastore (exit 6). */
+async function ownBlob(
+  s: RepoSession,
+  model: ModelRef,
+  p: string,
+  st: FileState,
+  signal: AbortSignal,
+): Promise<ReadableStream<Uint8Array>> {
+  try {
+    return await s.provider.getBlob(st.sha256, { signal });
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+    const where = st.pack === undefined
+      ? `no blob ${st.sha256}`
+      : `neither pack ${st.pack.blob} nor blob ${st.sha256}`;
+    throw new CorruptError(
+      `The datastore has ${where} for ${p} of ${formatRef(model)}, although its manifest ` +
+        `names it; nothing was written. Push ${formatRef(model)} again from a repository ` +
+        `that has the file.`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * The content of one remote file state, as a stream: its blob, or its part
+ * of a pack (by range where the provider offers ranged reads, else cut from
+ * the whole pack). Not hash-checked here: the reader checks it.
+ */
+export async function openContent(
+  s: RepoSession,
+  st: FileState,
+  opts: { signal: AbortSignal },
+): Promise<ReadableStream<Uint8Array>> {
+  if (st.pack === undefined) return await s.provider.getBlob(st.sha256, opts);
+  const ranged = s.capabilities.caps.rangedReads;
+  const { blob, offset } = st.pack;
+  const bytes = await readPackSpan(s, { blob, offset, length: st.size }, {
+    ranged,
+    signal: opts.signal,
+  });
+  // A pack that is gone: the content as a blob of its own, if it is one (else NotFound).
+  if (bytes === null) return await s.provider.getBlob(st.sha256, opts);
+  return oneChunk(ranged ? bytes : bytes.subarray(offset, offset + st.size));
+}
+
+function oneChunk(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(ctrl) {
+      if (bytes.length > 0) ctrl.enqueue(bytes);
+      ctrl.close();
+    },
+  });
 }
 
 /** Downloads from this size up report progress chunk by chunk. */
@@ -160,20 +374,26 @@ export async function landRemote(
   const blobs = writes.filter((p) => opts.remote.get(p)!.link === undefined);
   await assertNamesFit(s.repoDir, model, { paths: writes, dataDir: s.config.dataDir });
   opts.progress.addTotal(blobs.length, blobs.reduce((n, p) => n + opts.remote.get(p)!.size, 0));
-  const tmpFiles: string[] = [];
+  // Downloads not yet renamed into place: removed at the end, whatever happened.
+  const tmpFiles = new Set<string>();
   let bytes = 0;
   try {
-    const downloads = await runPool(blobs, { jobs: s.jobs, signal: opts.signal }, async (p) => {
+    const fetched = new Map<string, string>();
+    const packed = blobs.filter((p) => opts.remote.get(p)!.pack !== undefined);
+    const own = packed.length === 0 ? blobs : blobs.filter((p) => !opts.remote.get(p)!.pack);
+    await fetchPacked(s, model, packed, {
+      remote: opts.remote,
+      signal: opts.signal,
+      progress: opts.progress,
+      landed: (p, tmp) => {
+        tmpFiles.add(tmp);
+        fetched.set(p, tmp);
+        bytes += opts.remote.get(p)!.size;
+      },
+    });
+    const downloads = await runPool(own, { jobs: s.jobs, signal: opts.signal }, async (p) => {
       const st = opts.remote.get(p)!;
-      const stream = await s.provider.getBlob(st.sha256, { signal: opts.signal }).catch((err) => {
-        if (!(err instanceof NotFoundError)) throw err;
-        throw new CorruptError(
-          `The datastore has no blob ${st.sha256} for ${p} of ${formatRef(model)}, although its ` +
-            `manifest names it; nothing was written. Push ${formatRef(model)} again from a ` +
-            `repository that has the file.`,
-          { cause: err },
-        );
-      });
+      const stream = await ownBlob(s, model, p, st, opts.signal);
       const tracked = opts.progress.track(st.size);
       // Small files complete at once: only large ones are counted as they stream.
       const body = st.size >= STREAM_PROGRESS_BYTES ? counted(stream, tracked.bytes) : stream;
@@ -182,11 +402,11 @@ export async function landRemote(
         what: { model, path: p },
       });
       tracked.done();
-      tmpFiles.push(tmp);
+      tmpFiles.add(tmp);
       bytes += st.size;
       return tmp;
     });
-    const fetched = new Map(blobs.map((p, i) => [p, downloads[i]]));
+    own.forEach((p, i) => fetched.set(p, downloads[i]));
     opts.signal.throwIfAborted();
     await assertUntouched(s, model, opts.paths, opts.expectLocal);
     await opts.beforeChange?.();
@@ -207,6 +427,7 @@ export async function landRemote(
       await removeFile(s.repoDir, model, p, { dataDir: s.config.dataDir });
     }
     const mtimes = new Map<string, number>();
+    const knownDirs = new Set<string>();
     for (let i = 0; i < writes.length; i++) {
       const st = opts.remote.get(writes[i])!;
       await assertUntouched(s, model, [writes[i]], opts.expectLocal);
@@ -216,27 +437,17 @@ export async function landRemote(
           model,
           { path: writes[i], executable: st.executable },
           fetched.get(writes[i])!,
-          { dataDir: s.config.dataDir },
+          { dataDir: s.config.dataDir, knownDirs },
         )
         : await placeLink(s.repoDir, model, { path: writes[i], link: st.link }, {
           dataDir: s.config.dataDir,
         });
+      if (st.link === undefined) tmpFiles.delete(fetched.get(writes[i])!);
       mtimes.set(writes[i], landed.mtimeMs);
     }
     return { files: writes.length + removes.length, bytes, mtimes };
   } finally {
-    await Promise.all(tmpFiles.map((t) => Deno.remove(t).catch(() => {})));
-  }
-}
-
-async function lstatOrNull(p: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(p);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
-      return null;
-    }
-    throw err;
+    await Promise.all([...tmpFiles].map((t) => Deno.remove(t).catch(() => {})));
   }
 }
 
@@ -293,7 +504,7 @@ export async function landingClashes(
     let blocked = false;
     for (let i = 1; i < segs.length; i++) {
       const parent = segs.slice(0, i).join("/");
-      const info = await lstatOrNull(path.join(dir, ...segs.slice(0, i)));
+      const info = lstatEntry(path.join(dir, ...segs.slice(0, i)));
       if (info === null) break;
       if (info.isDirectory) continue;
       if (!removes.has(parent)) out.add(parent);
@@ -301,7 +512,7 @@ export async function landingClashes(
       break;
     }
     if (blocked) continue;
-    const info = await lstatOrNull(path.join(dir, ...segs));
+    const info = lstatEntry(path.join(dir, ...segs));
     if (info?.isDirectory && !(await emptiedByRemovals(path.join(dir, ...segs), p, removes))) {
       out.add(p);
     }
@@ -323,14 +534,7 @@ async function assertUntouched(
   const changed: string[] = [];
   for (const p of paths) {
     const want = expect.get(p);
-    let st: Deno.FileInfo | undefined;
-    try {
-      st = await Deno.lstat(path.join(dir, p));
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound) && !(err instanceof Deno.errors.NotADirectory)) {
-        throw err;
-      }
-    }
+    const st = lstatEntry(path.join(dir, p)) ?? undefined;
     // An absent path may hold a directory: only its files count (they are
     // other paths of the plan, or placeFile refuses to replace them).
     if (want === undefined && st?.isDirectory) continue;

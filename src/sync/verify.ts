@@ -11,7 +11,9 @@ import { createHash } from "node:crypto";
 import { CorruptError, ExitCode, NotFoundError } from "../errors.ts";
 import { getHead, type StoredManifest } from "../model/commits.ts";
 import { readPruned, walkHistory } from "../model/history.ts";
+import { hashBytes } from "../model/hash.ts";
 import { parseManifestText } from "../model/manifest.ts";
+import { blobOf } from "../model/pack.ts";
 import { formatRef, type ModelRef, sortUniqueRefs } from "../model/ref.ts";
 import { headKey, historyKey } from "../provider/keys.ts";
 import { runPool } from "../async.ts";
@@ -67,6 +69,8 @@ interface BlobRef {
   generation: number;
   path: string;
   size: number;
+  /** A packed file: its content hash and where it lies in the pack (the blob). */
+  packed?: { sha256: string; offset: number };
 }
 
 const decoder = new TextDecoder();
@@ -134,9 +138,11 @@ export async function runVerify(
     for (const { manifest: m } of walk.entries) {
       for (const f of m.files) {
         if (f.link !== undefined) continue; // stored inline: no blob
-        const list = refs.get(f.sha256);
-        const r = { model: ref, generation: m.generation, path: f.path, size: f.size };
-        if (list === undefined) refs.set(f.sha256, [r]);
+        const blob = blobOf(f);
+        const list = refs.get(blob);
+        const r: BlobRef = { model: ref, generation: m.generation, path: f.path, size: f.size };
+        if (f.pack !== undefined) r.packed = { sha256: f.sha256, offset: f.pack.offset };
+        if (list === undefined) refs.set(blob, [r]);
         else list.push(r);
       }
     }
@@ -162,12 +168,16 @@ export async function runVerify(
   });
 
   const hashes = [...refs.keys()].sort();
-  const present = new Set<string>();
-  for (let i = 0; i < hashes.length; i += HAS_BATCH) {
-    for (const h of await s.provider.hasBlobs(hashes.slice(i, i + HAS_BATCH), { signal })) {
-      present.add(h);
+  const hasAll = async (list: string[]) => {
+    const found = new Set<string>();
+    for (let i = 0; i < list.length; i += HAS_BATCH) {
+      for (const h of await s.provider.hasBlobs(list.slice(i, i + HAS_BATCH), { signal })) {
+        found.add(h);
+      }
     }
-  }
+    return found;
+  };
+  const present = await hasAll(hashes);
   const blobProblem = (hash: string, kind: VerifyProblemKind, what: string) => {
     for (const r of refs.get(hash)!) {
       const remedy = `"modelsync push ${r.model}" in a repository whose working copy holds ` +
@@ -182,7 +192,25 @@ export async function runVerify(
       );
     }
   };
-  for (const h of hashes) if (!present.has(h)) blobProblem(h, "missing-blob", "is missing");
+  // A pack that is gone is no problem for a file whose content is also a blob
+  // of its own (what a push of the model stores again to repair it).
+  const gonePacks = hashes.filter((h) => !present.has(h) && refs.get(h)!.some((r) => r.packed));
+  const own = [...new Set(gonePacks.flatMap((h) => refs.get(h)!.map((r) => r.packed!.sha256)))];
+  const ownPresent = own.length === 0 ? new Set<string>() : await hasAll(own);
+  for (const h of hashes) {
+    if (present.has(h)) continue;
+    const lacking = refs.get(h)!.filter((r) => !r.packed || !ownPresent.has(r.packed.sha256));
+    for (const r of lacking) {
+      problem(
+        r.model,
+        "missing-blob",
+        `${r.packed ? "Pack" : "Blob"} ${h} of ${r.path} (generation ${r.generation}) is ` +
+          `missing: "modelsync push ${r.model}" in a repository whose working copy holds that ` +
+          `file stores it again.`,
+        { generation: r.generation, path: r.path, blob: h },
+      );
+    }
+  }
 
   let bytesRead = 0;
   if (opts.readData) {
@@ -193,6 +221,11 @@ export async function runVerify(
     try {
       await runPool(toRead, { jobs: Math.max(1, s.jobs), signal }, async (hash) => {
         const want = refs.get(hash)![0].size;
+        if (refs.get(hash)!.some((r) => r.packed !== undefined)) {
+          bytesRead += await checkPack(s, hash, refs.get(hash)!, { signal, blobProblem });
+          progress.advance(1, want);
+          return;
+        }
         const got = await readBlob(s, hash, signal);
         bytesRead += got === null ? 0 : got.size;
         progress.advance(1, want);
@@ -276,6 +309,51 @@ async function checkHeadRecord(
     if (!(err instanceof CorruptError)) throw err;
     problem(ref, "corrupt-record", err.message, { generation: m.generation, key });
   }
+}
+
+/**
+ * Reads a pack whole (up to about 16 MiB): it must hash to its name, and the
+ * part each packed file names must hash to that file's content hash. Returns
+ * the bytes read.
+ */
+async function checkPack(
+  s: Session,
+  hash: string,
+  refs: readonly BlobRef[],
+  opts: {
+    signal: AbortSignal;
+    blobProblem: (hash: string, kind: VerifyProblemKind, what: string) => void;
+  },
+): Promise<number> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(
+      await new Response(await s.provider.getBlob(hash, { signal: opts.signal })).arrayBuffer(),
+    );
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+    opts.blobProblem(hash, "missing-blob", "is missing");
+    return 0;
+  }
+  const got = hashBytes(bytes);
+  if (got !== hash) {
+    opts.blobProblem(hash, "corrupt-blob", `is corrupt: its ${bytes.length} bytes hash to ${got}`);
+    return bytes.length;
+  }
+  const bad = refs.filter((r) =>
+    r.packed === undefined || r.packed.offset + r.size > bytes.length ||
+    hashBytes(bytes.subarray(r.packed.offset, r.packed.offset + r.size)) !== r.packed.sha256
+  );
+  if (bad.length > 0) {
+    opts.blobProblem(
+      hash,
+      "corrupt-blob",
+      `is an intact pack, but does not hold the content its manifests name for ${
+        listPaths(bad.map((r) => r.path))
+      } (a manifest written wrong)`,
+    );
+  }
+  return bytes.length;
 }
 
 /** Streams a blob through SHA-256: its hash and size, or null when it is missing. */

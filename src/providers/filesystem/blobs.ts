@@ -42,12 +42,12 @@ export class BlobStore {
   readonly #dir: string;
   readonly #temps: TempFiles;
   /**
-   * Small blobs are checked and stored with synchronous calls: set when the
+   * Small blobs are checked, stored and read with synchronous calls: set when the
    * store is on a local disk ({@linkcode isLocalDisk}), never on a network
    * mount, where a hung server would block a synchronous call past every
    * deadline.
    */
-  syncSmallWrites = false;
+  syncSmallIo = false;
 
   constructor(dir: string, temps: TempFiles) {
     this.#dir = dir;
@@ -90,7 +90,7 @@ export class BlobStore {
     });
     if (single.length === 0) return found;
     const fs = await nodeFs();
-    if (this.syncSmallWrites) {
+    if (this.syncSmallIo) {
       for (let i = 0; i < single.length; i++) {
         if (i % 1024 === 0) signal?.throwIfAborted();
         if (fs.existsSync(this.path(single[i]))) found.add(single[i]);
@@ -128,8 +128,8 @@ export class BlobStore {
       } else {
         const bytes = await readCheckedSource(hash, source);
         // Small blobs are written with synchronous calls on a local disk only
-        // (see syncSmallWrites): an async write costs several times as much.
-        if (this.syncSmallWrites && bytes.length <= SYNC_WRITE_BYTES) {
+        // (see syncSmallIo): an async write costs several times as much.
+        if (this.syncSmallIo && bytes.length <= SYNC_WRITE_BYTES) {
           tmp = this.#temps.writeSync(bytes, "b");
           signal?.throwIfAborted();
           renameIntoSync(tmp, target, "store blob");
@@ -155,18 +155,25 @@ export class BlobStore {
     const { signal, range } = opts;
     signal?.throwIfAborted();
     const path = this.path(hash);
+    if (this.syncSmallIo && range === undefined) {
+      const small = readSmallSync(path, hash);
+      if (small !== undefined) return small;
+    }
     const file = await Deno.open(path, { read: true }).catch((err) => {
       throw isNotFound(err) ? missingBlob(hash, `(${path})`) : fsFail(err, "open blob", path);
     });
-    if (range !== undefined) {
-      try {
-        await file.seek(range.offset, Deno.SeekMode.Start);
-      } catch (err) {
-        file.close();
-        throw fsFail(err, "read blob", path);
-      }
+    let limit = range?.length;
+    try {
+      if (range !== undefined) await file.seek(range.offset, Deno.SeekMode.Start);
+      // The size read once: each read asks for no more than is left, and
+      // the stream ends without an extra read to find the end (most blobs
+      // are small: one read of exactly their size).
+      else limit = (await file.stat()).size;
+    } catch (err) {
+      file.close();
+      throw fsFail(err, "read blob", path);
     }
-    return fileStream(file, path, { signal, limit: range?.length });
+    return fileStream(file, path, { signal, limit });
   }
 
   /**
@@ -210,6 +217,44 @@ export class BlobStore {
   }
 }
 
+/**
+ * A blob of at most {@linkcode SYNC_WRITE_BYTES} read whole with
+ * synchronous calls (on a local disk an async open, stat and read cost
+ * several times the read itself, and a first pull reads one per file), as
+ * a one-chunk stream; `undefined` when the blob is larger (streamed
+ * instead).
+ */
+function readSmallSync(path: string, hash: string): ReadableStream<Uint8Array> | undefined {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch (err) {
+    throw isNotFound(err) ? missingBlob(hash, `(${path})`) : fsFail(err, "open blob", path);
+  }
+  try {
+    const size = file.statSync().size;
+    if (size > SYNC_WRITE_BYTES) return undefined;
+    const buf = new Uint8Array(size);
+    let off = 0;
+    while (off < size) {
+      const n = file.readSync(buf.subarray(off));
+      if (n === null) break; // shrank since the stat: the hash check downstream tells
+      off += n;
+    }
+    const bytes = off === size ? buf : buf.subarray(0, off);
+    return new ReadableStream<Uint8Array>({
+      start(ctrl) {
+        if (bytes.length > 0) ctrl.enqueue(bytes);
+        ctrl.close();
+      },
+    });
+  } catch (err) {
+    throw fsFail(err, "read blob", path);
+  } finally {
+    file.close();
+  }
+}
+
 let fsModule: Promise<typeof import("node:fs")> | undefined;
 
 /** node:fs, loaded on first use: it costs start-up time that a no-op sync never needs. */
@@ -246,6 +291,10 @@ function fileStream(
         }
         left -= n;
         ctrl.enqueue(buf.subarray(0, n));
+        if (left === 0) {
+          close();
+          ctrl.close();
+        }
       } catch (err) {
         close();
         ctrl.error(fsFail(err, "read blob", path));

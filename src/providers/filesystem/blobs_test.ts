@@ -14,11 +14,11 @@ async function names(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-for (const syncSmallWrites of [false, true]) {
-  Deno.test(`BlobStore (syncSmallWrites ${syncSmallWrites}): verified puts, nothing half-written`, async () => {
+for (const syncSmallIo of [false, true]) {
+  Deno.test(`BlobStore (syncSmallIo ${syncSmallIo}): verified puts, nothing half-written`, async () => {
     await withTempDir(async (dir) => {
       const store = new BlobStore(join(dir, "blobs"), new TempFiles(join(dir, "tmp"), 1));
-      store.syncSmallWrites = syncSmallWrites;
+      store.syncSmallIo = syncSmallIo;
       const src = join(dir, "src");
       const bytes = new TextEncoder().encode("hello");
       await Deno.writeFile(src, bytes);
@@ -53,6 +53,31 @@ for (const syncSmallWrites of [false, true]) {
       await store.put(g, { kind: "file", path: src, size: grown.length });
       assert.deepEqual(await Deno.readFile(store.path(g)), grown);
       assert.deepEqual(await names(join(dir, "tmp")), []);
+    });
+  });
+}
+
+for (const syncSmallIo of [false, true]) {
+  Deno.test(`BlobStore (syncSmallIo ${syncSmallIo}): get reads small, empty and large blobs whole, ranges, and names a missing one`, async () => {
+    await withTempDir(async (dir) => {
+      const store = new BlobStore(join(dir, "blobs"), new TempFiles(join(dir, "tmp"), 1));
+      store.syncSmallIo = syncSmallIo;
+      const read = async (s: ReadableStream<Uint8Array>) =>
+        new Uint8Array(await new Response(s).arrayBuffer());
+      for (const size of [0, 5, 64 * 1024, 64 * 1024 + 1, 700 * 1024]) {
+        const bytes = new Uint8Array(size).map((_, i) => (i * 7) % 256);
+        const src = join(dir, `src-${size}`);
+        await Deno.writeFile(src, bytes);
+        const h = sha(bytes);
+        await store.put(h, { kind: "file", path: src, size });
+        assert.deepEqual(await read(await store.get(h)), bytes, `size ${size}`);
+        if (size > 10) {
+          const part = await read(await store.get(h, { range: { offset: 3, length: 7 } }));
+          assert.deepEqual(part, bytes.subarray(3, 10), `range of size ${size}`);
+        }
+      }
+      const missing = "2".repeat(64);
+      await assert.rejects(store.get(missing), (err: Error) => err.message.includes(missing));
     });
   });
 }

@@ -114,7 +114,7 @@ export class FilesystemProvider implements C.Provider {
         `Datastore path ${this.#root} is not a directory: point the datastore at a directory.`,
       );
     }
-    this.#blobs.syncSmallWrites = await isLocalDisk(this.#root);
+    this.#blobs.syncSmallIo = await isLocalDisk(this.#root);
   }
 
   async init(opts: C.CallOptions = {}): Promise<void> {

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { withTempDir } from "../_with_temp_dir.ts";
+import { lstatEntry } from "./entry.ts";
+
+Deno.test("lstatEntry: files, directories and links as lstat sees them; null where nothing is", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "f"), "hi");
+    await Deno.mkdir(join(dir, "d"));
+    await Deno.symlink(join(dir, "nowhere"), join(dir, "dangling"));
+    await Deno.symlink(join(dir, "d"), join(dir, "to-d"));
+    assert.equal(lstatEntry(join(dir, "f"))?.isFile, true);
+    assert.equal(lstatEntry(join(dir, "f"))?.size, 2);
+    assert.equal(lstatEntry(join(dir, "d"))?.isDirectory, true);
+    // A link is the entry itself, dangling or not: never followed.
+    assert.equal(lstatEntry(join(dir, "dangling"))?.isSymlink, true);
+    assert.equal(lstatEntry(join(dir, "to-d"))?.isSymlink, true);
+    assert.equal(lstatEntry(join(dir, "missing")), null);
+    assert.equal(lstatEntry(join(dir, "missing", "deeper")), null);
+    assert.equal(lstatEntry(join(dir, "f", "under-a-file")), null); // ENOTDIR
+    // A name too long is the file system's error, as lstat throws it (also with a path too
+    // long for the probe's buffer): callers report it, never read it as "nothing there".
+    for (const n of [300, 5000]) {
+      assert.throws(
+        () => lstatEntry(join(dir, "x".repeat(n))),
+        (err: Error & { code?: string }) => err.code === "ENAMETOOLONG",
+      );
+    }
+  });
+});
+
+Deno.test({
+  name: "lstatEntry: a failure other than absence is thrown, not read as 'nothing there'",
+  ignore: Deno.uid() === 0, // root reads every directory
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      await Deno.mkdir(join(dir, "closed"));
+      await Deno.writeTextFile(join(dir, "closed", "f"), "hi");
+      await Deno.chmod(join(dir, "closed"), 0o000);
+      try {
+        assert.throws(() => lstatEntry(join(dir, "closed", "f")), Deno.errors.PermissionDenied);
+      } finally {
+        await Deno.chmod(join(dir, "closed"), 0o755);
+      }
+    });
+  },
+});
