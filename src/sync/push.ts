@@ -92,7 +92,9 @@ export async function uploadBeforeLock(
   opts: { mark: GcMark; listed: boolean; signal: AbortSignal; progress: Progress },
 ): Promise<Staged> {
   const started = Date.now();
-  const head = opts.listed ? await s.provider.getManifest(scan.model, opts) : null;
+  const head = opts.listed
+    ? await s.provider.getManifest(scan.model, { signal: opts.signal })
+    : null;
   const up = await uploadMissing(s, localItems(s, scan), {
     signal: opts.signal,
     progress: opts.progress,
