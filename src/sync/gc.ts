@@ -3,8 +3,9 @@
  * history records no policy keeps and blobs no kept generation names
  * (design/history.md).
  *
- * Under the global lock (after the drain, so no push is between its upload
- * and its commit), in this order:
+ * Under the global lock (after the drain, so no push is between reading its
+ * head and its commit; pushes upload before they take their locks), in this
+ * order:
  *
  * 1. list the blobs (a blob stored after this listing is never a candidate);
  * 2. list heads and history records, walk each model's chain from its head
@@ -18,10 +19,12 @@
  *    before moving the head) are orphans: kept while younger than the grace
  *    period (a commit in flight), else removed;
  * 3. write the model's pruned record (the oldest generation kept), then
- *    remove history records, oldest first; then remove the blobs that no
- *    kept record names and that are older than the grace period (the
- *    uploads of a push in flight are younger). A record never names a
- *    missing blob.
+ *    remove history records, oldest first; then move the gc mark to
+ *    "removing", remove the blobs that no kept record names and that are
+ *    older than the grace period, and move the mark again. A record never
+ *    names a missing blob: a push that checked or uploaded a blob before
+ *    its lock and meets a moved mark under it asks again and re-uploads
+ *    what is gone before it commits (src/model/gc_mark.ts).
  *
  * A model whose history cannot be read completely (a corrupt record, a
  * broken parent link) keeps every record, and then no blob is removed at
@@ -35,6 +38,7 @@
 import { ExitCode } from "../errors.ts";
 import { logger } from "../log.ts";
 import { getHead, listHeads, type StoredManifest } from "../model/commits.ts";
+import { moveGcMark } from "../model/gc_mark.ts";
 import { type HistoryEntry, walkHistory, writePruned } from "../model/history.ts";
 import { type Manifest, parseManifestText } from "../model/manifest.ts";
 import { compareRefs, formatRef, type ModelRef } from "../model/ref.ts";
@@ -349,10 +353,16 @@ async function execute(
   }
   if (decided.blobs.length === 0) return;
   await ctx.lease.confirm();
+  // The gc mark around the removals: a push that checked or stored blobs
+  // before its lock sees it moved and asks again (src/model/gc_mark.ts). A
+  // gc that stops in between leaves it saying "removing": pushes keep
+  // asking again until the next gc completes.
+  await moveGcMark(p, { removing: true, by: s.identity }, { signal });
   await runPool(decided.blobs, { jobs: Math.max(1, s.jobs), signal }, async (b) => {
     ctx.lease.assertHeld();
     await p.deleteBlob(b.hash, { signal });
   });
+  await moveGcMark(p, { removing: false, by: s.identity }, { signal });
 }
 
 function report(

@@ -21,7 +21,7 @@ import {
 import { readCheckedSource } from "../provider/blob_source.ts";
 import type { FileState } from "./three_way.ts";
 import { fileDirClashes } from "./states.ts";
-import { runPool, sleep } from "../async.ts";
+import { runPool } from "../async.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
 
@@ -54,7 +54,14 @@ export interface Uploaded extends Moved {
    * names those packs for it.
    */
   lostPacks: Set<string>;
+  /** Content the datastore already had as blobs of their own: nothing was sent for it. */
+  found: Set<string>;
+  /** Content this upload stored as blobs of their own. */
+  own: Set<string>;
 }
+
+/** Hashes per `hasBlobs` call with `fresh` (one request each on S3: a call's deadline must fit). */
+const FRESH_BATCH = 1_000;
 
 /** Pack uploads at once: each holds up to a pack (16 MiB) in memory. */
 const PACK_WRITE_JOBS = 2;
@@ -71,10 +78,14 @@ const PACK_WRITE_JOBS = 2;
  * file too large to pack, needs that blob. New small content is packed
  * without asking (on S3 a question per file is a request per file). Content
  * whose pack or blob is gone is uploaded again (into a new pack when it is
- * small), so a push also repairs what it depends on. With `pack: false`
- * nothing is packed (the remedy for a lost pack stores blobs of their own,
- * which readers fall back to). Returns what was uploaded and where packed
- * content went.
+ * small), so a push also repairs what it depends on. Content in `present`
+ * (found or stored as blobs of their own before, by a push before its lock)
+ * is neither asked about nor sent. `fresh` asks the store itself whether
+ * each blob is there, not a provider's memory of earlier answers (after a gc
+ * may have removed blobs). With `pack: false` nothing is packed (the remedy
+ * for a lost pack stores blobs of their own, which readers fall back to).
+ * Returns what was uploaded, where packed content went, and what was there
+ * already.
  */
 export async function uploadMissing(
   s: RepoSession,
@@ -84,14 +95,21 @@ export async function uploadMissing(
     progress: Progress;
     stored?: ReadonlyMap<string, PackLocation>;
     named?: ReadonlySet<string>;
+    present?: ReadonlySet<string>;
     pack?: boolean;
+    fresh?: boolean;
   },
 ): Promise<Uploaded> {
   const unique = new Map<string, UploadItem>();
-  for (const it of items) if (!unique.has(it.sha256)) unique.set(it.sha256, it);
+  for (const it of items) {
+    if (unique.has(it.sha256) || opts.present?.has(it.sha256)) continue;
+    unique.set(it.sha256, it);
+  }
   const packed = new Map<string, PackLocation>();
   const lostPacks = new Set<string>();
-  if (unique.size === 0) return { files: 0, bytes: 0, packed, lostPacks };
+  const found = new Set<string>();
+  const stored = new Set<string>();
+  if (unique.size === 0) return { files: 0, bytes: 0, packed, lostPacks, found, own: stored };
   const packs = opts.pack !== false;
   const blobFor = (it: UploadItem): string | undefined => {
     const at = opts.stored?.get(it.sha256);
@@ -100,15 +118,29 @@ export async function uploadMissing(
     return it.sha256;
   };
   const asked = [...new Set([...unique.values()].map(blobFor).filter((h) => h !== undefined))];
-  const present = asked.length === 0
-    ? new Set<string>()
-    : await s.provider.hasBlobs(asked, { signal: opts.signal });
+  let present: Set<string>;
+  if (asked.length === 0) present = new Set();
+  else if (opts.fresh) {
+    present = new Set();
+    for (let i = 0; i < asked.length; i += FRESH_BATCH) {
+      const batch = asked.slice(i, i + FRESH_BATCH);
+      for (const h of await s.provider.hasBlobs(batch, { signal: opts.signal, fresh: true })) {
+        present.add(h);
+      }
+    }
+  } else {
+    present = await s.provider.hasBlobs(asked, { signal: opts.signal });
+  }
   const missing = [...unique.values()].filter((it) => {
     const blob = blobFor(it);
-    if (blob !== undefined && !present.has(blob) && opts.stored?.has(it.sha256)) {
+    if (blob !== undefined && present.has(blob)) {
+      if (blob === it.sha256) found.add(it.sha256);
+      return false;
+    }
+    if (blob !== undefined && opts.stored?.has(it.sha256)) {
       lostPacks.add(blob); // its content is uploaded again: no commit names this pack for it
     }
-    return blob === undefined || !present.has(blob);
+    return true;
   });
   let bytes = 0;
   opts.progress.addTotal(missing.length, missing.reduce((n, it) => n + it.size, 0));
@@ -131,7 +163,6 @@ export async function uploadMissing(
       const offsets: number[] = [];
       for (const it of group) {
         if (performance.now() - lastBreath >= BREATHE_EVERY_MS) await breathe();
-        if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, signal);
         // Checked against the scan's hash and size: a file changed since is
         // refused (exit 4), as a blob of its own would be.
         const tracked = opts.progress.track(it.size);
@@ -151,7 +182,6 @@ export async function uploadMissing(
     }),
     runPool(own, { jobs: s.jobs, signal }, async (it) => {
       if (performance.now() - lastBreath >= BREATHE_EVERY_MS) await breathe();
-      if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, signal);
       const tracked = opts.progress.track(it.size);
       await s.provider.putBlob(it.sha256, {
         kind: "file",
@@ -161,9 +191,10 @@ export async function uploadMissing(
       }, { signal });
       tracked.done();
       bytes += it.size;
+      stored.add(it.sha256);
     }),
   ]);
-  return { files: missing.length, bytes, packed, lostPacks };
+  return { files: missing.length, bytes, packed, lostPacks, found, own: stored };
 }
 
 /** Reads of packs at once: each holds up to a span (16 MiB) in memory. */
@@ -394,7 +425,6 @@ export async function landRemote(
     });
     const downloads = await runPool(own, { jobs: s.jobs, signal: opts.signal }, async (p) => {
       const st = opts.remote.get(p)!;
-      if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
       const stream = await ownBlob(s, model, p, st, opts.signal);
       const tracked = opts.progress.track(st.size);
       // Small files complete at once: only large ones are counted as they stream.
@@ -432,8 +462,6 @@ export async function landRemote(
     const knownDirs = new Set<string>();
     for (let i = 0; i < writes.length; i++) {
       const st = opts.remote.get(writes[i])!;
-      // Test knob (MODELSYNC_TEST_BLOB_DELAY_MS): lets tests kill a sync mid-landing.
-      if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
       await assertUntouched(s, model, [writes[i]], opts.expectLocal);
       const landed = st.link === undefined
         ? await placeFile(
