@@ -356,7 +356,7 @@ export async function pushModel(
         const draft = makeManifest(
           model,
           nextGen,
-          entriesOf(withoutPacks(target, pack ? moved.lostPacks : "all", items), stored),
+          entriesOf(withoutPacks(target, pack ? moved.lostPacks : "all", items, stored), stored),
           s.identity,
         );
         const res = await s.provider.commitManifest(model, remote, draft, { signal });
@@ -413,21 +413,27 @@ export async function pushModel(
 
 /**
  * `target` without the locations in `lost` packs (or in any, with "all") of
- * content this push stored (`items`); a remote state whose content is not
- * here keeps its location (for a lost pack, readers fall back to a blob of
- * its own).
+ * content this push stored (`items`), nor those `stored` places elsewhere
+ * (where this push checked or put that content: before its lock, a lost
+ * pack's content is packed anew without the head's pack being named as
+ * lost), so `entriesOf` names the place `stored` says. A remote state whose
+ * content is not here keeps its location (for a lost pack, readers fall back
+ * to a blob of its own).
  */
 function withoutPacks(
   target: ReadonlyMap<string, FileState>,
   lost: ReadonlySet<string> | "all",
   items: readonly UploadItem[],
+  stored: ReadonlyMap<string, PackLocation>,
 ): ReadonlyMap<string, FileState> {
-  if (lost !== "all" && lost.size === 0) return target;
   const again = new Set(items.map((it) => it.sha256));
   const out = new Map(target);
   for (const [p, st] of target) {
+    if (st.pack === undefined || !again.has(st.sha256)) continue;
+    const elsewhere = stored.get(st.sha256);
     if (
-      st.pack !== undefined && (lost === "all" || lost.has(st.pack.blob)) && again.has(st.sha256)
+      lost === "all" || lost.has(st.pack.blob) ||
+      (elsewhere !== undefined && elsewhere.blob !== st.pack.blob)
     ) {
       const { pack: _pack, ...rest } = st;
       out.set(p, rest);
