@@ -145,7 +145,12 @@ export async function uploadMissing(
   let bytes = 0;
   opts.progress.addTotal(missing.length, missing.reduce((n, it) => n + it.size, 0));
   const signal = opts.signal;
-  const packing = packs ? missing.filter((it) => isPackable(it.size)) : [];
+  // In path order, so a model's files lie in its packs as in its directories.
+  const packing = packs
+    ? missing.filter((it) => isPackable(it.size)).sort((a, b) =>
+      a.file < b.file ? -1 : a.file > b.file ? 1 : 0
+    )
+    : [];
   const own = packing.length === 0 ? missing : missing.filter((it) => !isPackable(it.size));
   const groups: UploadItem[][] = [];
   let size = PACK_TARGET_BYTES;
