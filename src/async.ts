@@ -1,6 +1,7 @@
 /**
  * Waiting and pacing helpers: exponential backoff with full jitter, an
- * abortable sleep, and a rolling pool of parallel tasks.
+ * abortable sleep, a rolling pool of parallel tasks, and one read shared by
+ * the callers that asked for it before it was sent.
  *
  * @example
  * ```ts
@@ -106,4 +107,48 @@ export async function runPool<T, R>(
   await Promise.all(Array.from({ length: n }, worker));
   if (failed !== undefined) throw failed.error;
   return results;
+}
+
+/**
+ * One call of `fn` shared by every caller that asked before it was sent:
+ * `read()` resolves with the result of a call that started after `read()`
+ * was called (never one already in flight). Callers that arrive while a
+ * call is in flight wait for it to settle and share the next one, so a
+ * burst of callers costs two calls, not one each. The lock manager checks
+ * the global lock this way after taking model locks: each check must be
+ * sent after its caller's lock was taken.
+ *
+ * @example
+ * ```ts
+ * import { SharedRead } from "./async.ts";
+ * let calls = 0;
+ * const reads = new SharedRead(() => Promise.resolve(++calls));
+ * const [a, b] = await Promise.all([reads.read(), reads.read()]);
+ * console.log(a, b, calls); // 1 1 1
+ * ```
+ */
+export class SharedRead<T> {
+  readonly #fn: () => Promise<T>;
+  /** The call not sent yet, which a new caller joins. */
+  #next: Promise<T> | undefined;
+  /** Settles when the last call sent settles. */
+  #inFlight: Promise<unknown> = Promise.resolve();
+
+  constructor(fn: () => Promise<T>) {
+    this.#fn = fn;
+  }
+
+  /** The result of a call of `fn` sent after this call. */
+  read(): Promise<T> {
+    if (this.#next !== undefined) return this.#next;
+    const next: Promise<T> = this.#inFlight.then(() => {
+      // Sent now: whoever asks from here on needs a later call.
+      this.#next = undefined;
+      const call = this.#fn();
+      this.#inFlight = call.catch(() => {});
+      return call;
+    });
+    this.#next = next;
+    return next;
+  }
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Backoff, runPool, sleep } from "./async.ts";
+import { Backoff, runPool, SharedRead, sleep } from "./async.ts";
 
 Deno.test("Backoff grows exponentially with full jitter up to its cap", () => {
   const top = new Backoff({ initialMs: 50, maxMs: 1_000, random: () => 0.999999 });
@@ -46,4 +46,33 @@ Deno.test("runPool keeps order, bounds concurrency and rejects with the first er
     }),
     /two/,
   );
+});
+
+Deno.test("SharedRead: callers share a call not sent yet, never one already in flight", async () => {
+  const started: number[] = [];
+  const finish: (() => void)[] = [];
+  let n = 0;
+  const reads = new SharedRead(() => {
+    const id = ++n;
+    started.push(id);
+    return new Promise<number>((resolve) => finish.push(() => resolve(id)));
+  });
+  const a = reads.read();
+  const b = reads.read(); // before the first call is sent: shares it
+  await sleep(1);
+  assert.deepEqual(started, [1]);
+  const c = reads.read(); // while call 1 is in flight: waits for call 2
+  const d = reads.read();
+  await sleep(1);
+  assert.deepEqual(started, [1], "call 2 waits until call 1 settled");
+  finish[0]();
+  assert.deepEqual(await Promise.all([a, b]), [1, 1]);
+  await sleep(1);
+  assert.deepEqual(started, [1, 2]);
+  finish[1]();
+  assert.deepEqual(await Promise.all([c, d]), [2, 2]);
+  // A failed call fails its sharers only; the next caller gets a new call.
+  const failing = new SharedRead(() => Promise.reject(new Error("down")));
+  await assert.rejects(failing.read(), /down/);
+  await assert.rejects(failing.read(), /down/);
 });

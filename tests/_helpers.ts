@@ -441,18 +441,21 @@ export const SLOW_STORE: string = join(ROOT, "tests/fixtures/slow_store.ts");
 
 /**
  * Arguments and environment that make one CLI run open the sandbox's
- * datastore through the slow-store decorator (tests/fixtures/slow_store.ts),
- * e.g. `{ head: 3000 }` holds a push's lock for 3 s before it reads its head.
- * Other runs of the test open the datastore directly.
+ * datastore (or `inner`: a spec, or a datastore mapping as JSON) through the
+ * slow-store decorator (tests/fixtures/slow_store.ts), e.g. `{ head: 3000 }`
+ * holds a push's lock for 3 s before it reads its head, `{ putBlob: 300 }`
+ * slows each upload, `{ land: 200 }` each file a pull lands. Other runs of
+ * the test open the datastore directly.
  */
 export function slowStore(
   sb: Sandbox,
-  delays: { putBlob?: number; getBlob?: number; head?: number; commit?: number },
+  delays: { putBlob?: number; getBlob?: number; head?: number; commit?: number; land?: number },
+  opts: { inner?: string } = {},
 ): { args: string[]; env: Record<string, string> } {
   return {
     args: ["--datastore", `module:${SLOW_STORE}`],
     env: {
-      MODELSYNC_TEST_SLOW_INNER: sb.datastoreSpec,
+      MODELSYNC_TEST_SLOW_INNER: opts.inner ?? sb.datastoreSpec,
       MODELSYNC_TEST_SLOW: Object.entries(delays).map(([k, v]) => `${k}=${v}`).join(","),
     },
   };

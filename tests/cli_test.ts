@@ -14,6 +14,7 @@ import {
   reportByModel,
   ROOT,
   Sandbox,
+  slowStore,
   waitFor,
   writeModelFiles,
 } from "./_helpers.ts";
@@ -157,11 +158,11 @@ Deno.test("version and --version print modelsync's version from deno.json, Deno'
 Deno.test("timeout: 1s in modelsync.yaml stops a slow push (exit 130, no lock left)", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: ten slow uploads
   await writeModelFiles(a, "vpc/m1", { count: 10, size: 256 });
   await Deno.writeTextFile(a.path("modelsync.yaml"), "timeout: 1s\n", { append: true });
-  const res = await a.run(["push", "--jobs", "1"], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "400" },
-  });
+  const slow = slowStore(sb, { putBlob: 400 });
+  const res = await a.run(["push", "--jobs", "1", ...slow.args], { env: slow.env });
   expectCode(res, 130, "push past the file's deadline");
   assert.match(res.stderr, /Stopped after 1s \(timeout: in modelsync\.yaml\)/, describe(res));
   assert.equal(await sb.datastore.lock("vpc/m1"), null, "no datastore lock left");
@@ -173,9 +174,9 @@ Deno.test("SIGHUP is handled like SIGTERM: locks released, one JSON document, ex
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
   await writeModelFiles(a, "vpc/m1", { count: 10, size: 512 });
-  const p = a.spawn(["push", "--json", "--jobs", "1"], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "400" },
-  });
+  // Holds the lock 4 s before it reads the head.
+  const slow = slowStore(sb, { head: 4_000 });
+  const p = a.spawn(["push", "--json", "--jobs", "1", ...slow.args], { env: slow.env });
   await waitFor("the push to hold the lock", async () => {
     if (p.exited) throw new Error(`push ended early\n${describe(await p.done)}`);
     return (await sb.datastore.lock("vpc/m1"))?.pid === p.pid;

@@ -4,8 +4,9 @@
  * same model rebase when they touched different files and conflict when they
  * changed the same file, and nothing is lost.
  *
- * Order, not time: the big flush is slowed with MODELSYNC_TEST_BLOB_DELAY_MS
- * given only to its own process.
+ * Order, not time: the big flush holds its lock for seconds through the
+ * slow-store decorator (`head`: a wait under its lock before it reads its
+ * head), given only to its own process.
  */
 import assert from "node:assert/strict";
 import {
@@ -17,6 +18,8 @@ import {
   reportByModel,
   type RunResult,
   Sandbox,
+  sha256,
+  slowStore,
   waitFor,
   writeModelFiles,
 } from "./_helpers.ts";
@@ -29,8 +32,9 @@ async function startBigFlush(
   extra: string[],
 ): Promise<CliProcess> {
   await writeModelFiles(repo, "vpc/big", { count: 40, size: 1024, seed: 2 });
-  const big = repo.spawn(["flush", "--json", "--jobs", "1", ...extra], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "100" },
+  const slow = slowStore(sb, { head: 4_000 });
+  const big = repo.spawn(["flush", "--json", "--jobs", "1", ...slow.args, ...extra], {
+    env: slow.env,
   });
   await waitFor(`the big flush to hold ${lockKey}`, async () => {
     if (big.exited) throw new Error(`big flush ended early\n${describe(await big.done)}`);
@@ -99,6 +103,43 @@ Deno.test("global path (--disable-cap scopedSync): the small flush waits for the
   assert.equal(s.doc.lockPath, "global");
   assert.equal(s.r.status, "pushed");
   assert.equal(flushReport(bigRes, "vpc/big").doc.lockPath, "global");
+  assert.deepEqual(await sb.datastore.integrityProblems(), []);
+});
+
+Deno.test("global path: a push holds no lock while it uploads, so a small flush of another model does not wait for it", async () => {
+  await using sb = await Sandbox.create();
+  const bigRepo = await sb.repo("big", { MODELSYNC_HOLDER: "big" });
+  const smallRepo = await sb.repo("small", { MODELSYNC_HOLDER: "small" });
+  await bigRepo.noPacks(); // a blob per file: its uploads take a while
+  await smallRepo.write("models/vpc/small/one.txt", "one small file\n");
+  const files = await writeModelFiles(bigRepo, "vpc/big", { count: 16, size: 1024, seed: 5 });
+  const hashes = [...files.values()].map((bytes) => sha256(bytes));
+  const global = ["--disable-cap", "scopedSync"];
+  // 16 uploads of 400 ms each.
+  const slow = slowStore(sb, { putBlob: 400 });
+  const big = bigRepo.spawn(["flush", "--json", "--jobs", "1", ...slow.args, ...global], {
+    env: slow.env,
+  });
+  await waitFor("the big flush's first blob stored", async () => {
+    if (big.exited) throw new Error(`big flush ended early\n${describe(await big.done)}`);
+    const blobs = await sb.datastore.blobs();
+    return hashes.some((h) => blobs.includes(h));
+  });
+  const held = expectCode(await smallRepo.run(["lock", "status", "--json"]), 0, "lock status");
+  assert.deepEqual(expectJson(held, "modelsync.locks/1").locks, [], describe(held));
+  const blobs = await sb.datastore.blobs();
+  assert.ok(hashes.some((h) => !blobs.includes(h)), "the big flush was still uploading");
+
+  const small = await smallRepo.run(["flush", "--json", ...global]);
+  expectCode(small, 0, "small flush");
+  assert.equal(big.exited, false, "the big flush still uploads when the small one exits");
+  assert.doesNotMatch(small.stderr, /Waiting for the global lock/, describe(small));
+  assert.equal(flushReport(small, "vpc/small").doc.lockPath, "global");
+
+  const b = flushReport(expectCode(await big.done, 0, "big flush"), "vpc/big");
+  assert.equal(b.doc.lockPath, "global");
+  assert.equal(b.r.status, "pushed");
+  assert.equal(b.r.uploaded, 16);
   assert.deepEqual(await sb.datastore.integrityProblems(), []);
 });
 
@@ -217,9 +258,11 @@ Deno.test("mixed paths: a global-path flush drains a live model lock; a scoped f
   // A global-path writer holds the global lock; a scoped writer must wait for it.
   await bigRepo.write("models/vpc/big/extra.txt", "more\n");
   await writeModelFiles(bigRepo, "vpc/big", { count: 30, size: 1024, seed: 77, prefix: "v2" });
-  const big2 = bigRepo.spawn(["flush", "--json", "--jobs", "1", "--disable-cap", "scopedSync"], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "100" },
-  });
+  const slow = slowStore(sb, { head: 3_000 });
+  const big2 = bigRepo.spawn(
+    ["flush", "--json", "--jobs", "1", "--disable-cap", "scopedSync", ...slow.args],
+    { env: slow.env },
+  );
   await waitFor("the global lock held by the big flush", async () => {
     if (big2.exited) throw new Error(`big flush ended early\n${describe(await big2.done)}`);
     return (await sb.datastore.lock("global"))?.pid === big2.pid;
@@ -239,9 +282,8 @@ Deno.test("two pushes in the same repository: one waits for the other, nothing i
   await using sb = await Sandbox.create();
   const repo = await sb.repo("r");
   await writeModelFiles(repo, "vpc/m1", { count: 6, size: 512, seed: 8 });
-  const first = repo.spawn(["push", "--json", "--jobs", "1"], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "200" },
-  });
+  const slow = slowStore(sb, { head: 2_000 });
+  const first = repo.spawn(["push", "--json", "--jobs", "1", ...slow.args], { env: slow.env });
   await waitFor("the first push to hold vpc/m1", async () => {
     if (first.exited) throw new Error(`first push ended early\n${describe(await first.done)}`);
     return (await sb.datastore.lock("vpc/m1"))?.pid === first.pid;

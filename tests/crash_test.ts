@@ -15,6 +15,7 @@ import {
   reportByModel,
   Sandbox,
   sha256,
+  slowStore,
   waitFor,
   writeModelFiles,
 } from "./_helpers.ts";
@@ -51,7 +52,8 @@ Deno.test("a push killed part-way: the rerun completes, manifests name only stor
   await writeModelFiles(a, "vpc/m2", { count: 4, size: 1000, seed: 12 });
 
   const blobsBefore = (await sb.datastore.blobs()).length;
-  const slow = a.spawn(["push", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "250" } });
+  const decorated = slowStore(sb, { putBlob: 250 });
+  const slow = a.spawn(["push", "--jobs", "1", ...decorated.args], { env: decorated.env });
   await waitFor("some new blobs stored", async () => {
     if (slow.exited) throw new Error(`push ended before the kill\n${describe(await slow.done)}`);
     return (await sb.datastore.blobs()).length >= blobsBefore + 3;
@@ -107,7 +109,8 @@ Deno.test("a pull killed part-way leaves no half-written file; the rerun complet
   expectCode(await a.run(["push"]), 0, "push");
   await b.write("models/vpc/m1/local.txt", "b's local file\n");
 
-  const slow = b.spawn(["pull", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "250" } });
+  const decorated = slowStore(sb, { getBlob: 250 });
+  const slow = b.spawn(["pull", "--jobs", "1", ...decorated.args], { env: decorated.env });
   // Downloads go to .modelsync/tmp first: kill while some are there and others are not.
   await waitFor("some downloads in progress", async () => {
     if (slow.exited) throw new Error(`pull ended before the kill\n${describe(await slow.done)}`);
@@ -156,7 +159,9 @@ Deno.test("a pull killed while files land, then another push: the rerun complete
   const gen2 = await writeModelFiles(a, "vpc/m1", { count: 10, size: 2048, seed: 32 });
   expectCode(await a.run(["push"]), 0, "push generation 2");
 
-  const slow = b.spawn(["pull", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "150" } });
+  // Each file waits 150 ms before it is renamed into place.
+  const decorated = slowStore(sb, { land: 150 });
+  const slow = b.spawn(["pull", "--jobs", "1", ...decorated.args], { env: decorated.env });
   await waitFor("some generation-2 files landed in b", async () => {
     if (slow.exited) throw new Error(`pull ended before the kill\n${describe(await slow.done)}`);
     let landed = 0;
@@ -214,7 +219,8 @@ Deno.test("a user edit made while a pull lands files is never overwritten", asyn
   const gen2 = await writeModelFiles(a, "vpc/m1", { count: 6, size: 1024, seed: 42 });
   expectCode(await a.run(["push"]), 0, "push generation 2");
 
-  const slow = b.spawn(["pull", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "200" } });
+  const decorated = slowStore(sb, { land: 200 });
+  const slow = b.spawn(["pull", "--jobs", "1", ...decorated.args], { env: decorated.env });
   await waitFor("the first file landed", async () => {
     if (slow.exited) throw new Error(`pull ended too early\n${describe(await slow.done)}`);
     return sha256(await b.readBytes("models/vpc/m1/part-000.bin")) ===
@@ -242,7 +248,8 @@ Deno.test("files changed while a push uploads them never commit a mismatched blo
   const b = await sb.repo("b");
   await b.noPacks(); // a blob per file: these tests name single blobs
   const files = await writeModelFiles(a, "vpc/m1", { count: 8, size: 1000, seed: 31 });
-  const slow = a.spawn(["push", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "300" } });
+  const decorated = slowStore(sb, { putBlob: 300 });
+  const slow = a.spawn(["push", "--jobs", "1", ...decorated.args], { env: decorated.env });
   await waitFor("the first blob stored", async () => {
     if (slow.exited) throw new Error(`push ended early\n${describe(await slow.done)}`);
     return (await sb.datastore.blobs()).length >= 1;

@@ -12,6 +12,7 @@ import {
   reportByModel,
   Sandbox,
   sha256,
+  slowStore,
   waitFor,
   writeModelFiles,
   writeRecordDir,
@@ -92,9 +93,11 @@ Deno.test("flush with nothing pending exits 0", async () => {
 Deno.test("flush past --timeout stops, exits 130 and leaves no lock; a rerun completes", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: ten slow uploads
   const files = await writeModelFiles(a, "vpc/m1", { count: 10, size: 512, seed: 9 });
-  const res = await a.run(["flush", "--jobs", "1", "--timeout", "1s"], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "400" },
+  const slow = slowStore(sb, { putBlob: 400 });
+  const res = await a.run(["flush", "--jobs", "1", "--timeout", "1s", ...slow.args], {
+    env: slow.env,
   });
   expectCode(res, 130, "flush past its deadline");
   assert.match(res.stderr, /^modelsync: error: /m, describe(res));
@@ -115,7 +118,9 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     await using sb = await Sandbox.create();
     const a = await sb.repo("a");
     await writeModelFiles(a, "vpc/m1", { count: 10, size: 512, seed: 4 });
-    const p = a.spawn(["flush", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "400" } });
+    // Holds the lock 4 s before it reads the head.
+    const slow = slowStore(sb, { head: 4_000 });
+    const p = a.spawn(["flush", "--jobs", "1", ...slow.args], { env: slow.env });
     await waitFor("the flush to hold the lock", async () => {
       if (p.exited) throw new Error(`flush ended early\n${describe(await p.done)}`);
       return (await sb.datastore.lock("vpc/m1"))?.pid === p.pid;

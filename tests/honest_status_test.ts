@@ -19,29 +19,36 @@ import {
   type Repo,
   Sandbox,
   sha256,
+  slowStore,
   waitFor,
   writeModelFiles,
 } from "./_helpers.ts";
 import { contents, generations, rowOf } from "./_data_loss.ts";
 
-/** A push of `model` (8 files, one blob at a time, `delayMs` before each) holding its lock. */
+/**
+ * A push of vpc/m1 (8 files, one blob at a time) through the slow-store
+ * decorator: `hold: "lock"` waits 4 s under its lock before it reads the
+ * head, and returns once the lock is held; `hold: "upload"` waits 700 ms
+ * before each upload, and returns once the first blob is stored.
+ */
 async function slowPush(
   sb: Sandbox,
   repo: Repo,
-  opts: { delayMs: number; blobsStored?: number },
+  opts: { hold: "lock" | "upload" },
 ): Promise<CliProcess> {
   await writeModelFiles(repo, "vpc/m1", { count: 8, size: 1500, seed: 5 });
-  const proc = repo.spawn(["push", "--json", "--jobs", "1", "vpc/m1"], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: String(opts.delayMs) },
+  const slow = slowStore(sb, opts.hold === "lock" ? { head: 4_000 } : { putBlob: 700 });
+  const proc = repo.spawn(["push", "--json", "--jobs", "1", ...slow.args, "vpc/m1"], {
+    env: slow.env,
   });
-  await waitFor("the push holds the lock on vpc/m1", async () => {
-    if (proc.exited) throw new Error(`push ended early\n${describe(await proc.done)}`);
-    return (await sb.datastore.lock("vpc/m1"))?.pid === proc.pid;
-  });
-  await waitFor(`${opts.blobsStored ?? 0} blobs stored`, async () => {
-    if (proc.exited) throw new Error(`push ended early\n${describe(await proc.done)}`);
-    return (await sb.datastore.blobs()).length >= (opts.blobsStored ?? 0);
-  });
+  await waitFor(
+    opts.hold === "lock" ? "the push holds the lock on vpc/m1" : "a blob stored",
+    async () => {
+      if (proc.exited) throw new Error(`push ended early\n${describe(await proc.done)}`);
+      if (opts.hold === "lock") return (await sb.datastore.lock("vpc/m1"))?.pid === proc.pid;
+      return (await sb.datastore.blobs()).length >= 1;
+    },
+  );
   return proc;
 }
 
@@ -63,7 +70,7 @@ Deno.test("a lease lost to a force release is lease-lost (exit 75): the lock was
   await using sb = await Sandbox.create();
   const a = await sb.repo("a", { MODELSYNC_HOLDER: "victim", MODELSYNC_LOCK_TTL: "1s" });
   const op = await sb.repo("op", { MODELSYNC_HOLDER: "operator" });
-  const proc = await slowPush(sb, a, { delayMs: 400 });
+  const proc = await slowPush(sb, a, { hold: "lock" });
   expectCode(await op.run(["lock", "release", "--force", "vpc/m1"]), 0, "force release");
   await expectLeaseLost(
     sb,
@@ -77,7 +84,7 @@ Deno.test("a lease lost to a force release is lease-lost (exit 75): the lock was
 Deno.test("a lease whose lock was taken over is lease-lost (exit 75) naming the new holder", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a", { MODELSYNC_HOLDER: "victim", MODELSYNC_LOCK_TTL: "1s" });
-  const proc = await slowPush(sb, a, { delayMs: 400 });
+  const proc = await slowPush(sb, a, { hold: "lock" });
   // Another process takes the lock over: its record, with its nonce, replaces the victim's
   // (written again if a renewal in flight put the victim's back).
   const now = new Date().toISOString();
@@ -115,7 +122,7 @@ Deno.test("a file that changed while it was pushed is status changed (exit 4), n
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
   await a.noPacks(); // a blob per file: the test acts on single blobs
-  const proc = await slowPush(sb, a, { delayMs: 700, blobsStored: 1 });
+  const proc = await slowPush(sb, a, { hold: "upload" });
   const changed = new Map<string, Uint8Array>();
   for (let i = 0; i < 8; i++) {
     const rel = `part-${String(i).padStart(3, "0")}.bin`;

@@ -15,6 +15,7 @@ import {
   reportByModel,
   Sandbox,
   sleep,
+  slowStore,
   waitFor,
   writeModelFiles,
 } from "./_helpers.ts";
@@ -40,30 +41,23 @@ async function lockStatus(repo: Repo): Promise<LockEntry[]> {
 }
 
 /**
- * Starts a slow push of `model` (one blob at a time, `delayMs` before each)
- * and waits until it holds the model's lock and has stored `blobsStored` blobs.
+ * Starts a push of `model` (`files` new files) that holds the model's lock
+ * for `holdMs` before it reads the head (the slow-store decorator), and
+ * waits until it holds the lock.
  */
 async function startSlowPush(
   sb: Sandbox,
   repo: Repo,
   model: string,
-  opts: { files: number; delayMs: number; blobsStored?: number },
+  opts: { files: number; holdMs: number },
 ): Promise<CliProcess> {
   await writeModelFiles(repo, model, { count: opts.files, size: 2048, seed: 3 });
-  const proc = repo.spawn(["push", "--jobs", "1", model], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: String(opts.delayMs) },
-  });
+  const slow = slowStore(sb, { head: opts.holdMs });
+  const proc = repo.spawn(["push", "--jobs", "1", ...slow.args, model], { env: slow.env });
   await waitFor(`${model}'s lock held by pid ${proc.pid}`, async () => {
     if (proc.exited) throw new Error(`slow push ended early\n${describe(await proc.done)}`);
     return (await sb.datastore.lock(model))?.pid === proc.pid;
   });
-  const want = opts.blobsStored ?? 0;
-  if (want > 0) {
-    await waitFor(`${want} blobs stored`, async () => {
-      if (proc.exited) throw new Error(`slow push ended early\n${describe(await proc.done)}`);
-      return (await sb.datastore.blobs()).length >= want;
-    });
-  }
   return proc;
 }
 
@@ -76,7 +70,7 @@ Deno.test("a held model lock makes a second writer wait, then exit 75 naming the
   expectCode(await r2.run(["pull"]), 0, "first pull");
   await r2.write("models/vpc/m1/bob.txt", "bob's change\n");
 
-  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 10, delayMs: 600 });
+  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 10, holdMs: 6_000 });
 
   // A lock-free read does not wait for the writer.
   const noLock = expectCode(
@@ -140,8 +134,7 @@ Deno.test("a held model lock makes a second writer wait, then exit 75 naming the
 Deno.test("a push killed mid-way leaves its lock; the rerun takes it over as stale and completes", async () => {
   await using sb = await Sandbox.create();
   const r1 = await sb.repo("r1", { MODELSYNC_HOLDER: "ci" });
-  await r1.noPacks(); // a blob per file: the test acts on single blobs
-  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 10, delayMs: 300, blobsStored: 2 });
+  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 10, holdMs: 4_000 });
   await p1.killAndWait();
 
   const left = await sb.datastore.lock("vpc/m1");
@@ -168,7 +161,7 @@ Deno.test("a push killed mid-way leaves its lock; the rerun takes it over as sta
 Deno.test("lock release: needs --force, releases a dead holder's lock, exits 3 on a free lock", async () => {
   await using sb = await Sandbox.create();
   const r1 = await sb.repo("r1", { MODELSYNC_HOLDER: "ci" });
-  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 10, delayMs: 300, blobsStored: 1 });
+  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 10, holdMs: 4_000 });
   await p1.killAndWait();
   assert.ok(await sb.datastore.lock("vpc/m1"), "lock left behind");
 
@@ -207,7 +200,7 @@ Deno.test("a lease is renewed while the work runs: a short ttl does not make it 
   const r1 = await sb.repo("r1", { MODELSYNC_HOLDER: "renewer", MODELSYNC_LOCK_TTL: "1s" });
   const r2 = await sb.repo("r2", { MODELSYNC_HOLDER: "waiter" });
   await r2.write("models/vpc/m1/w.txt", "waiter's change\n");
-  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 10, delayMs: 600 });
+  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 10, holdMs: 8_000 });
   const first = await sb.datastore.lock("vpc/m1");
   assert.equal(first?.ttlMs, 1000, JSON.stringify(first));
   await waitFor("the lease to be renewed", async () => {
@@ -234,7 +227,7 @@ Deno.test("two writers racing to take over the same stale lock: one takes it ove
   const r1 = await sb.repo("r1", { MODELSYNC_HOLDER: "dead" });
   const r2 = await sb.repo("r2", { MODELSYNC_HOLDER: "two" });
   const r3 = await sb.repo("r3", { MODELSYNC_HOLDER: "three" });
-  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 6, delayMs: 300, blobsStored: 1 });
+  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 6, holdMs: 4_000 });
   await p1.killAndWait();
   assert.equal((await sb.datastore.lock("vpc/m1"))?.pid, p1.pid);
   await r2.write("models/vpc/m1/two.txt", "from two\n");
@@ -257,7 +250,7 @@ Deno.test("a lease lost to a force release stops the push before it commits (exi
   await using sb = await Sandbox.create();
   const r1 = await sb.repo("r1", { MODELSYNC_HOLDER: "victim", MODELSYNC_LOCK_TTL: "1s" });
   const op = await sb.repo("op", { MODELSYNC_HOLDER: "operator" });
-  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 8, delayMs: 500 });
+  const p1 = await startSlowPush(sb, r1, "vpc/m1", { files: 8, holdMs: 4_000 });
   const rel = expectCode(
     await op.run(["lock", "release", "--force", "--json", "vpc/m1"]),
     0,

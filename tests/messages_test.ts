@@ -12,6 +12,7 @@ import {
   expectOneLineError,
   HOST,
   Sandbox,
+  slowStore,
   waitFor,
   writeModelFiles,
 } from "./_helpers.ts";
@@ -153,7 +154,8 @@ Deno.test("lock status: aligned columns, each holder's repository, and why a sta
       seq: 0,
     }),
   );
-  const p = a.spawn(["push", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "300" } });
+  const slow = slowStore(sb, { head: 4_000 });
+  const p = a.spawn(["push", "--jobs", "1", ...slow.args], { env: slow.env });
   await waitFor("the push to hold the lock", async () => {
     if (p.exited) throw new Error(`push ended early\n${describe(await p.done)}`);
     return (await sb.datastore.lock("vpc/m1"))?.pid === p.pid;

@@ -154,3 +154,45 @@ Deno.test({
     expectCode(await b.run(["verify", "--read-data"]), 0, "verify");
   },
 });
+
+Deno.test("packs: gc rewrites a pack that is mostly garbage: its live files become blobs of their own, the pack goes, every kept generation still reads", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const files = await writeModelFiles(a, "vpc/m1", { count: 20, size: 1000, seed: 21 });
+  expectCode(await a.run(["push"]), 0, "push 1");
+  const pack = (await sb.datastore.current("vpc/m1"))!.files[0].pack!.blob;
+  // Generation 2 keeps 3 of the 20 files: the first pack is mostly garbage once generation 1 goes.
+  const keep = [...files.keys()].slice(0, 3);
+  for (const rel of [...files.keys()].slice(3)) {
+    await Deno.remove(a.path(`models/vpc/m1/${rel}`));
+    files.delete(rel);
+  }
+  expectCode(await a.run(["push", "vpc/m1"]), 0, "push 2");
+  const dry = expectCode(await a.run(["gc", "--keep", "1", "--grace", "0s", "--dry-run"]), 0);
+  assert.match(dry.stdout, new RegExp(`would rewrite pack ${pack}`));
+  assert.ok((await sb.datastore.blobs()).includes(pack), "a dry run changes nothing");
+
+  const gc = expectJson(
+    expectCode(await a.run(["gc", "--keep", "1", "--grace", "0s", "--json"]), 0, "gc"),
+    "modelsync.gc/1",
+  );
+  assert.deepEqual((gc.packs as { hash: string }[]).map((p) => p.hash), [pack]);
+  const blobs = await sb.datastore.blobs();
+  assert.ok(!blobs.includes(pack), "the pack is gone");
+  for (const rel of keep) assert.ok(blobs.includes(sha256(files.get(rel)!)), `${rel}: own blob`);
+  assert.deepEqual(await sb.datastore.integrityProblems(), []);
+
+  const b = await sb.repo("b");
+  expectCode(await b.run(["pull"]), 0, "pull after the rewrite");
+  await assertSameFiles(b, "vpc/m1", files);
+  expectCode(await b.run(["verify", "--read-data"]), 0, "verify after the rewrite");
+  // The next push of a change packs the model's content anew (its head names the old pack).
+  await a.write("models/vpc/m1/new.txt", "new\n");
+  expectCode(await a.run(["push"]), 0, "push 3");
+  const head = (await sb.datastore.current("vpc/m1"))!;
+  assert.ok(head.files.every((f) => f.pack !== undefined && f.pack.blob !== pack), "repacked");
+  const c = await sb.repo("c");
+  expectCode(await c.run(["pull"]), 0, "pull");
+  files.set("new.txt", new TextEncoder().encode("new\n"));
+  await assertSameFiles(c, "vpc/m1", files);
+});

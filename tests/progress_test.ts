@@ -2,13 +2,13 @@
  * Progress (issue 14 point 3): `--progress json` writes JSON lines on stderr
  * with files, bytes, rate and ETA; on a terminal a bar is drawn.
  *
- * Order, not time: each blob waits MODELSYNC_TEST_BLOB_DELAY_MS before it
- * moves, far longer than the 1 s between JSON lines is short.
+ * Order, not time: each upload waits (the slow-store decorator, `putBlob`)
+ * far longer than the 1 s between JSON lines is short.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { describe, expectCode, MAIN, Sandbox, writeModelFiles } from "./_helpers.ts";
+import { describe, expectCode, MAIN, Sandbox, slowStore, writeModelFiles } from "./_helpers.ts";
 
 interface Line {
   schema: string;
@@ -25,11 +25,11 @@ interface Line {
 Deno.test("push --progress json writes JSON lines on stderr with increasing bytes", async () => {
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: each upload is slowed
   await writeModelFiles(a, "vpc/m1", { count: 6, size: 64 * 1024 });
+  const slow = slowStore(sb, { putBlob: 600 });
   const res = expectCode(
-    await a.run(["push", "--progress", "json", "--jobs", "1"], {
-      env: { MODELSYNC_TEST_BLOB_DELAY_MS: "600" },
-    }),
+    await a.run(["push", "--progress", "json", "--jobs", "1", ...slow.args], { env: slow.env }),
     0,
   );
   const lines = res.stderr.split("\n").filter((l) => l.trim() !== "").map((l) => {
@@ -66,12 +66,16 @@ Deno.test("on a terminal, push draws a progress bar in bytes and files", async (
   }
   await using sb = await Sandbox.create();
   const a = await sb.repo("a");
+  await a.noPacks(); // a blob per file: each upload is slowed
   await writeModelFiles(a, "vpc/m1", { count: 5, size: 32 * 1024 });
-  const cmd = `${Deno.execPath()} run -A --quiet ${MAIN} push --jobs 1`;
+  const slow = slowStore(sb, { putBlob: 500 });
+  const cmd = `${Deno.execPath()} run -A --quiet ${MAIN} push --jobs 1 ${
+    slow.args.map((x) => `'${x}'`).join(" ")
+  }`;
   const out = await new Deno.Command("script", {
     args: ["-qec", cmd, "/dev/null"],
     cwd: a.dir,
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "500", NO_COLOR: "1", TERM: "xterm" },
+    env: { ...slow.env, NO_COLOR: "1", TERM: "xterm" },
     stdin: "null",
   }).output();
   const text = new TextDecoder().decode(out.stdout);

@@ -12,6 +12,7 @@ import {
   HOST,
   type Repo,
   Sandbox,
+  slowStore,
   waitFor,
   writeModelFiles,
 } from "./_helpers.ts";
@@ -95,9 +96,8 @@ Deno.test("a running command renews repo.lock (atomically) while it works, and r
   await using sb = await Sandbox.create();
   const repo = await sb.repo("r", { MODELSYNC_LOCK_TTL: "1s" });
   await writeModelFiles(repo, "vpc/m1", { count: 8, size: 1024, seed: 5 });
-  const proc = repo.spawn(["push", "--jobs", "1"], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "500" },
-  });
+  const slow = slowStore(sb, { putBlob: 500 });
+  const proc = repo.spawn(["push", "--jobs", "1", ...slow.args], { env: slow.env });
   let first: Record<string, unknown> | null = null;
   await waitFor("repo.lock held by the push", async () => {
     if (proc.exited) throw new Error(`push ended early\n${describe(await proc.done)}`);
@@ -137,9 +137,8 @@ Deno.test("a holder whose repo.lock was taken over stops before committing (exit
   await using sb = await Sandbox.create();
   const repo = await sb.repo("r", { MODELSYNC_LOCK_TTL: "1s" });
   await writeModelFiles(repo, "vpc/m1", { count: 10, size: 1024, seed: 7 });
-  const proc = repo.spawn(["push", "--jobs", "1", "--json"], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "600" },
-  });
+  const slow = slowStore(sb, { putBlob: 600 });
+  const proc = repo.spawn(["push", "--jobs", "1", "--json", ...slow.args], { env: slow.env });
   await waitFor("repo.lock held by the push", async () => {
     if (proc.exited) throw new Error(`push ended early\n${describe(await proc.done)}`);
     return (await readRepoLock(repo))?.pid === proc.pid;

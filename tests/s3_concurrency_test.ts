@@ -4,8 +4,9 @@
  * path (`--disable-cap scopedSync`), and a writer that cannot get a held lock
  * exits 75 naming the holder.
  *
- * Order, not time: the big flush is slowed with MODELSYNC_TEST_BLOB_DELAY_MS
- * given only to its own process, for several seconds so that a loaded machine
+ * Order, not time: the big flush holds its lock through the slow-store
+ * decorator (`head`: a wait under its lock before it reads its head), given
+ * only to its own process, for several seconds so that a loaded machine
  * still starts the other process while it runs.
  */
 import assert from "node:assert/strict";
@@ -18,21 +19,23 @@ import {
   type Repo,
   reportByModel,
   type RunResult,
+  slowStore,
   waitFor,
   writeModelFiles,
 } from "./_helpers.ts";
 import { S3Sandbox, s3TestOptions } from "./_s3.ts";
 
-/** Starts a slow flush (one blob every `delayMs`) and waits until it holds `lockKey`. */
+/** Starts a flush that holds its lock for `holdMs`, and waits until it holds `lockKey`. */
 async function startSlow(
   s3: S3Sandbox,
   repo: Repo,
   lockKey: string,
-  opts: { model: string; files: number; delayMs: number; args?: string[] },
+  opts: { model: string; files: number; holdMs: number; args?: string[] },
 ): Promise<CliProcess> {
   await writeModelFiles(repo, opts.model, { count: opts.files, size: 1024, seed: 2 });
-  const proc = repo.spawn(["flush", "--json", "--jobs", "1", ...(opts.args ?? [])], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: String(opts.delayMs) },
+  const slow = slowStore(s3.sb, { head: opts.holdMs });
+  const proc = repo.spawn(["flush", "--json", "--jobs", "1", ...slow.args, ...(opts.args ?? [])], {
+    env: slow.env,
   });
   await waitFor(`the slow flush to hold ${lockKey}`, async () => {
     if (proc.exited) throw new Error(`slow flush ended early\n${describe(await proc.done)}`);
@@ -60,7 +63,7 @@ Deno.test({
     const big = await startSlow(s3, bigRepo, "vpc/big", {
       model: "vpc/big",
       files: 32,
-      delayMs: 250,
+      holdMs: 8_000,
     });
     const small = await smallRepo.run(["flush", "--json"]);
     assert.equal(big.exited, false, "the slow flush still runs when the small one exits");
@@ -91,7 +94,7 @@ Deno.test({
     const big = await startSlow(s3, bigRepo, "global", {
       model: "vpc/big",
       files: 16,
-      delayMs: 300,
+      holdMs: 5_000,
       args,
     });
     const small = smallRepo.spawn(["flush", "--json", ...args]);
@@ -125,7 +128,7 @@ Deno.test({
     expectCode(await r2.run(["pull"]), 0, "first pull");
     await r2.write("models/vpc/m1/bob.txt", "bob's change\n");
 
-    const slow = await startSlow(s3, r1, "vpc/m1", { model: "vpc/m1", files: 12, delayMs: 600 });
+    const slow = await startSlow(s3, r1, "vpc/m1", { model: "vpc/m1", files: 12, holdMs: 7_000 });
     const res = await r2.run(["push", "--json", "--lock-timeout", "1s", "vpc/m1"]);
     assert.equal(slow.exited, false, "the slow flush still holds the lock");
     expectCode(res, 75, "second writer");

@@ -1,11 +1,15 @@
 /**
  * End-to-end request counts on an S3 datastore: with 100 models in sync, a
  * no-op pull, push or flush costs a handful of requests, not one or more per
- * model (the zero-diff fast path lists the manifests once). Counted with the
- * test proxy; the breakdown is printed when a bound is broken.
+ * model (the zero-diff fast path lists the manifests once); and a first push
+ * of 10 models costs a fixed number of lock and commit requests per model on
+ * the scoped and the global path (design/locks.md, "Requests per model").
+ * Counted with the test proxy; the breakdown is printed when a bound is
+ * broken.
  */
 import assert from "node:assert/strict";
 import { describe, expectCode, expectJson, type RunResult } from "./_helpers.ts";
+import type { ProxiedRequest } from "./_s3_proxy.ts";
 import { S3Sandbox, s3TestOptions } from "./_s3.ts";
 
 const MODELS = 100;
@@ -73,3 +77,69 @@ Deno.test({
     }
   },
 });
+
+/** What a request is about: `lock:global`, `lock:model`, `head`, `history`, `gc`, `blob`, …. */
+function kindOf(r: ProxiedRequest, prefix: string): string {
+  const rel = decodeURIComponent(r.path).replace(/^\/[^/]+\//, "").slice(prefix.length + 1);
+  const kind = rel.startsWith("leases/global")
+    ? "lock:global"
+    : rel.startsWith("leases/")
+    ? "lock:model"
+    : rel === "gc"
+    ? "gc"
+    : rel.split("/")[0] || "list";
+  return `${kind} ${r.method}`;
+}
+
+for (const path of ["scoped", "global"] as const) {
+  Deno.test({
+    name: `S3: a first push of 10 models on the ${path} path: lock and commit requests per model`,
+    ...s3TestOptions(),
+    async fn() {
+      await using s3 = await S3Sandbox.create(`e2e-commit-${path}`, { proxy: true });
+      const proxy = s3.proxy!;
+      const a = await s3.sb.repo("a");
+      const models = 10;
+      for (let i = 0; i < models; i++) await a.write(`models/fleet/m${i}/w.bin`, `weights ${i}\n`);
+      proxy.reset();
+      const args = path === "global" ? ["--disable-cap", "scopedSync"] : [];
+      const res = expectCode(await a.run(["push", "--json", ...args]), 0, "first push");
+      assert.equal(summaryOf(res, "modelsync.push/1").pushed, models, describe(res));
+      const counts = new Map<string, number>();
+      for (const r of proxy.requests) {
+        const k = kindOf(r, s3.prefix);
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+      const n = (k: string) => counts.get(k) ?? 0;
+      const breakdown = [...counts].sort().map(([k, v]) => `${k}: ${v}`).join("\n");
+      // Per model, whatever the path: read the head under the lock, then the
+      // history record and the head's compare-and-swap.
+      assert.equal(n("heads GET"), models, breakdown);
+      assert.equal(n("heads PUT"), models, breakdown);
+      assert.equal(n("history PUT"), models, breakdown);
+      if (path === "scoped") {
+        // Per model: take the lock, confirm it before the commit, release it.
+        assert.equal(n("lock:model PUT"), 2 * models, breakdown);
+        assert.equal(n("lock:model DELETE"), models, breakdown);
+        // Shared by the models locked together: the global lock's check
+        // after taking them (two per model before), and the gc mark's read
+        // under the locks (one per model before), besides its one read
+        // before the uploads.
+        assert.ok(n("lock:global GET") + n("gc GET") - 1 <= models, breakdown);
+      } else {
+        // One global lock for the run: take it, confirm it (concurrent
+        // commits share a renewal in flight), release it; the gc mark read
+        // once before the uploads and once under the lock.
+        assert.equal(n("lock:model PUT"), 0, breakdown);
+        assert.ok(n("lock:global PUT") <= 4, breakdown);
+        assert.equal(n("lock:global DELETE"), 1, breakdown);
+        assert.equal(n("gc GET"), 2, breakdown);
+      }
+      const lockAndCommit = [...counts].filter(([k]) => /^(lock:\w+|heads|history|gc) /.test(k))
+        .reduce((sum, [, v]) => sum + v, 0);
+      // Measured: 66 to 67 scoped, 36 global (80 and 36 before: two global checks per model).
+      const bound = path === "scoped" ? 7 * models + 1 : 3 * models + 8;
+      assert.ok(lockAndCommit <= bound, `${lockAndCommit} > ${bound}\n${breakdown}`);
+    },
+  });
+}

@@ -5,8 +5,9 @@
  * `caps --probe`, and concurrent flushes of different models by several
  * processes on one database file, which do not wait for each other.
  *
- * Order, not time: the big flush is slowed with MODELSYNC_TEST_BLOB_DELAY_MS
- * given only to its own process.
+ * Order, not time: the big flush holds its lock through the slow-store
+ * decorator (`head`: a wait under its lock before it reads its head), given
+ * only to its own process.
  */
 import assert from "node:assert/strict";
 import { join, relative } from "node:path";
@@ -19,6 +20,7 @@ import {
   ROOT,
   type RunResult,
   Sandbox,
+  slowStore,
   waitFor,
   writeModelFiles,
 } from "./_helpers.ts";
@@ -98,8 +100,10 @@ Deno.test("SQLite example: flushes of different models by several processes do n
   for (const [i, r] of others.entries()) {
     await writeModelFiles(r, `vpc/small${i}`, { count: 3, size: 5000, seed: 10 + i });
   }
-  const slow = big.spawn(["flush", "--json", "--jobs", "1"], {
-    env: { MODELSYNC_TEST_BLOB_DELAY_MS: "100" },
+  const inner = { type: "module", module: SQLITE, config: { path: join(sb.root, "store.db") } };
+  const decorated = slowStore(sb, { head: 5_000 }, { inner: JSON.stringify(inner) });
+  const slow = big.spawn(["flush", "--json", "--jobs", "1", ...decorated.args], {
+    env: decorated.env,
   });
   await waitFor("the big flush to hold the lock on vpc/big", async () => {
     if (slow.exited) throw new Error(`big flush ended early\n${describe(await slow.done)}`);

@@ -22,7 +22,9 @@ import {
   type RunResult,
   Sandbox,
   sha256,
+  slowStore,
   snapshot,
+  waitFor,
 } from "./_helpers.ts";
 
 /** Runs a bash snippet with `$1` = `dir` (raw bytes in names: `$'\xff'`). */
@@ -503,4 +505,30 @@ Deno.test({
       await umount(ro);
     }
   },
+});
+
+Deno.test("a directory swapped for a symlink while a pull lands files: the pull stops (exit 2), no later file is written through it", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const b = await sb.repo("b");
+  for (let i = 0; i < 6; i++) await a.write(`models/vpc/m1/d/f${i}.txt`, `file ${i}\n`);
+  expectCode(await a.run(["push"]), 0, "push");
+  const outside = await sb.dir("outside");
+  const slow = slowStore(sb, { land: 400 });
+  const pull = b.spawn(["pull", ...slow.args], { env: slow.env });
+  await waitFor("the first file landed", async () => {
+    if (pull.exited) throw new Error(`pull ended early\n${describe(await pull.done)}`);
+    return await exists(b.path("models/vpc/m1/d/f0.txt"));
+  });
+  await Deno.rename(b.path("models/vpc/m1/d"), b.path("models/vpc/m1/d.moved"));
+  await Deno.symlink(outside, b.path("models/vpc/m1/d"));
+  const res = await pull.done;
+  expectOneLineError(res, 2, "pull through a swapped directory");
+  assert.match(res.stderr, /is a symlink/);
+  // Each file's directories are checked right before its rename: only the file whose rename
+  // was already under way when the directory was swapped can follow the link (the decorator
+  // holds it for 400 ms at that moment; without it the window is microseconds). Every later
+  // file is refused.
+  const through = [...Deno.readDirSync(outside)].map((e) => e.name);
+  assert.ok(through.length <= 1, `at most the file in flight: ${through.join(", ")}`);
 });

@@ -14,8 +14,10 @@ import {
   expectOneLineError,
   readRecordDir,
   type Repo,
+  reportByModel,
   Sandbox,
   sha256,
+  slowStore,
   snapshot,
   waitFor,
   writeModelFiles,
@@ -182,7 +184,8 @@ Deno.test("gc --dry-run lists, and gc removes only unreferenced old blobs and ol
 
   // A push of another model, slowed down, runs while gc plans and runs.
   const m2 = await writeModelFiles(b, "vpc/m2", { count: 12, size: 300, seed: 5 });
-  const push = b.spawn(["push", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "300" } });
+  const slow = slowStore(sb, { putBlob: 300 });
+  const push = b.spawn(["push", "--jobs", "1", ...slow.args], { env: slow.env });
   const m2Blobs = new Set([...m2.values()].map((bytes) => sha256(bytes)));
   await waitFor("the push's first blob", async () => {
     if (push.exited) throw new Error(`push ended early\n${describe(await push.done)}`);
@@ -212,7 +215,8 @@ Deno.test("gc --dry-run lists, and gc removes only unreferenced old blobs and ol
     human.stdout,
     /^Would remove 0 generations and 1 orphan record, and 2 blobs \(50 B\)\./m,
   );
-  assert.ok(await sb.datastore.lock("vpc/m2") !== null || push.exited, "dry run took no lock");
+  assert.doesNotMatch(dry.stderr, /Waiting for/, "the dry run waits for no lock");
+  assert.equal(push.exited, false, "the push still runs");
   assert.ok(
     (await sb.datastore.blobs()).includes(oldOrphan),
     "the dry run removed nothing",
@@ -253,12 +257,15 @@ Deno.test("gc --grace 0s waits for a push holding its model lock, so the push's 
   expectCode(await a.run(["push"]), 0, "push m1");
   const m2 = await writeModelFiles(b, "vpc/m2", { count: 16, size: 200, seed: 9 });
   const m2Blobs = [...m2.values()].map((bytes) => sha256(bytes));
-  const push = b.spawn(["push", "--jobs", "1"], { env: { MODELSYNC_TEST_BLOB_DELAY_MS: "300" } });
-  await waitFor("the push holding its lock with a blob stored", async () => {
+  // The push holds its lock 3 s before it reads its head.
+  const slow = slowStore(sb, { head: 3_000 });
+  const push = b.spawn(["push", "--jobs", "1", ...slow.args], { env: slow.env });
+  await waitFor("the push holding its lock", async () => {
     if (push.exited) throw new Error(`push ended early\n${describe(await push.done)}`);
-    const blobs = await sb.datastore.blobs();
-    return (await sb.datastore.lock("vpc/m2")) !== null && m2Blobs.some((h) => blobs.includes(h));
+    return (await sb.datastore.lock("vpc/m2"))?.pid === push.pid;
   });
+  const stored = await sb.datastore.blobs();
+  assert.ok(m2Blobs.every((h) => stored.includes(h)), "every blob was stored before the lock");
   const gc = a.spawn(["gc", "--grace", "0s", "--json"]);
   expectCode(await push.done, 0, "push");
   const res = expectCode(await gc.done, 0, "gc");
@@ -267,6 +274,97 @@ Deno.test("gc --grace 0s waits for a push holding its model lock, so the push's 
   const left = await sb.datastore.blobs();
   for (const h of m2Blobs) assert.ok(left.includes(h), `the push's blob ${h} survived`);
   assert.deepEqual(await verify(a, [], 0), []);
+});
+
+Deno.test("gc --grace 0s while a push uploads before its lock: the push stores again what gc removed before it commits", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const b = await sb.repo("b");
+  await b.noPacks(); // a blob per file: gc removes some of them, not one pack
+  await a.write("models/vpc/m1/a.txt", "a\n");
+  expectCode(await a.run(["push"]), 0, "push m1");
+  const m2 = await writeModelFiles(b, "vpc/m2", { count: 20, size: 200, seed: 13 });
+  // A file whose blob the datastore already has, unreferenced and two days
+  // old (left by a deleted model): the push finds it and does not upload it.
+  await b.write("models/vpc/m2/found.txt", "stored long ago\n");
+  const found = await plantBlob(sb, "stored long ago\n", 2 * DAY);
+  const m2Blobs = [...m2.values()].map((bytes) => sha256(bytes));
+  // 20 uploads of 400 ms each, before the push takes its lock.
+  const slow = slowStore(sb, { putBlob: 400 });
+  const push = b.spawn(["push", "--json", "--jobs", "1", ...slow.args], { env: slow.env });
+  await waitFor("the push's first blobs stored", async () => {
+    if (push.exited) throw new Error(`push ended early\n${describe(await push.done)}`);
+    const blobs = await sb.datastore.blobs();
+    return m2Blobs.filter((h) => blobs.includes(h)).length >= 2;
+  });
+  assert.equal(await sb.datastore.lock("vpc/m2"), null, "no lock held while uploading");
+
+  // gc runs to its end meanwhile: the push holds no lock, so nothing waits.
+  const gc = expectCode(await a.run(["gc", "--grace", "0s", "--json"]), 0, "gc");
+  assert.equal(push.exited, false, `gc ended while the push still uploads\n${describe(gc)}`);
+  const removed = (expectJson(gc, "modelsync.gc/1").blobs as { hash: string }[]).map((x) => x.hash);
+  const ofPush = removed.filter((h) => m2Blobs.includes(h));
+  assert.ok(ofPush.length >= 2, `gc removed blobs the push had stored: ${removed}`);
+  assert.ok(removed.includes(found), "gc removed the old blob the push had found");
+
+  const res = expectCode(await push.done, 0, "push");
+  assert.match(res.stderr, /A gc removed blobs while vpc\/m2 was pushed/, describe(res));
+  const row = reportByModel(expectJson(res, "modelsync.push/1")).get("vpc/m2");
+  assert.equal(row?.status, "pushed", describe(res));
+  // Each removed blob was sent again under the lock, the found one included.
+  assert.equal(row?.uploaded, m2Blobs.length + ofPush.length + 1, describe(res));
+  assert.deepEqual(await sb.datastore.integrityProblems(), [], "the commit names stored blobs");
+  assert.deepEqual(await verify(a, [], 0), []);
+  const c = await sb.repo("c");
+  expectCode(await c.run(["pull"]), 0, "a fresh pull");
+  assert.deepEqual(await snapshot(c.modelDir("vpc/m2")), await snapshot(b.modelDir("vpc/m2")));
+});
+
+Deno.test("gc --grace 0s removes a pack a push wrote before its lock: the push stores that pack again before it commits", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const b = await sb.repo("b");
+  await a.write("models/vpc/m1/a.txt", "a\n");
+  expectCode(await a.run(["push"]), 0, "push m1");
+  // 20 small files go into one pack; 6 large ones are blobs of their own,
+  // uploaded one after the other beside it, 600 ms each.
+  const small = await writeModelFiles(b, "vpc/m2", { count: 20, size: 200, seed: 17 });
+  const large = await writeModelFiles(b, "vpc/m2", {
+    count: 6,
+    size: 600 * 1024,
+    seed: 18,
+    prefix: "large",
+  });
+  const own = new Set([...small.values(), ...large.values()].map((bytes) => sha256(bytes)));
+  const before = new Set(await sb.datastore.blobs());
+  const slow = slowStore(sb, { putBlob: 600 });
+  const push = b.spawn(["push", "--json", "--jobs", "1", ...slow.args], { env: slow.env });
+  let pack = "";
+  await waitFor("the push's pack stored", async () => {
+    if (push.exited) throw new Error(`push ended early\n${describe(await push.done)}`);
+    pack = (await sb.datastore.blobs()).find((h) => !before.has(h) && !own.has(h)) ?? "";
+    return pack !== "";
+  });
+  const gc = expectCode(await a.run(["gc", "--grace", "0s", "--json"]), 0, "gc");
+  assert.equal(push.exited, false, `gc ended while the push still uploads\n${describe(gc)}`);
+  const removed = (expectJson(gc, "modelsync.gc/1").blobs as { hash: string }[]).map((x) => x.hash);
+  assert.ok(removed.includes(pack), `gc removed the push's pack: ${removed}`);
+
+  const res = expectCode(await push.done, 0, "push");
+  assert.match(res.stderr, /A gc removed blobs while vpc\/m2 was pushed/, describe(res));
+  const head = (await sb.datastore.current("vpc/m2"))!;
+  const packs = new Set(head.files.flatMap((f) => f.pack === undefined ? [] : [f.pack.blob]));
+  assert.equal(packs.size, 1, JSON.stringify(head.files));
+  // The same files in the same order: the same pack, stored again under the lock.
+  assert.deepEqual([...packs], [pack]);
+  assert.ok((await sb.datastore.blobs()).includes(pack), "the pack is stored again");
+  const row = reportByModel(expectJson(res, "modelsync.push/1")).get("vpc/m2");
+  assert.ok((row?.uploaded ?? 0) >= 26 + 20, `the 20 packed files sent twice\n${describe(res)}`);
+  assert.deepEqual(await sb.datastore.integrityProblems(), [], "the commit names stored blobs");
+  assert.deepEqual(await verify(a, ["--read-data"], 0), []);
+  const c = await sb.repo("c");
+  expectCode(await c.run(["pull"]), 0, "a fresh pull");
+  assert.deepEqual(await snapshot(c.modelDir("vpc/m2")), await snapshot(b.modelDir("vpc/m2")));
 });
 
 Deno.test("gc --keep 1 removes older generations and their blobs once the grace period is over; log says so and restore of them exits 3", async () => {

@@ -127,6 +127,7 @@ export class Lease {
    * The sync engine calls it before every commit.
    */
   assertHeld(): void {
+    this.#checkExpiry();
     if (this.#lostError) throw this.#lostError;
     if (this.#released) {
       throw new LeaseLostError(
@@ -227,14 +228,35 @@ export class Lease {
     return run;
   }
 
+  /**
+   * Loses the lease once its expiry has passed by the local clock, whether
+   * or not the expiry timer has run: after a pause (SIGSTOP, a suspended
+   * VM, a long GC) the overdue renewal tick may run first, and others may
+   * have acted on the expiry meanwhile without replacing the record (a
+   * scoped writer ignores a stale global lock). A lease is never revived.
+   */
+  #checkExpiry(): void {
+    if (this.#done || Date.now() < this.#expiresAt) return;
+    this.#lose(`it was not renewed within its ${formatDuration(this.#ttlMs)} ttl`);
+  }
+
   /** Renews once; never rejects: resolves to the error when the renewal failed. */
   async #renewOnce(): Promise<unknown> {
+    this.#checkExpiry();
+    if (this.#done) return this.#lostError;
     const sentAt = Date.now();
+    const expiresAt = this.#expiresAt;
     try {
       const record = await this.#handle.renew(this.#record.nonce, {
         signal: this.#renewCtl.signal,
       });
       if (this.#done) return undefined;
+      // A renewal that lands after the expiry comes too late: the record
+      // could be judged stale before it was written.
+      if (Date.now() >= expiresAt) {
+        this.#checkExpiry();
+        return this.#lostError;
+      }
       this.#record = record;
       this.#expiresAt = sentAt + this.#ttlMs;
       this.#armExpiry();

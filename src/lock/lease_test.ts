@@ -175,6 +175,38 @@ Deno.test("confirm() fails when it cannot renew: an unconfirmed lease never comm
   }
 });
 
+/** Blocks the event loop for `ms`, as a paused process (SIGSTOP, a suspended VM) would. */
+function pause(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // No timer runs while the clock moves on.
+  }
+}
+
+Deno.test("a holder paused past its ttl has lost its lease, even when nobody replaced its record", async () => {
+  const store = new MemoryLockStore();
+  const { handle, record } = await acquire(store);
+  const lease = new Lease(handle, record, { ttlMs: TTL });
+  try {
+    pause(TTL * 1.5);
+    // The record still carries our nonce (scoped writers only ignore a stale
+    // global lock, they do not take it over), so a renewal would succeed;
+    // but others may have acted on its expiry meanwhile.
+    assert.equal(store.get("vpc/m1")?.nonce, record.nonce);
+    await assert.rejects(lease.confirm(), (err: unknown) => {
+      assert.ok(err instanceof LeaseLostError);
+      assert.match(
+        err.message,
+        /^Lost the lock on vpc\/m1: it was not renewed within its 300ms ttl;/,
+      );
+      return true;
+    });
+    assert.ok(lease.lost && lease.signal.aborted);
+  } finally {
+    await lease.release();
+  }
+});
+
 Deno.test("confirm() renews anew after a renewal already in flight, whose answer may predate the caller's read", async () => {
   const store = new MemoryLockStore();
   const { handle, record } = await acquire(store);
@@ -203,6 +235,21 @@ Deno.test("confirm() renews anew after a renewal already in flight, whose answer
     const confirmed = lease.confirm();
     answer();
     await assert.rejects(confirmed, LeaseLostError);
+  } finally {
+    await lease.release();
+  }
+});
+
+Deno.test("after a pause past the ttl, the overdue renewal does not revive the lease", async () => {
+  const store = new MemoryLockStore();
+  const { handle, record } = await acquire(store);
+  const lease = new Lease(handle, record, { ttlMs: TTL });
+  try {
+    pause(TTL * 1.5);
+    // The overdue renewal tick and expiry timer both run now, in either order.
+    await sleep(TTL / 10);
+    assert.ok(lease.lost, "lost once the timers ran");
+    assert.throws(() => lease.assertHeld(), LeaseLostError);
   } finally {
     await lease.release();
   }

@@ -3,9 +3,11 @@
  * under the right locks.
  *
  * - Scoped path (`caps.scopedSync`): each model under its own lock, at most
- *   `jobs` at a time. Before and after taking a model lock the global lock is
- *   checked; when it is held the model lock is released and the worker backs
- *   off, so a worker never waits while holding a lock.
+ *   `jobs` at a time. After taking a model lock the global lock is checked,
+ *   by one read shared by every worker that took its lock before that read
+ *   was sent; when it is held the model lock is released and the worker
+ *   backs off (and checks the global lock before its next try), so a worker
+ *   never waits while holding a lock.
  * - Global path: the global lock, then a drain until no live model lock
  *   remains, then every model under that one lease.
  *
@@ -19,8 +21,8 @@
  *   operation: "push", lockTimeoutMs: 60_000, ttlMs: 30_000,
  * });
  * const outcomes = await manager.run(models, async (model, { lease, signal }) => {
- *   // ... upload with `signal` ...
- *   lease.assertHeld();
+ *   // ... read the head and merge with `signal` (blobs were uploaded before) ...
+ *   await lease.confirm();
  *   // ... commit ...
  * }, { jobs: 4 });
  * ```
@@ -39,7 +41,7 @@ import type {
   LockRequest,
 } from "./records.ts";
 import { describeHolder, judgeLock, SKEW_MARGIN_MS } from "../provider/stale.ts";
-import { Backoff, runPool, sleep } from "../async.ts";
+import { Backoff, runPool, SharedRead, sleep } from "../async.ts";
 import { formatDuration } from "../duration.ts";
 import { describeLock, Lease, lockKeyName } from "./lease.ts";
 
@@ -111,6 +113,8 @@ export class LockManager {
   #signal: AbortSignal;
   #leases = new Set<Lease>();
   #waitedOn = new Set<string>();
+  /** Reads of the global lock, each shared by the workers that took a model lock before it. */
+  #globalCheck: SharedRead<LockInfo | null>;
 
   constructor(opts: LockManagerOptions) {
     this.#opts = { ...opts };
@@ -118,6 +122,8 @@ export class LockManager {
     this.#signal = opts.signal === undefined
       ? this.#stop.signal
       : AbortSignal.any([opts.signal, this.#stop.signal]);
+    const global = opts.provider.lock(GLOBAL);
+    this.#globalCheck = new SharedRead(() => global.inspect({ signal: this.#signal }));
   }
 
   /** `"scoped"` iff the datastore declared (and kept) `scopedSync`. */
@@ -183,18 +189,28 @@ export class LockManager {
     }
   }
 
-  /** Global free → model lock → global still free; else release and report the holder. */
+  /**
+   * Model lock → global free (a read sent after the lock was taken, shared
+   * with the other workers that took theirs before it); else release and
+   * report the holder. After a failed try, the global lock is checked first
+   * too, so a worker does not take and drop its model lock over and over
+   * while a global holder drains.
+   */
   #scopedAttempt(model: ModelRef): () => Promise<Attempt<Lease>> {
     const global = this.#opts.provider.lock(GLOBAL);
     const handle = this.#opts.provider.lock({ kind: "model", model });
+    let retry = false;
     return async () => {
-      const before = await global.inspect({ signal: this.#signal });
-      if (before !== null && !before.stale) return blocked("global", before.record);
+      if (retry) {
+        const before = await global.inspect({ signal: this.#signal });
+        if (before !== null && !before.stale) return blocked("global", before.record);
+      }
+      retry = true;
       const got = await this.#tryTake(handle);
       if (!got.ok) return got;
       let after;
       try {
-        after = await global.inspect({ signal: this.#signal });
+        after = await this.#globalCheck.read();
       } catch (err) {
         await this.#drop(got.value);
         throw err;

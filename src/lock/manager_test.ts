@@ -139,6 +139,21 @@ Deno.test("scoped path: different models run concurrently, within one run and ac
   assert.equal(store.lockCount, 0);
 });
 
+Deno.test("scoped path: models locked together share their check of the global lock", async () => {
+  const store = new MemoryLockStore();
+  const models = Array.from({ length: 8 }, (_, i) => m(`vpc/m${i}`));
+  const out = await proc(store, "a").run(models, (model) => Promise.resolve(formatRef(model)), {
+    jobs: 8,
+  });
+  assert.deepEqual(values(out), models.map(formatRef));
+  assert.equal(store.calls.get("createRecord"), 8, "one create per model lock");
+  // Only the global lock is read: the first worker's check, and one shared by the rest
+  // (it is sent after their model locks were taken). Two per model before.
+  const reads = store.calls.get("getRecord") ?? 0;
+  assert.ok(reads >= 1 && reads <= 2, `${reads} reads of the global lock for 8 models`);
+  assert.equal(store.lockCount, 0);
+});
+
 Deno.test("scoped path: the same model serialises across two managers; the waiter says who holds it", async () => {
   await using logs = await captureLogs();
   const store = new MemoryLockStore();

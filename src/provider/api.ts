@@ -20,6 +20,7 @@ export type {
   Capabilities,
   CapabilityName,
   GetBlobOptions,
+  HasBlobsOptions,
   ListOptions,
   Page,
   ProbeCheck,

@@ -145,6 +145,11 @@ const blobChecks: ConformanceCheck[] = [{
       await p.deleteBlob(hashes[0]);
       await p.deleteBlob(hashes[0]); // twice is fine
       assert.deepEqual(await p.hasBlobs(hashes), new Set(hashes.slice(1)), "deleteBlob failed");
+      assert.deepEqual(
+        await p.hasBlobs(hashes, { fresh: true }),
+        new Set(hashes.slice(1)),
+        "hasBlobs with fresh: true must answer from the store",
+      );
       await assert.rejects(p.getBlob(hashes[0]), NotFoundError, "a deleted blob can be read");
     }),
 }, {

@@ -64,6 +64,16 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of `hasBlobs`. */
+export interface HasBlobsOptions extends CallOptions {
+  /**
+   * Ask the store itself: an answer from memory of earlier calls (a cache of
+   * hashes known to be stored) is not good enough. A push sets it when `gc`
+   * may have removed blobs since it last asked (design/sync.md).
+   */
+  fresh?: boolean;
+}
+
 /** The content of a blob to store. */
 export type BlobSource =
   | {
@@ -143,8 +153,11 @@ export interface RecordListing {
 export interface Provider {
   readonly type: string;
 
-  /** Which of `hashes` are stored. Implementations batch the checks. */
-  hasBlobs(hashes: string[], opts?: CallOptions): Promise<Set<string>>;
+  /**
+   * Which of `hashes` are stored. Implementations batch the checks; with
+   * `fresh`, every answer comes from the store, not from memory.
+   */
+  hasBlobs(hashes: string[], opts?: HasBlobsOptions): Promise<Set<string>>;
   /**
    * Stores a blob under its SHA-256 unless it is already there. Verifies
    * the content hashes to `hash` before it becomes visible, and throws

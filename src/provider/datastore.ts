@@ -39,6 +39,7 @@ import {
   type Capabilities,
   DATASTORE_FORMAT,
   type GetBlobOptions,
+  type HasBlobsOptions,
   type ProbeCheck,
   type Provider,
 } from "./contract.ts";
@@ -119,6 +120,15 @@ export class Datastore {
     return this.#refuse?.readOnly === true;
   }
 
+  /**
+   * True when every lock and commit on this datastore is refused (it ignores
+   * conditional writes, or these credentials may not write): a push then
+   * uploads nothing before it asks for its locks.
+   */
+  get refusesWrites(): boolean {
+    return this.#refuse !== undefined;
+  }
+
   /** The marker read by `open()` or written by `init()`. */
   get marker(): Marker | undefined {
     return this.#marker;
@@ -126,7 +136,8 @@ export class Datastore {
 
   // --- blobs --------------------------------------------------------------
 
-  hasBlobs(hashes: string[], opts?: CallOptions): Promise<Set<string>> {
+  /** Which of `hashes` are stored (`fresh`: asked of the store, not of a provider's memory). */
+  hasBlobs(hashes: string[], opts?: HasBlobsOptions): Promise<Set<string>> {
     return this.provider.hasBlobs(hashes, opts);
   }
 

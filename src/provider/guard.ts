@@ -27,6 +27,7 @@ import type {
   CallOptions,
   Capabilities,
   GetBlobOptions,
+  HasBlobsOptions,
   ListOptions,
   Page,
   Provider,
@@ -80,8 +81,14 @@ class GuardedProvider implements Provider {
     if (typeof inner.capabilities === "function") this.capabilities = () => inner.capabilities!();
   }
 
-  hasBlobs(hashes: string[], opts?: CallOptions): Promise<Set<string>> {
-    return this.#call("hasBlobs", opts, (c) => this.#inner.hasBlobs(hashes, c), { retry: true });
+  hasBlobs(hashes: string[], opts?: HasBlobsOptions): Promise<Set<string>> {
+    const fresh = opts?.fresh === true;
+    return this.#call(
+      "hasBlobs",
+      opts,
+      (c) => this.#inner.hasBlobs(hashes, fresh ? { ...c, fresh } : c),
+      { retry: true },
+    );
   }
 
   putBlob(hash: string, source: BlobSource, opts?: CallOptions): Promise<void> {

@@ -8,6 +8,7 @@
  * history/TYPE/ID/GGGGGGGGGGGG-COMMIT     one immutable record per commit
  * history/TYPE/ID/pruned                  where gc cut the history (src/model/history.ts)
  * leases/global, leases/models/TYPE/ID    lock records (src/lock/records.ts)
+ * gc                                      the gc mark, moved around blob removals (src/model/gc_mark.ts)
  * ```
  *
  * @example
@@ -25,6 +26,12 @@ import type { ListOptions, Provider, RecordListing } from "./contract.ts";
 export const CONFIG_KEY = "config";
 /** The datastore marker of format 1 (read only to refuse, and by `migrate`). */
 export const FORMAT1_MARKER_KEY = "modelsync.json";
+/**
+ * The gc mark: `gc` replaces it before and after it removes blobs, so a
+ * push that stored blobs before its lock sees whether any were removed
+ * since (src/model/gc_mark.ts).
+ */
+export const GC_MARK_KEY = "gc";
 /** Prefix of every head. */
 export const HEADS_PREFIX = "heads/";
 

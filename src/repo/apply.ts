@@ -230,12 +230,11 @@ function checkPath(model: ModelRef, path: string): void {
 function ensureDirs(
   root: string,
   segs: string[],
-  ctx: { model: ModelRef; file: string; inModelFrom: number; known?: Set<string> },
+  ctx: { model: ModelRef; file: string; inModelFrom: number },
 ): string {
   let dir = root;
   for (let i = 0; i < segs.length; i++) {
     dir = join(dir, segs[i]);
-    if (ctx.known?.has(dir)) continue;
     let info = lstatEntry(dir);
     if (info === null) {
       try {
@@ -245,10 +244,7 @@ function ensureDirs(
       }
       info = Deno.lstatSync(dir);
     }
-    if (info.isDirectory) {
-      ctx.known?.add(dir);
-      continue;
-    }
+    if (info.isDirectory) continue;
     const where = i < ctx.inModelFrom ? dir : segs.slice(ctx.inModelFrom, i + 1).join("/");
     if (info.isSymlink) {
       throw new UsageError(
@@ -279,8 +275,10 @@ export async function placeFile(
   opts: {
     dataDir: string;
     /**
-     * Directories already checked by this landing (real directories, made
-     * or found): a landing of many files checks each once, not per file.
+     * Data folders already made by this landing (made once, not per file).
+     * Every directory inside one is still checked per file (a cheap
+     * synchronous lstat each): one swapped for a symlink while files land
+     * must stop the landing, never be written through.
      */
     knownDirs?: Set<string>;
   },
@@ -297,7 +295,6 @@ export async function placeFile(
     model,
     file: entry.path,
     inModelFrom: modelSegs.length,
-    ...(opts.knownDirs ? { known: opts.knownDirs } : {}),
   });
   const target = join(parent, fileSegs[fileSegs.length - 1]);
   // Synchronous calls from here: metadata calls in the working tree take

@@ -43,6 +43,8 @@ let probe: Probe | null | undefined;
 function loadProbe(): Probe | null {
   if (Deno.build.os !== "linux") return null;
   try {
+    // Only when already allowed: asking would prompt on a terminal, in the middle of a pull.
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
     const lib = Deno.dlopen("libc.so.6", {
       faccessat: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
       __errno_location: { parameters: [], result: "pointer" },

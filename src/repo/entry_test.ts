@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { withTempDir } from "../_with_temp_dir.ts";
 import { lstatEntry } from "./entry.ts";
@@ -42,6 +43,38 @@ Deno.test({
       } finally {
         await Deno.chmod(join(dir, "closed"), 0o755);
       }
+    });
+  },
+});
+
+Deno.test({
+  name: "lstatEntry: without FFI permission it answers by lstat and never prompts on a terminal",
+  // A terminal is needed for Deno to prompt at all: script(1) gives the child one.
+  ignore: Deno.build.os !== "linux" || !existsSync("/usr/bin/script"),
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const prog = join(dir, "probe.ts");
+      await Deno.writeTextFile(
+        prog,
+        `import { lstatEntry } from ${
+          JSON.stringify(new URL("./entry.ts", import.meta.url).href)
+        };\n` +
+          `console.log("missing:", lstatEntry(${JSON.stringify(join(dir, "nope"))}));\n` +
+          `console.log("dir:", lstatEntry(${JSON.stringify(dir)})?.isDirectory);\n`,
+      );
+      const cmd = `${Deno.execPath()} run --quiet --allow-read ${prog}`;
+      const out = await new Deno.Command("/usr/bin/script", {
+        args: ["-qec", cmd, "/dev/null"],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+        signal: AbortSignal.timeout(15_000),
+      }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.doesNotMatch(text, /requests ffi/i, text);
+      assert.match(text, /missing: null/, text);
+      assert.match(text, /dir: true/, text);
     });
   },
 });

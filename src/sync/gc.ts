@@ -3,8 +3,9 @@
  * history records no policy keeps and blobs no kept generation names
  * (design/history.md).
  *
- * Under the global lock (after the drain, so no push is between its upload
- * and its commit), in this order:
+ * Under the global lock (after the drain, so no push is between reading its
+ * head and its commit; pushes upload before they take their locks), in this
+ * order:
  *
  * 1. list the blobs (a blob stored after this listing is never a candidate);
  * 2. list heads and history records, walk each model's chain from its head
@@ -18,10 +19,18 @@
  *    before moving the head) are orphans: kept while younger than the grace
  *    period (a commit in flight), else removed;
  * 3. write the model's pruned record (the oldest generation kept), then
- *    remove history records, oldest first; then remove the blobs that no
- *    kept record names and that are older than the grace period (the
- *    uploads of a push in flight are younger). A record never names a
- *    missing blob.
+ *    remove history records, oldest first; then move the gc mark to
+ *    "removing", remove the blobs that no kept record names and that are
+ *    older than the grace period, and move the mark again. A record never
+ *    names a missing blob: a push that checked or uploaded a blob before
+ *    its lock and meets a moved mark under it asks again and re-uploads
+ *    what is gone before it commits (src/model/gc_mark.ts).
+ *
+ * 4. rewrite, within the same marks, each kept pack that is mostly garbage
+ *    (less than half of its bytes named by kept generations) and older than
+ *    the grace period: the parts kept generations name become blobs of their
+ *    own, then the pack is deleted (readers of a pack that is gone read a
+ *    file's own blob).
  *
  * A model whose history cannot be read completely (a corrupt record, a
  * broken parent link) keeps every record, and then no blob is removed at
@@ -32,9 +41,11 @@
  *
  * @module
  */
-import { ExitCode } from "../errors.ts";
+import { ExitCode, NotFoundError } from "../errors.ts";
+import { hashBytes } from "../model/hash.ts";
 import { logger } from "../log.ts";
 import { getHead, listHeads, type StoredManifest } from "../model/commits.ts";
+import { moveGcMark } from "../model/gc_mark.ts";
 import { type HistoryEntry, walkHistory, writePruned } from "../model/history.ts";
 import { type Manifest, parseManifestText } from "../model/manifest.ts";
 import { compareRefs, formatRef, type ModelRef } from "../model/ref.ts";
@@ -96,6 +107,11 @@ export interface GcResult {
   removed: { generations: number; orphans: number; blobs: number; bytes: number };
   records: GcRecord[];
   blobs: { hash: string; size: number }[];
+  /**
+   * Mostly-garbage packs rewritten (or that would be): `live` bytes of their
+   * `size` were named by kept generations and became blobs of their own.
+   */
+  packs: { hash: string; size: number; live: number }[];
   /** Why something was left alone (damaged histories); exit 6 when any. */
   problems: string[];
   /** Not printed in JSON. */
@@ -119,10 +135,26 @@ interface Plan {
   modelCount: number;
   keptHashes: Set<string>;
   blobs: BlobListing[];
+  /** Kept packs that are mostly garbage, to rewrite: their live files become blobs of their own. */
+  rewrite: PackRewrite[];
   youngBlobs: number;
   keptBlobs: number;
   problems: string[];
 }
+
+/** A pack gc rewrites: its parts kept generations name, and their bytes. */
+interface PackRewrite {
+  hash: string;
+  size: number;
+  live: number;
+  parts: { sha256: string; offset: number; size: number }[];
+}
+
+/**
+ * A kept pack is rewritten when less than this share of its bytes is named
+ * by kept generations (mostly garbage), and it is older than the grace period.
+ */
+export const REWRITE_LIVE_SHARE = 0.5;
 
 const decoder = new TextDecoder();
 
@@ -176,12 +208,18 @@ async function plan(s: Session, opts: GcOptions, signal: AbortSignal): Promise<P
     if (model !== undefined) group(model).records.set(r.key, r);
   }
   const keptHashes = new Set<string>();
+  // pack → content hash → where kept generations name it in that pack.
+  const packParts = new Map<string, Map<string, { offset: number; size: number }>>();
   const keepFiles = (m: Manifest) => {
     // A packed file keeps its whole pack (and its own hash: the same content
     // may also be a blob of its own, named by another generation).
     for (const f of m.files) {
       keptHashes.add(f.sha256);
-      if (f.pack !== undefined) keptHashes.add(f.pack.blob);
+      if (f.pack === undefined) continue;
+      keptHashes.add(f.pack.blob);
+      let parts = packParts.get(f.pack.blob);
+      if (parts === undefined) packParts.set(f.pack.blob, parts = new Map());
+      parts.set(f.sha256, { offset: f.pack.offset, size: f.size });
     }
   };
   const problems: string[] = [];
@@ -278,11 +316,26 @@ async function plan(s: Session, opts: GcOptions, signal: AbortSignal): Promise<P
   // 3. Blobs no kept record names, older than the grace period.
   const unreferenced = blobs.filter((b) => !keptHashes.has(b.hash));
   const old = unreferenced.filter((b) => b.modifiedMs < graceCut);
+  // 4. Kept packs that are mostly garbage (and old): rewritten.
+  const rewrite: PackRewrite[] = [];
+  for (const b of blockBlobs ? [] : blobs) {
+    const parts = packParts.get(b.hash);
+    if (parts === undefined || b.modifiedMs >= graceCut || b.size === 0) continue;
+    const live = [...parts.values()].reduce((n, x) => n + x.size, 0);
+    if (live >= b.size * REWRITE_LIVE_SHARE) continue;
+    rewrite.push({
+      hash: b.hash,
+      size: b.size,
+      live,
+      parts: [...parts].map(([sha256, x]) => ({ sha256, ...x })),
+    });
+  }
   models.sort((a, b) => compareRefs(a.model, b.model));
   return {
     models,
     modelCount: groups.length,
     keptHashes,
+    rewrite,
     blobs: blockBlobs ? [] : old,
     youngBlobs: unreferenced.length - old.length,
     keptBlobs: blobs.length - unreferenced.length,
@@ -347,12 +400,65 @@ async function execute(
       await p.deleteRecord(o.key, o.version, { signal });
     }
   }
-  if (decided.blobs.length === 0) return;
+  if (decided.blobs.length === 0 && decided.rewrite.length === 0) return;
   await ctx.lease.confirm();
+  // The gc mark around the removals: a push that checked or stored blobs
+  // before its lock sees it moved and asks again (src/model/gc_mark.ts). A
+  // gc that stops in between leaves it saying "removing": pushes keep
+  // asking again until the next gc completes.
+  await moveGcMark(p, { removing: true, by: s.identity }, { signal });
   await runPool(decided.blobs, { jobs: Math.max(1, s.jobs), signal }, async (b) => {
     ctx.lease.assertHeld();
     await p.deleteBlob(b.hash, { signal });
   });
+  for (const pack of decided.rewrite) {
+    ctx.lease.assertHeld();
+    const problem = await rewritePack(p, pack, signal);
+    if (problem !== undefined) decided.problems.push(problem);
+  }
+  await moveGcMark(p, { removing: false, by: s.identity }, { signal });
+}
+
+/**
+ * Rewrites a mostly-garbage pack: each part a kept generation names is
+ * stored as a blob of its own (named by its content hash, checked), then the
+ * pack is deleted. Readers of a pack that is gone read a file's own blob
+ * (design/format.md, "Packs"), so the history records that name the pack
+ * stay as they are (they are immutable), and a reader finds the content in
+ * one place or the other at every moment. A pack that does not hash to its
+ * name, or whose part does not match, is left alone and reported.
+ */
+async function rewritePack(
+  p: Provider,
+  pack: PackRewrite,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(
+      await new Response(await p.getBlob(pack.hash, { signal })).arrayBuffer(),
+    );
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined; // gone meanwhile: nothing to rewrite
+    throw err;
+  }
+  const corrupt = (what: string) =>
+    `Left pack ${pack.hash} as it is: ${what}. Run "modelsync verify --read-data" to see ` +
+    `which models name it.`;
+  if (hashBytes(bytes) !== pack.hash) return corrupt("it does not hash to its name");
+  const parts = pack.parts.map((x) => ({
+    ...x,
+    bytes: bytes.subarray(x.offset, x.offset + x.size),
+  }));
+  const bad = parts.find((x) => x.bytes.length !== x.size || hashBytes(x.bytes) !== x.sha256);
+  if (bad !== undefined) return corrupt(`it does not hold the content of ${bad.sha256}`);
+  const have = await p.hasBlobs(parts.map((x) => x.sha256), { signal });
+  for (const x of parts) {
+    if (have.has(x.sha256)) continue;
+    await p.putBlob(x.sha256, { kind: "bytes", bytes: x.bytes }, { signal });
+  }
+  await p.deleteBlob(pack.hash, { signal });
+  return undefined;
 }
 
 function report(
@@ -404,6 +510,7 @@ function report(
     },
     records,
     blobs: decided.blobs.map((b) => ({ hash: b.hash, size: b.size })),
+    packs: decided.rewrite.map((r) => ({ hash: r.hash, size: r.size, live: r.live })),
     problems: decided.problems,
     exitCode: decided.problems.length > 0 ? ExitCode.datastore : ExitCode.ok,
   };
@@ -425,6 +532,23 @@ export function formatGc(r: GcResult): string[] {
       );
     }
     for (const b of r.blobs) out.push(`would remove  blob ${b.hash}  ${formatBytes(b.size)}`);
+    for (const b of r.packs) {
+      out.push(
+        `would rewrite pack ${b.hash}  ${formatBytes(b.live)} of ${
+          formatBytes(b.size)
+        } still named`,
+      );
+    }
+  }
+  if (r.packs.length > 0) {
+    const freed = r.packs.reduce((n, b) => n + b.size - b.live, 0);
+    out.push(
+      `${r.dryRun ? "Would rewrite" : "Rewrote"} ${
+        plural(r.packs.length, "mostly-garbage pack")
+      }: the files kept generations name in ${r.packs.length === 1 ? "it" : "them"} ${
+        r.dryRun ? "would become" : "became"
+      } blobs of their own (${formatBytes(freed)} ${r.dryRun ? "to free" : "freed"}).`,
+    );
   }
   const verb = r.dryRun ? "Would remove" : "Removed";
   out.push(

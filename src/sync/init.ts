@@ -135,6 +135,9 @@ export function formatInit(r: InitResult): string[] {
  * password may itself hold a `/`).
  */
 export function specHasPassword(spec: string): boolean {
+  // S3's own parser refuses any user name or password in its URLs, for every
+  // command, with a message of its own.
+  if (/^s3:\/\//i.test(spec.trim())) return false;
   const m = /^[a-z][a-z0-9+.-]*:\/\/([^?#]*)@/i.exec(spec.trim());
   if (m === null) return false;
   const colon = m[1].indexOf(":");

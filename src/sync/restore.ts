@@ -143,7 +143,19 @@ async function restoreUnderLock(
     [...new Set(downloads.map((p) => blobOf(target.get(p)!)))],
     { signal },
   );
-  const lacking = downloads.filter((p) => !present.has(blobOf(target.get(p)!)));
+  let lacking = downloads.filter((p) => !present.has(blobOf(target.get(p)!)));
+  // A packed file whose pack is gone is read from a blob of its own when
+  // there is one (what a push of the model stores to repair a lost pack).
+  const unpacked = lacking.filter((p) => target.get(p)!.pack !== undefined);
+  if (unpacked.length > 0) {
+    const own = await s.provider.hasBlobs(
+      [...new Set(unpacked.map((p) => target.get(p)!.sha256))],
+      { signal },
+    );
+    lacking = lacking.filter((p) =>
+      target.get(p)!.pack === undefined || !own.has(target.get(p)!.sha256)
+    );
+  }
   if (lacking.length > 0) {
     throw new CorruptError(
       `Cannot restore ${key}@${generation}: the datastore lacks the blobs of ` +

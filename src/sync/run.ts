@@ -1,7 +1,8 @@
 /**
  * The push, flush and pull engines over many models: discover the models,
- * take the fast paths that need no lock, and run the rest through the lock
- * manager (per-model locks on the scoped path, one global lock otherwise).
+ * take the fast paths that need no lock, upload a push's blobs before any
+ * lock, and run the rest through the lock manager (per-model locks on the
+ * scoped path, one global lock otherwise).
  *
  * @module
  */
@@ -15,11 +16,13 @@ import { cleanTmp } from "../repo/apply.ts";
 import { acquireRepoLock } from "../repo/repo_lock.ts";
 import { assertDataDir, listLocalModels, type ScanResult } from "../repo/scan.ts";
 import { type Prescan, scanInWorkers, scanWorkerCount } from "../repo/scan_pool.ts";
+import { walkHistory } from "../model/history.ts";
+import type { PackLocation } from "../model/pack.ts";
 import { hasPackedChanges, type PackedScan, unpackScan } from "../repo/packed_scan.ts";
-import path from "node:path";
 import { Progress, progressOutput } from "./progress.ts";
 import { modelDir, uploadMissing } from "./transfer.ts";
-import { pushModel } from "./push.ts";
+import { GcMarkReads, localItems, pushModel, type Staged, uploadBeforeLock } from "./push.ts";
+import { readGcMark } from "../model/gc_mark.ts";
 import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
 import { runPool } from "../async.ts";
@@ -112,26 +115,82 @@ async function isEmptyDir(dir: string): Promise<boolean> {
  * names that are missing, stored as blobs of their own (readers fall back to
  * them when a pack is gone; design/format.md, "Packs").
  */
-async function restoreMissingBlobs(s: RepoSession, scan: ScanResult) {
-  const dir = modelDir(s, scan.model);
+async function restoreMissingBlobs(s: RepoSession, scan: ScanResult, base: BaseState | null) {
   // A link's content is its target, stored inline in the manifest: no blob.
-  const items = [...scan.files.values()].filter((f) => f.link === undefined).map((f) => ({
-    sha256: f.sha256,
-    size: f.size,
-    file: path.join(dir, f.path),
-  }));
+  const items = localItems(s, scan);
   const head = await s.provider.getManifest(scan.model, { signal: s.signal });
-  const locations = packLocations(head?.manifest.files ?? []);
-  const packs = [...new Set([...locations.values()].map((l) => l.blob))];
+  // A repository behind the head holds the base's content: in the packs of
+  // the generations from the head down to the base's.
+  const manifests = head === null
+    ? []
+    : base === null || head.manifest.generation <= base.generation
+    ? [head.manifest]
+    : (await walkHistory(s.provider.provider, scan.model, {
+      head,
+      signal: s.signal,
+      stop: (m) => m.generation <= base.generation,
+    })).entries.map((e) => e.manifest);
+  const named = manifests.flatMap((m) => [...packLocations(m.files)]);
+  const packs = [...new Set(named.map(([, at]) => at.blob))];
   const present = packs.length === 0
     ? new Set<string>()
     : await s.provider.hasBlobs(packs, { signal: s.signal });
+  const stored = new Map<string, PackLocation>();
+  for (const [h, at] of named) if (!stored.has(h) && present.has(at.blob)) stored.set(h, at);
   return await uploadMissing(s, items, {
     signal: s.signal,
     progress: new Progress("push", { mode: "none" }),
-    stored: new Map([...locations].filter(([, at]) => present.has(at.blob))),
+    stored,
     pack: false,
   });
+}
+
+/**
+ * Uploads the content of every changed model before any lock is taken
+ * (`uploadBeforeLock`), `s.jobs` models at a time. The gc mark is read
+ * first, once: each model's push reads it again under its lock. A model
+ * whose uploads fail gets its report here and is not pushed. Nothing is
+ * staged on a datastore that refuses every lock and commit: the lock
+ * manager reports that refusal for each model, with nothing uploaded.
+ */
+async function stageUploads(
+  s: RepoSession,
+  pending: Map<string, { scan: ScanResult | PackedScan; base: BaseState | null }>,
+  opts: { listed: ReadonlyMap<string, string>; progress: Progress; reports: ModelReport[] },
+): Promise<Map<string, Staged>> {
+  const staged = new Map<string, Staged>();
+  if (s.provider.refusesWrites) return staged;
+  const models = [...pending.values()].map((p) => p.scan.model);
+  let mark;
+  try {
+    mark = await readGcMark(s.provider.provider, { signal: s.signal });
+  } catch (err) {
+    for (const model of models) opts.reports.push(failureReport(model, err, 0));
+    pending.clear();
+    return staged;
+  }
+  await runPool(models, { jobs: s.jobs }, async (model) => {
+    const key = formatRef(model);
+    const started = Date.now();
+    try {
+      s.signal.throwIfAborted();
+      // Unpacked for the uploads only: the packed scan stays for the commit.
+      const scan = unpackScan(pending.get(key)!.scan);
+      staged.set(
+        key,
+        await uploadBeforeLock(s, scan, {
+          mark,
+          listed: opts.listed.has(key),
+          signal: s.signal,
+          progress: opts.progress,
+        }),
+      );
+    } catch (err) {
+      pending.delete(key);
+      opts.reports.push(failureReport(model, err, Date.now() - started));
+    }
+  });
+  return staged;
 }
 
 /**
@@ -238,7 +297,7 @@ export async function runPush(
           // datastore lost (the remedy for a corrupt or deleted blob): they
           // are stored again from the local files. Content-addressed, so no
           // lock is needed. Unnamed models cost no datastore call.
-          const moved = named ? await restoreMissingBlobs(s, full) : { files: 0, bytes: 0 };
+          const moved = named ? await restoreMissingBlobs(s, full, base) : { files: 0, bytes: 0 };
           reports.push({
             model: formatRef(model),
             status: moved.files > 0 ? "pushed" : "unchanged",
@@ -261,17 +320,24 @@ export async function runPush(
       const progress = new Progress(opts.operation, { mode: progressOutput(s.settings) });
       progress.start();
       try {
+        // 1. Upload before any lock; 2. under the locks, read the head, merge, commit.
+        const staged = await stageUploads(s, pending, { listed, progress, reports });
+        const marks = new GcMarkReads(s);
         const changed = [...pending.values()].map((p) => p.scan.model);
         const outcomes = await manager.run(changed, (model, ctx) => {
           const p = pending.get(formatRef(model))!;
           pending.delete(formatRef(model)); // a pushed model's scan can be collected
           const scan = unpackScan(p.scan);
+          const before = staged.get(formatRef(model));
+          staged.delete(formatRef(model));
           return pushModel(s, model, {
             scan,
             base: p.base,
             lease: ctx.lease,
             signal: ctx.signal,
             progress,
+            ...(before === undefined ? {} : { staged: before }),
+            markUnderLock: () => marks.underLock(ctx.lease),
           });
         }, { jobs: s.jobs });
         for (const o of outcomes) {

@@ -307,13 +307,7 @@ export type SettingName = keyof typeof SETTINGS;
 type ValueOf<S> = S extends SettingSpec<infer T> ? T : never;
 
 /** Resolved settings that every command uses. */
-export type Settings = { -readonly [K in SettingName]: ValueOf<typeof SETTINGS[K]> } & {
-  /**
-   * Test knob, not a setting (no flag, no key, not in `config show`):
-   * `MODELSYNC_TEST_BLOB_DELAY_MS` sleeps this long before each blob transfer.
-   */
-  testBlobDelayMs: number;
-};
+export type Settings = { -readonly [K in SettingName]: ValueOf<typeof SETTINGS[K]> };
 
 /** Where each setting came from. */
 export type Origins = Record<SettingName, Origin>;
@@ -346,8 +340,6 @@ export function resolveSettings(
     values[name] = r.value;
     origins[name] = r.origin;
   }
-  const delay = src.env.MODELSYNC_TEST_BLOB_DELAY_MS;
-  values.testBlobDelayMs = delay && /^\d+$/.test(delay) ? Number(delay) : 0;
   return { settings: values as Settings, origins: origins as Origins };
 }
 

@@ -48,20 +48,44 @@ export function modelDir(s: RepoSession, model: ModelRef): string {
 export interface Uploaded extends Moved {
   /** Content hash → pack location of each file this upload packed. */
   packed: Map<string, PackLocation>;
+  /**
+   * Pack blobs that `stored` named for this upload's content but the
+   * datastore no longer has: that content was uploaded again, so no commit
+   * names those packs for it.
+   */
+  lostPacks: Set<string>;
+  /** Content the datastore already had as blobs of their own: nothing was sent for it. */
+  found: Set<string>;
+  /** Content this upload stored as blobs of their own. */
+  own: Set<string>;
 }
+
+/** Hashes per `hasBlobs` call with `fresh` (one request each on S3: a call's deadline must fit). */
+const FRESH_BATCH = 1_000;
 
 /** Pack uploads at once: each holds up to a pack (16 MiB) in memory. */
 const PACK_WRITE_JOBS = 2;
 
 /**
  * Uploads the content the datastore does not have yet, each once: files up
- * to 512 KiB (`isPackable`) into packs of up to 16 MiB (in the
- * order given, so a model's files lie together), larger ones as blobs of
- * their own, in a rolling pool of `s.jobs`. Content `stored` names (a pack
- * location the head already holds) is not uploaded again; nor is content
- * that is a blob of its own already. With `pack: false` nothing is packed
- * (the remedy for a lost pack stores blobs of their own, which readers fall
- * back to). Returns what was uploaded and where packed content went.
+ * to 512 KiB (`isPackable`) into packs of up to 16 MiB (in the order given,
+ * so a model's files lie together), larger ones as blobs of their own, in a
+ * rolling pool of `s.jobs`.
+ *
+ * What is there already is asked by blob, not per file: content `stored` in
+ * a pack (a location the head names) needs its pack to exist, one check per
+ * pack; content the head names as a blob of its own (`named`), and every
+ * file too large to pack, needs that blob. New small content is packed
+ * without asking (on S3 a question per file is a request per file). Content
+ * whose pack or blob is gone is uploaded again (into a new pack when it is
+ * small), so a push also repairs what it depends on. Content in `present`
+ * (found or stored as blobs of their own before, by a push before its lock)
+ * is neither asked about nor sent. `fresh` asks the store itself whether
+ * each blob is there, not a provider's memory of earlier answers (after a gc
+ * may have removed blobs). With `pack: false` nothing is packed (the remedy
+ * for a lost pack stores blobs of their own, which readers fall back to).
+ * Returns what was uploaded, where packed content went, and what was there
+ * already.
  */
 export async function uploadMissing(
   s: RepoSession,
@@ -70,21 +94,63 @@ export async function uploadMissing(
     signal: AbortSignal;
     progress: Progress;
     stored?: ReadonlyMap<string, PackLocation>;
+    named?: ReadonlySet<string>;
+    present?: ReadonlySet<string>;
     pack?: boolean;
+    fresh?: boolean;
   },
 ): Promise<Uploaded> {
   const unique = new Map<string, UploadItem>();
   for (const it of items) {
-    if (!unique.has(it.sha256) && !opts.stored?.has(it.sha256)) unique.set(it.sha256, it);
+    if (unique.has(it.sha256) || opts.present?.has(it.sha256)) continue;
+    unique.set(it.sha256, it);
   }
   const packed = new Map<string, PackLocation>();
-  if (unique.size === 0) return { files: 0, bytes: 0, packed };
-  const present = await s.provider.hasBlobs([...unique.keys()], { signal: opts.signal });
-  const missing = [...unique.values()].filter((it) => !present.has(it.sha256));
+  const lostPacks = new Set<string>();
+  const found = new Set<string>();
+  const stored = new Set<string>();
+  if (unique.size === 0) return { files: 0, bytes: 0, packed, lostPacks, found, own: stored };
+  const packs = opts.pack !== false;
+  const blobFor = (it: UploadItem): string | undefined => {
+    const at = opts.stored?.get(it.sha256);
+    if (at !== undefined) return at.blob;
+    if (packs && isPackable(it.size) && !opts.named?.has(it.sha256)) return undefined; // new: packed
+    return it.sha256;
+  };
+  const asked = [...new Set([...unique.values()].map(blobFor).filter((h) => h !== undefined))];
+  let present: Set<string>;
+  if (asked.length === 0) present = new Set();
+  else if (opts.fresh) {
+    present = new Set();
+    for (let i = 0; i < asked.length; i += FRESH_BATCH) {
+      const batch = asked.slice(i, i + FRESH_BATCH);
+      for (const h of await s.provider.hasBlobs(batch, { signal: opts.signal, fresh: true })) {
+        present.add(h);
+      }
+    }
+  } else {
+    present = await s.provider.hasBlobs(asked, { signal: opts.signal });
+  }
+  const missing = [...unique.values()].filter((it) => {
+    const blob = blobFor(it);
+    if (blob !== undefined && present.has(blob)) {
+      if (blob === it.sha256) found.add(it.sha256);
+      return false;
+    }
+    if (blob !== undefined && opts.stored?.has(it.sha256)) {
+      lostPacks.add(blob); // its content is uploaded again: no commit names this pack for it
+    }
+    return true;
+  });
   let bytes = 0;
   opts.progress.addTotal(missing.length, missing.reduce((n, it) => n + it.size, 0));
   const signal = opts.signal;
-  const packing = opts.pack === false ? [] : missing.filter((it) => isPackable(it.size));
+  // In path order, so a model's files lie in its packs as in its directories.
+  const packing = packs
+    ? missing.filter((it) => isPackable(it.size)).sort((a, b) =>
+      a.file < b.file ? -1 : a.file > b.file ? 1 : 0
+    )
+    : [];
   const own = packing.length === 0 ? missing : missing.filter((it) => !isPackable(it.size));
   const groups: UploadItem[][] = [];
   let size = PACK_TARGET_BYTES;
@@ -102,7 +168,6 @@ export async function uploadMissing(
       const offsets: number[] = [];
       for (const it of group) {
         if (performance.now() - lastBreath >= BREATHE_EVERY_MS) await breathe();
-        if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, signal);
         // Checked against the scan's hash and size: a file changed since is
         // refused (exit 4), as a blob of its own would be.
         const tracked = opts.progress.track(it.size);
@@ -122,7 +187,6 @@ export async function uploadMissing(
     }),
     runPool(own, { jobs: s.jobs, signal }, async (it) => {
       if (performance.now() - lastBreath >= BREATHE_EVERY_MS) await breathe();
-      if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, signal);
       const tracked = opts.progress.track(it.size);
       await s.provider.putBlob(it.sha256, {
         kind: "file",
@@ -132,9 +196,10 @@ export async function uploadMissing(
       }, { signal });
       tracked.done();
       bytes += it.size;
+      stored.add(it.sha256);
     }),
   ]);
-  return { files: missing.length, bytes, packed };
+  return { files: missing.length, bytes, packed, lostPacks, found, own: stored };
 }
 
 /** Reads of packs at once: each holds up to a span (16 MiB) in memory. */
@@ -394,7 +459,6 @@ export async function landRemote(
     });
     const downloads = await runPool(own, { jobs: s.jobs, signal: opts.signal }, async (p) => {
       const st = opts.remote.get(p)!;
-      if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
       const tracked = opts.progress.track(st.size);
       const tmp = await afterBodyStarts(opts.signal, async (started) => {
         const stream = await ownBlob(s, model, p, st, opts.signal);
@@ -435,8 +499,6 @@ export async function landRemote(
     const knownDirs = new Set<string>();
     for (let i = 0; i < writes.length; i++) {
       const st = opts.remote.get(writes[i])!;
-      // Test knob (MODELSYNC_TEST_BLOB_DELAY_MS): lets tests kill a sync mid-landing.
-      if (s.settings.testBlobDelayMs > 0) await sleep(s.settings.testBlobDelayMs, opts.signal);
       await assertUntouched(s, model, [writes[i]], opts.expectLocal);
       const landed = st.link === undefined
         ? await placeFile(

@@ -195,7 +195,10 @@ export async function runVerify(
   // A pack that is gone is no problem for a file whose content is also a blob
   // of its own (what a push of the model stores again to repair it).
   const gonePacks = hashes.filter((h) => !present.has(h) && refs.get(h)!.some((r) => r.packed));
-  const own = [...new Set(gonePacks.flatMap((h) => refs.get(h)!.map((r) => r.packed!.sha256)))];
+  // (A file whose content is the pack's bytes names the same blob: it has no other place.)
+  const own = [
+    ...new Set(gonePacks.flatMap((h) => refs.get(h)!.flatMap((r) => r.packed?.sha256 ?? []))),
+  ];
   const ownPresent = own.length === 0 ? new Set<string>() : await hasAll(own);
   for (const h of hashes) {
     if (present.has(h)) continue;
@@ -212,9 +215,22 @@ export async function runVerify(
     }
   }
 
+  // Files of a pack that is gone are read from their own blobs: those are what --read-data checks.
+  const fallback = new Set<string>();
+  for (const h of gonePacks) {
+    for (const r of refs.get(h)!) {
+      if (r.packed === undefined || !ownPresent.has(r.packed.sha256)) continue;
+      const { packed, ...own } = r;
+      const list = refs.get(packed.sha256);
+      if (list === undefined) refs.set(packed.sha256, [own]);
+      else list.push(own);
+      if (!present.has(packed.sha256)) fallback.add(packed.sha256);
+    }
+  }
+
   let bytesRead = 0;
   if (opts.readData) {
-    const toRead = hashes.filter((h) => present.has(h));
+    const toRead = [...hashes.filter((h) => present.has(h)), ...[...fallback].sort()];
     const progress = new Progress("verify", { mode: progressOutput(s.settings) });
     progress.addTotal(toRead.length, toRead.reduce((n, h) => n + refs.get(h)![0].size, 0));
     progress.start();
@@ -340,9 +356,10 @@ async function checkPack(
     opts.blobProblem(hash, "corrupt-blob", `is corrupt: its ${bytes.length} bytes hash to ${got}`);
     return bytes.length;
   }
+  // A file whose content is the pack's bytes (same hash) names the whole blob.
   const bad = refs.filter((r) =>
-    r.packed === undefined || r.packed.offset + r.size > bytes.length ||
-    hashBytes(bytes.subarray(r.packed.offset, r.packed.offset + r.size)) !== r.packed.sha256
+    r.packed === undefined ? r.size !== bytes.length : r.packed.offset + r.size > bytes.length ||
+      hashBytes(bytes.subarray(r.packed.offset, r.packed.offset + r.size)) !== r.packed.sha256
   );
   if (bad.length > 0) {
     opts.blobProblem(

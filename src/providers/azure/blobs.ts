@@ -97,12 +97,21 @@ export class AzureBlobs {
    * Which of `hashes` are stored: from memory when known; a first large ask
    * lists the blobs area once (within a page budget), which also answers
    * "missing" for every name up to the last one listed; any other hash gets
-   * a HEAD (Get Blob Properties), 16 at a time.
+   * a HEAD (Get Blob Properties), 16 at a time. With `fresh`, memory is
+   * bypassed: a HEAD per hash, and a missing one is forgotten as stored.
    */
-  async hasBlobs(hashes: string[], opts: C.CallOptions = {}): Promise<Set<string>> {
+  async hasBlobs(hashes: string[], opts: C.HasBlobsOptions = {}): Promise<Set<string>> {
     const { signal } = opts;
     const unique = new Set(hashes);
     for (const h of unique) checkBlobHash(h);
+    if (opts.fresh) {
+      const found = new Set<string>();
+      await runPool([...unique], { jobs: 16, signal }, async (h) => {
+        if (await this.#head(h, signal)) found.add(h);
+        else this.#known.delete(h); // gc removed it since it was learnt
+      });
+      return found;
+    }
     if (performance.now() - this.#since > CACHE_MS) {
       this.#known.clear();
       this.#listedUpTo = "";

@@ -40,7 +40,8 @@ export class FilesystemProvider implements C.Provider {
     this.#records = new RecordStore(root, temps);
   }
 
-  hasBlobs(hashes: string[], opts: C.CallOptions = {}): Promise<Set<string>> {
+  /** Asks the disk every time, so every answer is `fresh`. */
+  hasBlobs(hashes: string[], opts: C.HasBlobsOptions = {}): Promise<Set<string>> {
     const none = (found: Set<string>) => found.size === 0 && hashes.length > 0;
     return this.#guard(() => this.#blobs.has(hashes, opts.signal), none);
   }

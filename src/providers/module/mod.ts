@@ -42,6 +42,7 @@ import type {
   CallOptions,
   Capabilities,
   GetBlobOptions,
+  HasBlobsOptions,
   ListOptions,
   Page,
   Provider,
@@ -219,7 +220,7 @@ class ModuleProvider implements Provider {
     }
   }
 
-  hasBlobs(hashes: string[], opts?: CallOptions): Promise<Set<string>> {
+  hasBlobs(hashes: string[], opts?: HasBlobsOptions): Promise<Set<string>> {
     return this.#call("hasBlobs", () => this.#inner.hasBlobs(hashes, opts));
   }
   putBlob(hash: string, source: BlobSource, opts?: CallOptions): Promise<void> {

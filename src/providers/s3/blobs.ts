@@ -64,12 +64,22 @@ export class S3Blobs {
   /**
    * Which of `hashes` are stored: from memory when known; a first large ask
    * lists the whole area once (within a page budget); a shard with two or
-   * more asked hashes is listed; an isolated hash gets a HEAD.
+   * more asked hashes is listed; an isolated hash gets a HEAD. With `fresh`,
+   * memory is bypassed: a HEAD per hash (16 at a time), and a missing one
+   * is forgotten as stored.
    */
-  async hasBlobs(hashes: string[], opts: C.CallOptions = {}): Promise<Set<string>> {
+  async hasBlobs(hashes: string[], opts: C.HasBlobsOptions = {}): Promise<Set<string>> {
     const { signal } = opts;
     const unique = new Set(hashes);
     for (const h of unique) checkBlobHash(h);
+    if (opts.fresh) {
+      const found = new Set<string>();
+      await runPool([...unique], { jobs: 16, signal }, async (h) => {
+        if (await this.#head(h, signal)) found.add(h);
+        else this.#known.delete(h); // gc removed it since it was learnt
+      });
+      return found;
+    }
     if (performance.now() - this.#since > CACHE_MS) {
       this.#known.clear();
       this.#complete.clear();

@@ -43,7 +43,10 @@ function fakeStore(stored: string[]) {
     return Promise.reject(err);
   }, { step: "initialize", priority: "low" });
   const blobs = new S3Blobs(s3);
-  return { store: { has: (h: string[]) => blobs.hasBlobs(h) }, calls };
+  const has = (h: string[], opts: { fresh?: boolean } = {}) => blobs.hasBlobs(h, opts);
+  /** Removes a blob behind the provider's back (another command's gc). */
+  const remove = (h: string) => keys.splice(keys.indexOf(`blobs/${h.slice(0, 2)}/${h}`), 1);
+  return { store: { has }, calls, remove };
 }
 
 const missing = (i: number) => "f".repeat(4) + i.toString(16).padStart(60, "0");
@@ -88,4 +91,26 @@ Deno.test("has: isolated hashes get a HEAD, shards with two a listing", async ()
   const found = await store.has([stored[0], twin, stored[150]]);
   assert.deepEqual([...found].sort(), [stored[0], stored[150]].sort());
   assert.deepEqual(calls.sort(), [`HEAD blobs/80/${stored[150]}`, "LIST blobs/00/"].sort());
+});
+
+Deno.test("has: fresh asks the store (a HEAD per hash), not the memory, and forgets what is gone", async () => {
+  const stored = names(40);
+  const { store, calls, remove } = fakeStore(stored);
+  assert.equal((await store.has(stored)).size, 40);
+  remove(stored[3]);
+  calls.length = 0;
+  assert.equal((await store.has([stored[3]])).size, 1, "memory still says stored");
+  assert.deepEqual(calls, []);
+  const fresh = await store.has([stored[3], stored[4]], { fresh: true });
+  assert.deepEqual(fresh, new Set([stored[4]]));
+  assert.deepEqual(
+    calls.sort(),
+    [
+      `HEAD blobs/${stored[3].slice(0, 2)}/${stored[3]}`,
+      `HEAD blobs/${stored[4].slice(0, 2)}/${stored[4]}`,
+    ].sort(),
+  );
+  calls.length = 0;
+  assert.equal((await store.has([stored[3]])).size, 0, "the removed blob is forgotten");
+  assert.deepEqual(calls, [], "its shard is still known in full");
 });
