@@ -435,13 +435,15 @@ inline take(tk) {
 
 proctype Scoped(byte m) {
   byte a, n, sn, sr, i, res, myren, g, tries, q, inflight, tried;
-  bool known, ok;
+  bool known, ok, retry;
   mykey[_pid] = m;
   {
     skip;
 again:
+    /* a retry first checks the global lock: inspect(global), free or stale */
     if
-    :: !LIVE(GK) -> skip                        /* inspect(global): free or stale */
+    :: !retry -> retry = true
+    :: retry && !LIVE(GK) -> skip
     GIVE_UP
     fi;
     take(m);
@@ -455,8 +457,9 @@ again:
     :: res == 2 -> sn = 0; goto again
     fi;
 #ifndef NO_RECHECK
+    /* the global lock, by a read sent after ours was taken (SharedRead): held? */
     if
-    :: LIVE(GK) ->                              /* inspect(global) again: held */
+    :: LIVE(GK) ->
 #ifdef HOLD_AND_WAIT
        if
        :: !LIVE(GK) -> skip
