@@ -126,6 +126,7 @@ run_case() {
     local ccdefs="${OPT} -DMEMLIM=${MEMLIM} -DCOLLAPSE" panflags="-m100000"
     if [[ "$mode" == liveness ]]; then
       defines="$defines -DLIVENESS"
+      ccdefs="$ccdefs -DNFAIR=3" # weak fairness over up to 8 processes
       panflags="$panflags -a -f"
     elif [[ "$mode" == bitstate ]]; then
       ccdefs="${OPT} -DSAFETY -DBITSTATE"
