@@ -232,7 +232,10 @@ export function azureFail(
   if (
     (status !== undefined && (status >= 500 || status === 429 || status === 408)) ||
     TRANSIENT.has(code ?? "") ||
-    /socket hang up|ECONNRESET|ECONNREFUSED|network|connection|timed? ?out/i.test(message)
+    /socket hang up|ECONNRESET|ECONNREFUSED|network|connection|timed? ?out/i.test(message) ||
+    // A connection cut while the answer was read ("Error reading response as
+    // text: aborted"): the SDK calls it a parse error, but nothing was parsed.
+    (code === "PARSE_ERROR" && /reading response|aborted/i.test(message))
   ) {
     const fault = code === "REQUEST_SEND_ERROR" && message !== ""
       ? message
