@@ -32,6 +32,10 @@ export class PgProxy {
   transactions = 0;
   /** Connections accepted. */
   connections = 0;
+  /** Each chunk a client sends waits this long before it is passed on (a slow network). */
+  latencyMs = 0;
+  /** Every new connection is closed as soon as it is accepted (a reset, again and again). */
+  resetConnections = false;
   readonly #upstream: URL;
   readonly #port: number;
   #listener: Deno.Listener | null;
@@ -97,6 +101,10 @@ export class PgProxy {
 
   async #relay(client: Deno.Conn): Promise<void> {
     this.connections++;
+    if (this.resetConnections) {
+      closeQuietly(client);
+      return;
+    }
     this.#open.add(client);
     let server: Deno.Conn;
     try {
@@ -130,6 +138,7 @@ export class PgProxy {
     let startup = true;
     try {
       for await (const chunk of client.readable) {
+        if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
         await writer.write(chunk);
         const buf = new Uint8Array(pending.length + chunk.length);
         buf.set(pending);
