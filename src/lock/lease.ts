@@ -30,7 +30,7 @@ import { formatRef } from "../model/ref.ts";
 import type { CallOptions } from "../provider/contract.ts";
 import type { LockHandle, LockKey, LockRecord } from "./records.ts";
 import { formatDuration } from "../duration.ts";
-import { Backoff, sleep } from "../async.ts";
+import { Backoff, SharedRead, sleep } from "../async.ts";
 
 /** The name of a lock key: `"global"` or the model's `type/id`. */
 export function lockKeyName(key: LockKey): string {
@@ -86,6 +86,17 @@ export class Lease {
   #tick?: Timer;
   #expiry?: Timer;
   #inflight?: Promise<void>;
+  /**
+   * The renewals `confirm` sends: one at a time (concurrent compare-and-swaps
+   * of the same record by one holder would fail each other), each sent after
+   * any renewal already in flight settled, and shared by every caller that
+   * asked before it was sent (so each caller's confirmation was sent after
+   * its call).
+   */
+  readonly #confirmations = new SharedRead<unknown>(async () => {
+    while (this.#inflight !== undefined) await this.#inflight;
+    return await this.#startRenewal();
+  });
   #lostError?: LeaseLostError;
   #released?: Promise<void>;
 
@@ -145,18 +156,19 @@ export class Lease {
    * `DatastoreError` (exit 6) when no renewal succeeded in a few tries: an
    * unconfirmed lease never commits.
    *
-   * The confirmation is always a renewal sent by this call: one already in
-   * flight is awaited first but not trusted, since it may have been sent
+   * The confirmation is always a renewal sent after this call: one already
+   * in flight is awaited first but not trusted, since it may have been sent
    * before the caller read what it is about to commit on (found by the model
-   * of the lock protocol, `model/locks.pml`).
+   * of the lock protocol, `model/locks.pml`). Callers confirming at the same
+   * time (the models of one global-path push) share the next renewal: sent
+   * one by one, they would race each other's compare-and-swap of the record
+   * and lose the lease.
    */
   async confirm(): Promise<void> {
     const backoff = new Backoff({ initialMs: 50, maxMs: 500 });
     for (let attempt = 1;; attempt++) {
       this.assertHeld();
-      if (this.#inflight !== undefined) await this.#inflight;
-      this.assertHeld();
-      const failure = await this.#startRenewal();
+      const failure = await this.#confirmations.read();
       this.assertHeld();
       if (failure === undefined) return;
       if (attempt >= CONFIRM_ATTEMPTS || !isRetryable(failure)) {
