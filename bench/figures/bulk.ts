@@ -119,7 +119,12 @@ export async function bulkFigures(ctx: BenchContext, only: Set<string>): Promise
     const steps: Record<string, (round: number) => Promise<number>> = { modelsync: noop };
     if (ctx.peers.git && only.has("3")) {
       ctx.log(`committing the tree to git (not timed)`);
-      const git = (args: string[]) => run(["git", ...args], { cwd: repo, timeoutMs: 1_800_000 });
+      const git = async (args: string[]) => {
+        const r = await run(["git", ...args], { cwd: repo, timeoutMs: 1_800_000 });
+        // A git that fails prints nothing on stdout: never time that as a clean status.
+        if (r.code !== 0) throw new BenchError(`git ${args.join(" ")} failed`, r);
+        return r;
+      };
       await git(["init", "-q"]);
       await git(["add", "-A"]);
       await git([
