@@ -126,7 +126,10 @@ export async function bulkFigures(ctx: BenchContext, only: Set<string>): Promise
         return r;
       };
       await git(["init", "-q"]);
+      // modelsync init lists models/ in .gitignore (git does not track the data); git's peer
+      // tracks it, as if it synced it, so its status checks every file.
       await git(["add", "-A"]);
+      await git(["add", "-f", "models"]);
       await git([
         "-c",
         "user.name=bench",
