@@ -437,6 +437,16 @@ export async function writeModelFiles(
 }
 
 /** The test decorator of tests/fixtures/slow_store.ts. */
+/** Short deadlines for fault tests: each call, each lock wait, the whole run as a backstop. */
+export const FAULT_DEADLINES: readonly string[] = [
+  "--call-timeout",
+  "1s",
+  "--lock-timeout",
+  "2s",
+  "--timeout",
+  "60s",
+];
+
 export const SLOW_STORE: string = join(ROOT, "tests/fixtures/slow_store.ts");
 
 /**

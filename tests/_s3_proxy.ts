@@ -213,6 +213,26 @@ export class S3Proxy {
   }
 
   /** One line per request (`PUT 200 /bucket/key?query`), for assertion messages. */
+  /** Injects no fault any more: no failures, resets, stalls, hooks or latency. */
+  clearFaults(): void {
+    this.failRequest = undefined;
+    this.resetRequest = undefined;
+    this.stallRequest = undefined;
+    this.stallBody = undefined;
+    this.onRequest = undefined;
+    this.latencyMs = 0;
+  }
+
+  /** The most times one request (method, path and query) was sent since the last reset. */
+  mostAttempts(): number {
+    const n = new Map<string, number>();
+    for (const r of this.requests) {
+      const k = `${r.method} ${r.path}?${r.query}`;
+      n.set(k, (n.get(k) ?? 0) + 1);
+    }
+    return Math.max(0, ...n.values());
+  }
+
   summary(): string {
     return this.requests
       .map((r) => `${r.method} ${r.status} ${r.path}${r.query ? `?${r.query}` : ""}`)

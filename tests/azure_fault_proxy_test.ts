@@ -14,24 +14,12 @@ import {
   describe,
   expectCode,
   expectJson,
+  FAULT_DEADLINES,
   reportByModel,
   snapshot,
   writeModelFiles,
 } from "./_helpers.ts";
 import { AzureSandbox, azureTestOptions } from "./_azure.ts";
-import type { S3Proxy } from "./_s3_proxy.ts";
-
-/** Short deadlines: each call, each lock wait, the whole run as a backstop. */
-const DEADLINES = ["--call-timeout", "1s", "--lock-timeout", "2s", "--timeout", "60s"];
-
-function mostAttempts(proxy: S3Proxy): number {
-  const n = new Map<string, number>();
-  for (const r of proxy.requests) {
-    const k = `${r.method} ${r.path}?${r.query}`;
-    n.set(k, (n.get(k) ?? 0) + 1);
-  }
-  return Math.max(0, ...n.values());
-}
 
 Deno.test({
   name:
@@ -53,13 +41,10 @@ Deno.test({
     for (const [name, inject] of faults) {
       proxy.reset();
       inject();
-      const res = await a.run(["push", "--json", ...DEADLINES]);
+      const res = await a.run(["push", "--json", ...FAULT_DEADLINES]);
       const sent = proxy.count;
-      const most = mostAttempts(proxy);
-      proxy.failRequest = undefined;
-      proxy.resetRequest = undefined;
-      proxy.stallRequest = undefined;
-      proxy.latencyMs = 0;
+      const most = proxy.mostAttempts();
+      proxy.clearFaults();
       expectCode(res, 6, `push under ${name}`);
       const errors = res.stderr.split("\n").filter((l) => l.startsWith("modelsync: error: "));
       assert.ok(errors.length >= 1, `${name}\n${describe(res)}`);

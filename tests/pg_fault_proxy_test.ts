@@ -12,14 +12,12 @@ import {
   describe,
   expectCode,
   expectJson,
+  FAULT_DEADLINES,
   reportByModel,
   snapshot,
   writeModelFiles,
 } from "./_helpers.ts";
 import { PgSandbox, pgTestOptions } from "./_pg.ts";
-
-/** Short deadlines: each call, each lock wait, the whole run as a backstop. */
-const DEADLINES = ["--call-timeout", "1s", "--lock-timeout", "2s", "--timeout", "60s"];
 
 Deno.test({
   name:
@@ -38,7 +36,7 @@ Deno.test({
     for (const [name, inject] of faults) {
       proxy.reset();
       inject();
-      const res = await a.run(["push", "--json", ...DEADLINES]);
+      const res = await a.run(["push", "--json", ...FAULT_DEADLINES]);
       const connections = proxy.connections;
       proxy.resetConnections = false;
       proxy.latencyMs = 0;

@@ -18,40 +18,19 @@ import {
   describe,
   expectCode,
   expectJson,
+  FAULT_DEADLINES,
   listFiles,
   reportByModel,
   snapshot,
   writeModelFiles,
 } from "./_helpers.ts";
 import { S3Sandbox, s3TestOptions } from "./_s3.ts";
-import type { ProxiedRequest, S3Proxy } from "./_s3_proxy.ts";
-
-/** Short deadlines: each call, each lock wait, the whole run as a backstop. */
-const DEADLINES = ["--call-timeout", "1s", "--lock-timeout", "2s", "--timeout", "60s"];
+import type { ProxiedRequest } from "./_s3_proxy.ts";
 
 const isBlob = (r: ProxiedRequest) => r.path.includes("/blobs/");
 /** A conditional write of a record (create, replace, delete): never retried by the guard. */
 const isRecordWrite = (r: ProxiedRequest) =>
   (r.method === "PUT" || r.method === "DELETE") && !isBlob(r);
-
-function clearFaults(proxy: S3Proxy): void {
-  proxy.failRequest = undefined;
-  proxy.resetRequest = undefined;
-  proxy.stallRequest = undefined;
-  proxy.stallBody = undefined;
-  proxy.onRequest = undefined;
-  proxy.latencyMs = 0;
-}
-
-/** The most times one request (method, path and query) was sent. */
-function mostAttempts(proxy: S3Proxy): number {
-  const n = new Map<string, number>();
-  for (const r of proxy.requests) {
-    const k = `${r.method} ${r.path}?${r.query}`;
-    n.set(k, (n.get(k) ?? 0) + 1);
-  }
-  return Math.max(0, ...n.values());
-}
 
 Deno.test({
   name:
@@ -74,10 +53,10 @@ Deno.test({
     for (const [name, inject] of faults) {
       proxy.reset();
       inject();
-      const res = await a.run(["push", "--json", ...DEADLINES]);
+      const res = await a.run(["push", "--json", ...FAULT_DEADLINES]);
       const sent = proxy.count;
-      const most = mostAttempts(proxy);
-      clearFaults(proxy);
+      const most = proxy.mostAttempts();
+      proxy.clearFaults();
       expectCode(res, 6, `push under ${name}`);
       const errors = res.stderr.split("\n").filter((l) => l.startsWith("modelsync: error: "));
       assert.ok(errors.length >= 1, `${name}\n${describe(res)}`);
@@ -128,14 +107,18 @@ Deno.test({
       seen.add(k);
       return 503;
     };
-    const push = expectCode(await a.run(["push", "--json", ...DEADLINES]), 0, "push under 503s");
+    const push = expectCode(
+      await a.run(["push", "--json", ...FAULT_DEADLINES]),
+      0,
+      "push under 503s",
+    );
     const rows = reportByModel(expectJson(push, "modelsync.push/1"));
     assert.deepEqual([rows.get("vpc/m1")?.status, rows.get("vpc/m2")?.status], [
       "pushed",
       "pushed",
     ]);
     assert.ok(proxy.requests.filter((r) => r.status === 503).length >= 6, proxy.summary());
-    clearFaults(proxy);
+    proxy.clearFaults();
     assert.deepEqual(await s3.store.integrityProblems(), []);
 
     // A fresh pull: the first GET of each blob is reset, the second stalls after 1000 bytes.
@@ -152,8 +135,8 @@ Deno.test({
         ? 1_000
         : undefined;
     proxy.reset();
-    const pull = await b.run(["pull", "--json", ...DEADLINES]);
-    clearFaults(proxy);
+    const pull = await b.run(["pull", "--json", ...FAULT_DEADLINES]);
+    proxy.clearFaults();
     expectCode(pull, 0, `pull through resets and stalls\n${proxy.summary()}`);
     assert.ok(
       [...gets.values()].some((n) => n >= 3),
@@ -185,9 +168,9 @@ Deno.test({
     // Every blob body stalls after 2000 bytes: the idle deadline fires on each attempt.
     proxy.stallBody = (r, status) => (isBlob(r) && status === 200 ? 2_000 : undefined);
     proxy.reset();
-    const stalled = await b.run(["pull", "--json", ...DEADLINES]);
-    const most = mostAttempts(proxy);
-    clearFaults(proxy);
+    const stalled = await b.run(["pull", "--json", ...FAULT_DEADLINES]);
+    const most = proxy.mostAttempts();
+    proxy.clearFaults();
     expectCode(stalled, 6, "pull whose downloads always stall");
     assert.ok(
       most >= 2 && most <= 4,
@@ -200,7 +183,7 @@ Deno.test({
     proxy.onRequest = (r) => {
       if (r.method === "GET" && isBlob(r) && ++blobGets === 2) void proxy.pause();
     };
-    const cut = await b.run(["pull", "--json", ...DEADLINES]);
+    const cut = await b.run(["pull", "--json", ...FAULT_DEADLINES]);
     proxy.onRequest = undefined;
     assert.equal(proxy.paused, true, proxy.summary());
     expectCode(cut, 6, "pull while the server stops");

@@ -155,11 +155,11 @@ export class BlobStore {
     const { signal, range } = opts;
     signal?.throwIfAborted();
     const path = this.path(hash);
-    if (this.syncSmallIo && range === undefined) {
-      const small = readSmallSync(path, hash);
-      if (small !== undefined) return small;
-    }
-    const file = await Deno.open(path, { read: true }).catch((err) => {
+    const sync = this.syncSmallIo && range === undefined;
+    const opened = sync
+      ? Promise.resolve().then(() => Deno.openSync(path, { read: true }))
+      : Deno.open(path, { read: true });
+    const file = await opened.catch((err) => {
       throw isNotFound(err) ? missingBlob(hash, `(${path})`) : fsFail(err, "open blob", path);
     });
     let limit = range?.length;
@@ -168,7 +168,8 @@ export class BlobStore {
       // The size read once: each read asks for no more than is left, and
       // the stream ends without an extra read to find the end (most blobs
       // are small: one read of exactly their size).
-      else limit = (await file.stat()).size;
+      else limit = sync ? file.statSync().size : (await file.stat()).size;
+      if (sync && limit! <= SYNC_WRITE_BYTES) return readWholeSync(file, limit!);
     } catch (err) {
       file.close();
       throw fsFail(err, "read blob", path);
@@ -218,41 +219,27 @@ export class BlobStore {
 }
 
 /**
- * A blob of at most {@linkcode SYNC_WRITE_BYTES} read whole with
- * synchronous calls (on a local disk an async open, stat and read cost
- * several times the read itself, and a first pull reads one per file), as
- * a one-chunk stream; `undefined` when the blob is larger (streamed
- * instead).
+ * A small blob (at most {@linkcode SYNC_WRITE_BYTES}, on a local disk) read
+ * whole with synchronous calls and closed (an async read costs several times
+ * the read itself, and a first pull reads one per file), as a one-chunk
+ * stream.
  */
-function readSmallSync(path: string, hash: string): ReadableStream<Uint8Array> | undefined {
-  let file: Deno.FsFile;
-  try {
-    file = Deno.openSync(path, { read: true });
-  } catch (err) {
-    throw isNotFound(err) ? missingBlob(hash, `(${path})`) : fsFail(err, "open blob", path);
+function readWholeSync(file: Deno.FsFile, size: number): ReadableStream<Uint8Array> {
+  const buf = new Uint8Array(size);
+  let off = 0;
+  while (off < size) {
+    const n = file.readSync(buf.subarray(off));
+    if (n === null) break; // shrank since the stat: the hash check downstream tells
+    off += n;
   }
-  try {
-    const size = file.statSync().size;
-    if (size > SYNC_WRITE_BYTES) return undefined;
-    const buf = new Uint8Array(size);
-    let off = 0;
-    while (off < size) {
-      const n = file.readSync(buf.subarray(off));
-      if (n === null) break; // shrank since the stat: the hash check downstream tells
-      off += n;
-    }
-    const bytes = off === size ? buf : buf.subarray(0, off);
-    return new ReadableStream<Uint8Array>({
-      start(ctrl) {
-        if (bytes.length > 0) ctrl.enqueue(bytes);
-        ctrl.close();
-      },
-    });
-  } catch (err) {
-    throw fsFail(err, "read blob", path);
-  } finally {
-    file.close();
-  }
+  file.close();
+  const bytes = off === size ? buf : buf.subarray(0, off);
+  return new ReadableStream<Uint8Array>({
+    start(ctrl) {
+      if (bytes.length > 0) ctrl.enqueue(bytes);
+      ctrl.close();
+    },
+  });
 }
 
 let fsModule: Promise<typeof import("node:fs")> | undefined;
