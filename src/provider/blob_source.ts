@@ -152,3 +152,13 @@ export async function* checkedChunks(
     source.onRead?.(held.byteLength);
   }
 }
+
+/** `bytes` as a stream of one chunk (none when empty): content already in memory. */
+export function oneChunkStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(ctrl) {
+      if (bytes.length > 0) ctrl.enqueue(bytes);
+      ctrl.close();
+    },
+  });
+}

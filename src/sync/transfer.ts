@@ -18,7 +18,7 @@ import {
   type PackLocation,
   packSpans,
 } from "../model/pack.ts";
-import { readCheckedSource } from "../provider/blob_source.ts";
+import { oneChunkStream, readCheckedSource } from "../provider/blob_source.ts";
 import type { FileState } from "./three_way.ts";
 import { fileDirClashes } from "./states.ts";
 import { Backoff, runPool, sleep } from "../async.ts";
@@ -242,7 +242,7 @@ async function fetchPacked(
       const from = st.pack!.offset - (ranged ? span.offset : 0);
       // A pack that is gone: the file's content as a blob of its own (what
       // "modelsync push" of the model stores again to repair a lost pack).
-      const body = bytes === null ? await ownBlob(s, model, p, st, opts.signal) : oneChunk(
+      const body = bytes === null ? await ownBlob(s, model, p, st, opts.signal) : oneChunkStream(
         from >= 0 && from + st.size <= bytes.length
           ? bytes.subarray(from, from + st.size)
           : bytes.subarray(0, 0), // outside what the pack holds: the hash check refuses it
@@ -358,16 +358,7 @@ export async function openContent(
   });
   // A pack that is gone: the content as a blob of its own, if it is one (else NotFound).
   if (bytes === null) return await s.provider.getBlob(st.sha256, opts);
-  return oneChunk(ranged ? bytes : bytes.subarray(offset, offset + st.size));
-}
-
-function oneChunk(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    start(ctrl) {
-      if (bytes.length > 0) ctrl.enqueue(bytes);
-      ctrl.close();
-    },
-  });
+  return oneChunkStream(ranged ? bytes : bytes.subarray(offset, offset + st.size));
 }
 
 /** Downloads from this size up report progress chunk by chunk. */

@@ -12,6 +12,7 @@ import {
   checkBlobHash,
   checkedChunks,
   missingBlob,
+  oneChunkStream,
   readCheckedSource,
 } from "../../provider/blob_source.ts";
 import type { BlobListing, BlobSource, ByteRange, Page } from "../../provider/contract.ts";
@@ -233,13 +234,7 @@ function readWholeSync(file: Deno.FsFile, size: number): ReadableStream<Uint8Arr
     off += n;
   }
   file.close();
-  const bytes = off === size ? buf : buf.subarray(0, off);
-  return new ReadableStream<Uint8Array>({
-    start(ctrl) {
-      if (bytes.length > 0) ctrl.enqueue(bytes);
-      ctrl.close();
-    },
-  });
+  return oneChunkStream(off === size ? buf : buf.subarray(0, off));
 }
 
 let fsModule: Promise<typeof import("node:fs")> | undefined;
