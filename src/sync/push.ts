@@ -28,6 +28,7 @@ import {
   fileDirClashes,
   isRollback,
   localStates,
+  ownBlobs,
   packLocations,
   sameStates,
   statesOf,
@@ -103,7 +104,7 @@ export async function uploadBeforeLock(
     // As under the lock: the head's packs keep their content (unless packing is off), and
     // content it names as blobs of their own is asked about as such.
     stored: pack ? packLocations(files) : new Map(),
-    named: new Set(files.filter((f) => f.link === undefined && !f.pack).map((f) => f.sha256)),
+    named: ownBlobs(files),
     pack,
   });
   return {
@@ -327,10 +328,7 @@ export async function pushModel(
         ? new Map([...packLocations(remoteStates.values()), ...packedHere])
         : new Map<string, PackLocation>();
       // Content the head names as blobs of their own (large files; files pushed before packs).
-      const named = new Set<string>();
-      for (const st of remoteStates.values()) {
-        if (st.link === undefined && st.pack === undefined) named.add(st.sha256);
-      }
+      const named = ownBlobs(remoteStates.values());
       const moved = await uploadMissing(s, items, {
         signal,
         progress: opts.progress,

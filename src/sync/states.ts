@@ -63,6 +63,13 @@ export function entriesOf(
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** Content hashes of the files in `files` stored as blobs of their own (not packed, not links). */
+export function ownBlobs(files: Iterable<FileEntry | FileState>): Set<string> {
+  const out = new Set<string>();
+  for (const f of files) if (f.link === undefined && f.pack === undefined) out.add(f.sha256);
+  return out;
+}
+
 /** Content hash → pack location of every packed file in `files`. */
 export function packLocations(files: Iterable<FileEntry | FileState>): Map<string, PackLocation> {
   const out = new Map<string, PackLocation>();
