@@ -192,7 +192,9 @@ async function trial(world: World, d: Draw, index: number): Promise<void> {
   if (sha256(kept) !== mine.sha256) world.violation(`${what}: the holder's own edit was changed`);
   const after = await world.run(taker, ["lock", "status", "--json"], { allowed: [0] });
   const left = (after.doc?.locks ?? []) as unknown[];
-  if (left.length > 0) world.violation(`${what}: locks left: ${JSON.stringify(left)}`);
+  if (left.length > 0) {
+    world.violation(`${what}: locks left: ${JSON.stringify(left)}\nthe holder:\n${tail(res)}`);
+  }
   // The holder's edit goes in now (a rebase onto the other's commit), so the
   // next trial's flush has only its own model to push.
   await world.run(holder, ["push", "--json", model], { allowed: [0] });

@@ -115,20 +115,28 @@ export class PgPool {
           [String(this.callTimeoutMs), String(opts.idleMs ?? this.callTimeoutMs)],
         ),
       ];
-      let result: T;
-      try {
-        await Promise.all(begin);
-        result = await body(q);
-      } catch (err) {
-        await q("ROLLBACK").catch(() => {});
-        throw err;
-      }
+      await Promise.all(begin);
+      const result = await body(q);
       await q("COMMIT");
       return result;
     });
   }
 
-  /** Runs `fn` on a reserved connection, mapping every error. */
+  /**
+   * Runs `fn` on a reserved connection, mapping every error; a failure of
+   * `fn` rolls its transaction back.
+   *
+   * An abort (the call's deadline, a lost lease) rejects the caller at once,
+   * but never sends the server a CancelRequest: one names a backend, not a
+   * statement, so by the time it arrives it may cancel the next transaction
+   * on that connection (a lock's release, found by the stress suite). The
+   * abandoned transaction issues no further statement, ends on its
+   * connection (its statements are bounded by `statement_timeout`, a
+   * failure is rolled back), and only then is the connection released: no
+   * connection goes back to the pool inside a transaction. Its outcome is
+   * unknown to the caller, as any lost answer is, which the commit and lock
+   * protocols allow for (compare-and-swap on versions).
+   */
   async #reserved<T>(
     what: string,
     signal: AbortSignal | undefined,
@@ -136,28 +144,30 @@ export class PgPool {
   ): Promise<T> {
     signal?.throwIfAborted();
     this.transactions++;
-    const pending = new Set<{ cancel(): void }>();
-    const cancel = () => {
-      for (const p of pending) p.cancel();
-    };
-    signal?.addEventListener("abort", cancel, { once: true });
-    let reserved: postgres.ReservedSql | undefined;
+    let abandoned = false;
+    const work = (async () => {
+      const r = await this.#sql.reserve();
+      try {
+        if (abandoned) throw signal?.reason;
+        return await fn((text, params = []) => {
+          if (abandoned) return Promise.reject(signal?.reason);
+          const p = r.unsafe(text, params as postgres.ParameterOrJSON<never>[]);
+          return p.then((rows) => rows as unknown as Row[]);
+        });
+      } catch (err) {
+        // Outside a transaction this is a no-op (with a notice).
+        await r.unsafe("ROLLBACK").catch(() => {});
+        throw err;
+      } finally {
+        r.release();
+      }
+    })();
     try {
-      reserved = await this.#sql.reserve();
-      const r = reserved;
-      return await fn((text, params = []) => {
-        signal?.throwIfAborted();
-        const p = r.unsafe(text, params as postgres.ParameterOrJSON<never>[]);
-        pending.add(p);
-        return p.then((rows) => rows as unknown as Row[]).finally(() => pending.delete(p));
-      });
+      return await untilAborted(work, signal, () => abandoned = true);
     } catch (err) {
       if (err instanceof ModelsyncError) throw err;
       if (signal?.aborted) throw signal.reason;
       throw pgFail(err, this, what);
-    } finally {
-      signal?.removeEventListener("abort", cancel);
-      reserved?.release();
     }
   }
 
@@ -256,4 +266,25 @@ export function pgFail(
 
 function oneLine(text: string | undefined): string {
   return String(text ?? "").split("\n")[0].slice(0, 200);
+}
+
+/**
+ * `work`'s outcome, or `signal`'s reason as soon as it aborts (`onAbort`
+ * runs first); `work` goes on and its late outcome is dropped.
+ */
+function untilAborted<T>(
+  work: Promise<T>,
+  signal: AbortSignal | undefined,
+  onAbort: () => void,
+): Promise<T> {
+  if (signal === undefined) return work;
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => {
+      onAbort();
+      work.catch(() => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", abort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort));
+  });
 }
