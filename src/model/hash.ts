@@ -47,23 +47,27 @@ export function hashSmallFileSync(
  */
 export function readSmallFileSync(path: string, sizeHint?: number): Uint8Array {
   if (sizeHint === undefined) return Deno.readFileSync(path);
-  const file = Deno.openSync(path, { read: true });
-  try {
-    let buf = new Uint8Array(sizeHint + 1);
-    let size = 0;
-    for (;;) {
-      if (size === buf.length) {
-        const bigger = new Uint8Array(buf.length * 2);
-        bigger.set(buf);
-        buf = bigger;
-      }
-      const n = file.readSync(buf.subarray(size));
-      if (n === null) break;
-      size += n;
+  using file = Deno.openSync(path, { read: true });
+  return readToEndSync(file, sizeHint);
+}
+
+/**
+ * Reads an open file from where it stands to its end, with synchronous
+ * reads: one of exactly `sizeHint + 1` bytes and one that finds the end when
+ * the hint is right, more when the file grew.
+ */
+export function readToEndSync(file: Deno.FsFile, sizeHint: number): Uint8Array {
+  let buf = new Uint8Array(sizeHint + 1);
+  let size = 0;
+  for (;;) {
+    if (size === buf.length) {
+      const bigger = new Uint8Array(buf.length * 2);
+      bigger.set(buf);
+      buf = bigger;
     }
-    return buf.subarray(0, size);
-  } finally {
-    file.close();
+    const n = file.readSync(buf.subarray(size));
+    if (n === null) return buf.subarray(0, size);
+    size += n;
   }
 }
 

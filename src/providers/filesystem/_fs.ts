@@ -9,6 +9,7 @@
 import { dirname } from "node:path";
 import { randomBytes } from "node:crypto";
 import { DatastoreError, errnoOf, ModelsyncError, NotFoundError } from "../../errors.ts";
+import { readToEndSync } from "../../model/hash.ts";
 
 /** Codes of faults worth retrying (flaky disk, NFS server hiccup). */
 const TRANSIENT = new Set(["EIO", "EAGAIN", "EBUSY", "ETIMEDOUT", "ESTALE", "EINTR", "ECONNRESET"]);
@@ -38,6 +39,76 @@ function isAbort(err: unknown): boolean {
 }
 
 /**
+ * The file system calls of this provider, as promises, in two kinds:
+ * {@linkcode ASYNC_FS} runs Deno's async calls, each a hop to a thread pool
+ * and back; {@linkcode SYNC_FS} runs their synchronous twins, for a
+ * datastore on a local disk ({@linkcode isLocalDisk}), where a metadata
+ * call takes microseconds and the hop costs several times the call (on a
+ * first push of 1,000 models, most of the system time went to the hops of
+ * the record writes). On a network mount every call stays async: a hung
+ * server would block a synchronous call beyond any deadline.
+ */
+export interface FsCalls {
+  lstat(path: string): Promise<Deno.FileInfo>;
+  readDir(path: string): Promise<Deno.DirEntry[]>;
+  mkdir(path: string, opts?: Deno.MkdirOptions): Promise<void>;
+  link(from: string, to: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  remove(path: string): Promise<void>;
+  /** Writes a new file (create-exclusive). */
+  writeNew(path: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void>;
+  /** A whole file, and the stat of the handle that read it (so the two agree). */
+  readWithStat(path: string): Promise<{ bytes: Uint8Array; info: Deno.FileInfo }>;
+}
+
+/** Deno's async calls: for any file system, network mounts included. */
+export const ASYNC_FS: FsCalls = {
+  lstat: (path) => Deno.lstat(path),
+  readDir: (path) => Array.fromAsync(Deno.readDir(path)),
+  mkdir: (path, opts) => Deno.mkdir(path, opts),
+  link: (from, to) => Deno.link(from, to),
+  rename: (from, to) => Deno.rename(from, to),
+  remove: (path) => Deno.remove(path),
+  writeNew: (path, bytes, signal) => Deno.writeFile(path, bytes, { createNew: true, signal }),
+  async readWithStat(path) {
+    using file = await Deno.open(path, { read: true });
+    const info = await file.stat();
+    const bytes = new Uint8Array(await new Response(file.readable).arrayBuffer());
+    return { bytes, info };
+  },
+};
+
+/** The result of a synchronous call as a settled promise. */
+function settled<T>(call: () => T): Promise<T> {
+  try {
+    return Promise.resolve(call());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** Synchronous calls, for a datastore on a local disk only. */
+export const SYNC_FS: FsCalls = {
+  lstat: (path) => settled(() => Deno.lstatSync(path)),
+  readDir: (path) => settled(() => Array.from(Deno.readDirSync(path))),
+  mkdir: (path, opts) => settled(() => Deno.mkdirSync(path, opts)),
+  link: (from, to) => settled(() => Deno.linkSync(from, to)),
+  rename: (from, to) => settled(() => Deno.renameSync(from, to)),
+  remove: (path) => settled(() => Deno.removeSync(path)),
+  writeNew: (path, bytes, signal) =>
+    settled(() => {
+      signal?.throwIfAborted();
+      Deno.writeFileSync(path, bytes, { createNew: true });
+    }),
+  readWithStat: (path) =>
+    settled(() => {
+      using file = Deno.openSync(path, { read: true });
+      const info = file.statSync();
+      return { bytes: readToEndSync(file, info.size), info };
+    }),
+};
+
+/**
  * Maps an unexpected filesystem error to a one-line modelsync error naming
  * the path and a remedy. Modelsync errors and aborts pass through unchanged.
  */
@@ -58,14 +129,14 @@ export function fsFail(err: unknown, what: string, path: string): unknown {
 }
 
 /** Removes a file, ignoring "already gone" and any other error (best effort cleanup). */
-export async function removeQuietly(path: string): Promise<void> {
+export async function removeQuietly(path: string, fs: FsCalls = ASYNC_FS): Promise<void> {
   // Best effort: a leftover temp file is harmless and unique.
-  await Deno.remove(path).catch(() => {});
+  await fs.remove(path).catch(() => {});
 }
 
 /** Creates `dir` and its parents; maps errors. */
-export async function mkdirp(dir: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true }).catch((err) => {
+export async function mkdirp(dir: string, fs: FsCalls = ASYNC_FS): Promise<void> {
+  await fs.mkdir(dir, { recursive: true }).catch((err) => {
     throw fsFail(err, "create directory", dir);
   });
 }
@@ -75,15 +146,20 @@ export async function mkdirp(dir: string): Promise<void> {
  * the parent directory (not recursively when `recursive` is false: a
  * missing datastore root is never recreated) and runs `op` once more.
  */
-async function withParent<T>(path: string, op: () => Promise<T>, recursive = true): Promise<T> {
+async function withParent<T>(
+  path: string,
+  op: () => Promise<T>,
+  fs: FsCalls,
+  recursive = true,
+): Promise<T> {
   try {
     return await op();
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
-  if (recursive) await mkdirp(dirname(path));
+  if (recursive) await mkdirp(dirname(path), fs);
   else {
-    await Deno.mkdir(dirname(path)).catch((err) => {
+    await fs.mkdir(dirname(path)).catch((err) => {
       if (!isExists(err)) throw fsFail(err, "create directory", dirname(path));
     });
   }
@@ -111,47 +187,24 @@ export class TempFiles {
   /**
    * Writes `data` (bytes, or a fresh stream per attempt) to a new temp file
    * and returns its path; a failed write leaves no file. The temp directory
-   * is created when missing, never the datastore root.
+   * is created when missing, never the datastore root. Bytes go through
+   * `fs`; a stream is always written with async calls.
    */
   async write(
     data: Uint8Array | (() => ReadableStream<Uint8Array>),
-    signal?: AbortSignal,
-    tag?: string,
+    opts: { signal?: AbortSignal; tag?: string; fs?: FsCalls } = {},
   ): Promise<string> {
-    const path = this.name(tag);
+    const { signal, fs = ASYNC_FS } = opts;
+    const path = this.name(opts.tag);
     const op = () =>
-      Deno.writeFile(path, typeof data === "function" ? data() : data, { createNew: true, signal });
+      typeof data === "function"
+        ? Deno.writeFile(path, data(), { createNew: true, signal })
+        : fs.writeNew(path, data, signal);
     try {
-      await withParent(path, op, false);
+      await withParent(path, op, fs, false);
       return path;
     } catch (err) {
-      await removeQuietly(path);
-      throw fsFail(err, "write a temporary file", path);
-    }
-  }
-
-  /** {@linkcode TempFiles.write} of bytes with synchronous calls (small files on a local disk). */
-  writeSync(bytes: Uint8Array, tag?: string): string {
-    const path = this.name(tag);
-    try {
-      try {
-        Deno.writeFileSync(path, bytes, { createNew: true });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        try {
-          Deno.mkdirSync(this.dir); // it vanished; not recursive, as in write()
-        } catch (err) {
-          if (!isExists(err)) throw err;
-        }
-        Deno.writeFileSync(path, bytes, { createNew: true });
-      }
-      return path;
-    } catch (err) {
-      try {
-        Deno.removeSync(path);
-      } catch {
-        // Best effort, as removeQuietly.
-      }
+      await removeQuietly(path, fs);
       throw fsFail(err, "write a temporary file", path);
     }
   }
@@ -163,45 +216,43 @@ export class TempFiles {
  * `tmp` must be a fresh file of this call with no other link. Never removes
  * `tmp`; the caller does, in `finally`.
  */
-export async function linkExclusive(tmp: string, target: string): Promise<boolean> {
+export async function linkExclusive(
+  tmp: string,
+  target: string,
+  fs: FsCalls = ASYNC_FS,
+): Promise<boolean> {
   try {
-    await withParent(target, () => Deno.link(tmp, target));
+    await withParent(target, () => fs.link(tmp, target), fs);
     return true;
   } catch (err) {
     if (!isExists(err)) throw fsFail(err, "create", target);
     // On NFS a retransmitted link whose first reply was lost reports EEXIST
     // although it succeeded: our temp file then has a second link (man 2 open).
-    return ((await Deno.lstat(tmp).catch(() => undefined))?.nlink ?? 1) >= 2;
+    return ((await fs.lstat(tmp).catch(() => undefined))?.nlink ?? 1) >= 2;
   }
 }
 
 /** Replace: renames `tmp` over `target`, creating the target's directory when missing. */
-export async function renameInto(tmp: string, target: string, what = "replace"): Promise<void> {
-  await withParent(target, () => Deno.rename(tmp, target)).catch((err) => {
+export async function renameInto(
+  tmp: string,
+  target: string,
+  what = "replace",
+  fs: FsCalls = ASYNC_FS,
+): Promise<void> {
+  await withParent(target, () => fs.rename(tmp, target), fs).catch((err) => {
     throw fsFail(err, what, target);
   });
 }
 
-/** {@linkcode renameInto} with synchronous calls (small blobs on a local disk). */
-export function renameIntoSync(tmp: string, target: string, what = "replace"): void {
-  try {
-    try {
-      Deno.renameSync(tmp, target);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      Deno.mkdirSync(dirname(target), { recursive: true });
-      Deno.renameSync(tmp, target);
-    }
-  } catch (err) {
-    throw fsFail(err, what, target);
-  }
-}
-
 /** Reads a directory's entries; a missing directory reads as empty. */
-export async function readDirOrEmpty(dir: string, signal?: AbortSignal): Promise<Deno.DirEntry[]> {
+export async function readDirOrEmpty(
+  dir: string,
+  signal?: AbortSignal,
+  fs: FsCalls = ASYNC_FS,
+): Promise<Deno.DirEntry[]> {
   signal?.throwIfAborted();
   try {
-    return await Array.fromAsync(Deno.readDir(dir));
+    return await fs.readDir(dir);
   } catch (err) {
     if (isNotFound(err)) return [];
     throw fsFail(err, "list directory", dir);

@@ -17,12 +17,13 @@ import {
 } from "../../provider/blob_source.ts";
 import type { BlobListing, BlobSource, ByteRange, Page } from "../../provider/contract.ts";
 import {
+  ASYNC_FS,
   fsFail,
   isNotFound,
   readDirOrEmpty,
   removeQuietly,
   renameInto,
-  renameIntoSync,
+  SYNC_FS,
   type TempFiles,
 } from "./_fs.ts";
 
@@ -120,30 +121,25 @@ export class BlobStore {
     signal?.throwIfAborted();
     const target = this.path(hash);
     let tmp: string | undefined;
+    let fs = ASYNC_FS;
     try {
       if (source.kind === "file" && source.size > SMALL_BLOB_BYTES) {
         // Streamed through a temporary file; the last chunk is written only
         // once the whole file hashed to its name (checkedChunks).
         const chunks = () => ReadableStream.from(checkedChunks(hash, source as FileSource, CHUNK));
-        tmp = await this.#temps.write(chunks, signal, "b");
+        tmp = await this.#temps.write(chunks, { signal, tag: "b" });
       } else {
         const bytes = await readCheckedSource(hash, source);
         // Small blobs are written with synchronous calls on a local disk only
         // (see syncSmallIo): an async write costs several times as much.
-        if (this.syncSmallIo && bytes.length <= SYNC_WRITE_BYTES) {
-          tmp = this.#temps.writeSync(bytes, "b");
-          signal?.throwIfAborted();
-          renameIntoSync(tmp, target, "store blob");
-          tmp = undefined;
-          return;
-        }
-        tmp = await this.#temps.write(bytes, signal, "b");
+        fs = this.syncSmallIo && bytes.length <= SYNC_WRITE_BYTES ? SYNC_FS : ASYNC_FS;
+        tmp = await this.#temps.write(bytes, { signal, tag: "b", fs });
       }
       signal?.throwIfAborted();
-      await renameInto(tmp, target, "store blob");
+      await renameInto(tmp, target, "store blob", fs);
       tmp = undefined;
     } finally {
-      if (tmp !== undefined) await removeQuietly(tmp);
+      if (tmp !== undefined) await removeQuietly(tmp, fs);
     }
   }
 

@@ -21,7 +21,7 @@
 import { join } from "node:path";
 import { NotFoundError } from "../../errors.ts";
 import type * as C from "../../provider/contract.ts";
-import { fsFail, isLocalDisk, isNotFound, mkdirp, TempFiles } from "./_fs.ts";
+import { ASYNC_FS, fsFail, isLocalDisk, isNotFound, mkdirp, SYNC_FS, TempFiles } from "./_fs.ts";
 import { BlobStore } from "./blobs.ts";
 import { RecordStore } from "./records.ts";
 
@@ -114,7 +114,9 @@ export class FilesystemProvider implements C.Provider {
         `Datastore path ${this.#root} is not a directory: point the datastore at a directory.`,
       );
     }
-    this.#blobs.syncSmallIo = await isLocalDisk(this.#root);
+    const local = await isLocalDisk(this.#root);
+    this.#blobs.syncSmallIo = local;
+    this.#records.fs = local ? SYNC_FS : ASYNC_FS;
   }
 
   async init(opts: C.CallOptions = {}): Promise<void> {

@@ -20,6 +20,8 @@
 import { join } from "node:path";
 import type { Page, RecordListing, StoredRecord } from "../../provider/contract.ts";
 import {
+  ASYNC_FS,
+  type FsCalls,
   fsFail,
   isNotFound,
   linkExclusive,
@@ -57,6 +59,13 @@ function tokenOf(n: number | "f", st: Deno.FileInfo): string {
 export class RecordStore {
   readonly #root: string;
   readonly #temps: TempFiles;
+  /**
+   * The calls records are read and written with: `SYNC_FS` when the store is
+   * on a local disk (a record write is a handful of metadata calls, and an
+   * async call's hop to the thread pool costs more than the call), else
+   * `ASYNC_FS` (see `FsCalls`).
+   */
+  fs: FsCalls = ASYNC_FS;
 
   constructor(root: string, temps: TempFiles) {
     this.#root = root;
@@ -75,7 +84,7 @@ export class RecordStore {
   async #current(dir: string, signal?: AbortSignal): Promise<Current | null> {
     let st: Deno.FileInfo;
     try {
-      st = await Deno.lstat(dir);
+      st = await this.fs.lstat(dir);
     } catch (err) {
       if (isNotFound(err)) return null;
       throw fsFail(err, "read record", dir);
@@ -84,11 +93,11 @@ export class RecordStore {
       return { n: 0, path: dir, token: tokenOf("f", st), deleted: false, mtimeMs: mtime(st) };
     }
     for (let attempt = 0; attempt < RETRIES; attempt++) {
-      const n = highest(await readDirOrEmpty(dir, signal));
+      const n = highest(await readDirOrEmpty(dir, signal, this.fs));
       if (n === 0) return null;
       const path = join(dir, `${pad(n)}.json`);
       try {
-        const v = await Deno.lstat(path);
+        const v = await this.fs.lstat(path);
         return { n, path, token: tokenOf(n, v), deleted: v.size === 0, mtimeMs: mtime(v) };
       } catch (err) {
         if (!isNotFound(err)) throw fsFail(err, "read record", path);
@@ -103,25 +112,19 @@ export class RecordStore {
     for (let attempt = 0; attempt < RETRIES; attempt++) {
       const cur = await this.#current(dir, signal);
       if (cur === null || cur.deleted) return null;
-      let file: Deno.FsFile;
+      let read: { bytes: Uint8Array; info: Deno.FileInfo };
       try {
-        file = await Deno.open(cur.path, { read: true });
+        // The token from the open handle names exactly the bytes read.
+        read = await this.fs.readWithStat(cur.path);
       } catch (err) {
         if (isNotFound(err)) continue; // replaced meanwhile
         throw fsFail(err, "read record", cur.path);
       }
-      try {
-        // The token from the open handle names exactly the bytes read.
-        const st = await file.stat();
-        const bytes = new Uint8Array(await new Response(file.readable).arrayBuffer());
-        return {
-          bytes,
-          version: tokenOf(cur.n === 0 ? "f" : cur.n, st),
-          modifiedMs: mtime(st),
-        };
-      } catch (err) {
-        throw fsFail(err, "read record", cur.path);
-      }
+      return {
+        bytes: read.bytes,
+        version: tokenOf(cur.n === 0 ? "f" : cur.n, read.info),
+        modifiedMs: mtime(read.info),
+      };
     }
     throw fsFail(new Error("it keeps changing"), "read record", dir);
   }
@@ -156,7 +159,7 @@ export class RecordStore {
     if (cur === null || cur.deleted || cur.token !== version) return false;
     if (cur.n === 0) {
       try {
-        await Deno.remove(cur.path);
+        await this.fs.remove(cur.path);
         return true;
       } catch (err) {
         if (isNotFound(err)) return false;
@@ -189,7 +192,7 @@ export class RecordStore {
     signal: AbortSignal | undefined,
     visit: (key: string, path: string) => Promise<void>,
   ): Promise<void> {
-    const entries = await readDirOrEmpty(dir, signal);
+    const entries = await readDirOrEmpty(dir, signal, this.fs);
     if (rel !== "" && highest(entries) > 0) {
       await visit(rel.slice(0, -1), dir);
       return;
@@ -212,36 +215,38 @@ export class RecordStore {
     bytes: Uint8Array,
     signal?: AbortSignal,
   ): Promise<string | null> {
-    const tmp = await this.#temps.write(bytes, signal, "r");
+    const fs = this.fs;
+    const tmp = await this.#temps.write(bytes, { signal, tag: "r", fs });
     const target = join(dir, `${pad(n + 1)}.json`);
     try {
-      if (!(await linkExclusive(tmp, target))) return null;
+      if (!(await linkExclusive(tmp, target, fs))) return null;
       // Our number may have been written and cleaned up before (a faster
       // writer moved on): then a higher version exists and we lost.
-      const entries = await readDirOrEmpty(dir, signal);
+      const entries = await readDirOrEmpty(dir, signal, fs);
       if (highest(entries) > n + 1) {
-        await removeQuietly(target);
+        await removeQuietly(target, fs);
         return null;
       }
-      const st = await Deno.lstat(tmp).catch(() => undefined);
+      const st = await fs.lstat(tmp).catch(() => undefined);
       for (const e of entries) {
         const m = VERSION.exec(e.name);
-        if (m !== null && Number(m[1]) <= n) await removeQuietly(join(dir, e.name));
+        if (m !== null && Number(m[1]) <= n) await removeQuietly(join(dir, e.name), fs);
       }
       return st === undefined ? `${n + 1}.unknown` : tokenOf(n + 1, st);
     } finally {
-      await removeQuietly(tmp);
+      await removeQuietly(tmp, fs);
     }
   }
 
   /** A plain-file (format-1) record replaced by rename: only `migrate` does this. */
   async #replacePlain(cur: Current, bytes: Uint8Array, signal?: AbortSignal): Promise<string> {
-    const tmp = await this.#temps.write(bytes, signal, "r");
+    const fs = this.fs;
+    const tmp = await this.#temps.write(bytes, { signal, tag: "r", fs });
     try {
-      await renameInto(tmp, cur.path);
-      return tokenOf("f", await Deno.lstat(cur.path));
+      await renameInto(tmp, cur.path, "replace", fs);
+      return tokenOf("f", await fs.lstat(cur.path));
     } finally {
-      await removeQuietly(tmp);
+      await removeQuietly(tmp, fs);
     }
   }
 }
