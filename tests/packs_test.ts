@@ -196,3 +196,25 @@ Deno.test("packs: gc rewrites a pack that is mostly garbage: its live files beco
   files.set("new.txt", new TextEncoder().encode("new\n"));
   await assertSameFiles(c, "vpc/m1", files);
 });
+
+Deno.test("packs: a push of thousands of small files builds its packs on worker threads; pull lands every byte and verify --read-data is clean", async () => {
+  await using sb = await Sandbox.create();
+  const a = await sb.repo("a");
+  const b = await sb.repo("b");
+  // Over PackWorkers' threshold (2,000 changed files in a run), in 3 models.
+  const models = ["fleet/w1", "fleet/w2", "fleet/w3"];
+  const files = new Map<string, Map<string, Uint8Array>>();
+  for (const [i, model] of models.entries()) {
+    files.set(model, await writeModelFiles(a, model, { count: 700, size: 300, seed: 40 + i }));
+  }
+  expectCode(await a.run(["push"]), 0, "push");
+  for (const model of models) {
+    const m = (await sb.datastore.current(model))!;
+    assert.equal(m.files.filter((f) => f.pack !== undefined).length, 700, `${model}: packed`);
+  }
+  assert.deepEqual(await sb.datastore.integrityProblems(), []);
+  expectCode(await b.run(["pull"]), 0, "pull");
+  for (const model of models) await assertSameFiles(b, model, files.get(model)!);
+  const verify = expectCode(await b.run(["verify", "--read-data", "--json"]), 0, "verify");
+  assert.deepEqual(verifyProblems(verify), []);
+});

@@ -19,6 +19,7 @@ import { formatRef, type ModelRef } from "../model/ref.ts";
 import type { ScanResult } from "../repo/scan.ts";
 import type { Lease } from "../lock/mod.ts";
 import type { ModelReport } from "./report.ts";
+import type { PackWorkers } from "./pack_pool.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
 import {
@@ -90,7 +91,14 @@ export function localItems(s: RepoSession, scan: ScanResult): UploadItem[] {
 export async function uploadBeforeLock(
   s: RepoSession,
   scan: ScanResult,
-  opts: { mark: GcMark; listed: boolean; signal: AbortSignal; progress: Progress },
+  opts: {
+    mark: GcMark;
+    listed: boolean;
+    signal: AbortSignal;
+    progress: Progress;
+    /** Worker threads that build the packs (else they are built in-process). */
+    packer?: PackWorkers;
+  },
 ): Promise<Staged> {
   const started = Date.now();
   const head = opts.listed
@@ -106,6 +114,7 @@ export async function uploadBeforeLock(
     stored: pack ? packLocations(files) : new Map(),
     named: ownBlobs(files),
     pack,
+    packer: opts.packer,
   });
   return {
     mark: opts.mark,

@@ -26,6 +26,7 @@ import { readGcMark } from "../model/gc_mark.ts";
 import { pullModel, type Resolution } from "./pull.ts";
 import { exitCodeFor, failureReport, type ModelReport, summarize, type Summary } from "./report.ts";
 import { runPool } from "../async.ts";
+import { PackWorkers } from "./pack_pool.ts";
 import type { RepoSession } from "./session.ts";
 import { checkSyncable, isRollback, packLocations, refreshedBase, scanAgainst } from "./states.ts";
 import { requireDataDir } from "./data_dir.ts";
@@ -169,27 +170,40 @@ async function stageUploads(
     pending.clear();
     return staged;
   }
-  await runPool(models, { jobs: s.jobs }, async (model) => {
-    const key = formatRef(model);
-    const started = Date.now();
-    try {
-      s.signal.throwIfAborted();
-      // Unpacked for the uploads only: the packed scan stays for the commit.
-      const scan = unpackScan(pending.get(key)!.scan);
-      staged.set(
-        key,
-        await uploadBeforeLock(s, scan, {
-          mark,
-          listed: opts.listed.has(key),
-          signal: s.signal,
-          progress: opts.progress,
-        }),
-      );
-    } catch (err) {
-      pending.delete(key);
-      opts.reports.push(failureReport(model, err, Date.now() - started));
-    }
-  });
+  // Many new or changed files: their packs are built on worker threads.
+  let changed = 0;
+  for (const { scan } of pending.values()) {
+    changed += "packed" in scan
+      ? scan.added.length + scan.modified.length
+      : scan.changes.added.length + scan.changes.modified.length;
+  }
+  const packer = s.config.packSmallFiles === false ? undefined : PackWorkers.forFiles(changed);
+  try {
+    await runPool(models, { jobs: s.jobs }, async (model) => {
+      const key = formatRef(model);
+      const started = Date.now();
+      try {
+        s.signal.throwIfAborted();
+        // Unpacked for the uploads only: the packed scan stays for the commit.
+        const scan = unpackScan(pending.get(key)!.scan);
+        staged.set(
+          key,
+          await uploadBeforeLock(s, scan, {
+            mark,
+            listed: opts.listed.has(key),
+            signal: s.signal,
+            progress: opts.progress,
+            packer,
+          }),
+        );
+      } catch (err) {
+        pending.delete(key);
+        opts.reports.push(failureReport(model, err, Date.now() - started));
+      }
+    });
+  } finally {
+    packer?.close();
+  }
   return staged;
 }
 

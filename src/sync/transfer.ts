@@ -22,6 +22,7 @@ import { oneChunkStream, readCheckedSource } from "../provider/blob_source.ts";
 import type { FileState } from "./three_way.ts";
 import { fileDirClashes } from "./states.ts";
 import { Backoff, runPool, sleep } from "../async.ts";
+import type { PackWorkers } from "./pack_pool.ts";
 import type { Progress } from "./progress.ts";
 import type { RepoSession } from "./session.ts";
 
@@ -98,6 +99,8 @@ export async function uploadMissing(
     present?: ReadonlySet<string>;
     pack?: boolean;
     fresh?: boolean;
+    /** Worker threads that build the packs (else they are built here). */
+    packer?: PackWorkers;
   },
 ): Promise<Uploaded> {
   const unique = new Map<string, UploadItem>();
@@ -164,6 +167,16 @@ export async function uploadMissing(
   }
   await Promise.all([
     runPool(groups, { jobs: Math.min(s.jobs, PACK_WRITE_JOBS), signal }, async (group) => {
+      const built = await opts.packer?.build(group, signal);
+      if (built) {
+        opts.progress.advance(group.length, built.size);
+        await s.provider.putBlob(built.sha256, { kind: "bytes", bytes: built.bytes }, { signal });
+        group.forEach((it, i) =>
+          packed.set(it.sha256, { blob: built.sha256, offset: built.offsets[i] })
+        );
+        bytes += built.size;
+        return;
+      }
       const builder = new PackBuilder();
       const offsets: number[] = [];
       for (const it of group) {
