@@ -76,3 +76,34 @@ Deno.test("hashBytes agrees with node:crypto on both sides of the JavaScript/nat
     assert.equal(hashBytes(bytes), createHash("sha256").update(bytes).digest("hex"), `n=${n}`);
   }
 });
+
+Deno.test("hashBytes gives the same hashes without FFI (the portable path) as with it", async () => {
+  const sizes = [0, 1, 64, 1024, JS_HASH_MAX_BYTES, JS_HASH_MAX_BYTES + 1, 100_000];
+  const script = `
+    import { hashBytes } from ${JSON.stringify(new URL("./hash.ts", import.meta.url).href)};
+    const out = [];
+    for (const n of ${JSON.stringify(sizes)}) {
+      out.push(hashBytes(new Uint8Array(n).map((_, i) => (i * 131 + 7) & 0xff)));
+    }
+    console.log(JSON.stringify([Deno.permissions.querySync({ name: "ffi" }).state, ...out]));`;
+  const root = new URL("../../", import.meta.url).pathname;
+  const file = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(file, script);
+  // No --allow-ffi: the hash cannot take the native path.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--config", `${root}deno.json`, file],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output().finally(() => Deno.remove(file));
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const [ffi, ...portable] = JSON.parse(new TextDecoder().decode(out.stdout)) as string[];
+  assert.notEqual(ffi, "granted");
+  const here = sizes.map((n) => hashBytes(new Uint8Array(n).map((_, i) => (i * 131 + 7) & 0xff)));
+  assert.deepEqual(portable, here);
+  for (const [i, n] of sizes.entries()) {
+    const bytes = new Uint8Array(n).map((_, i) => (i * 131 + 7) & 0xff);
+    assert.equal(here[i], createHash("sha256").update(bytes).digest("hex"), `n=${n}`);
+  }
+});
