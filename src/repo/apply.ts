@@ -44,7 +44,8 @@ export function tmpDir(repoDir: string): string {
  * it does but its length differs from `expected.size`, the manifest that
  * gave that size is corrupt (the blob is intact). Either way the temporary
  * file is removed and a {@linkcode CorruptError} (exit 6) is thrown. `what`
- * names the file for that message. Returns the temporary path.
+ * names the file for that message. Returns the temporary path; the file
+ * has mode 0644 exactly, whatever the umask.
  */
 export async function downloadToTmp(
   repoDir: string,
@@ -66,6 +67,8 @@ export async function downloadToTmp(
   let size = 0;
   let ok = false;
   try {
+    // Exactly 0644 whatever the umask, as writeFileSync with a mode makes a small one.
+    await Deno.chmod(path, 0o644);
     for (;;) {
       opts.signal?.throwIfAborted();
       const { done, value } = await reader.read();
@@ -300,19 +303,22 @@ export async function placeFile(
   // Synchronous calls from here: metadata calls in the working tree take
   // microseconds, an async one a hop to a thread pool, and a pull makes a
   // few per file.
-  const existing = lstatEntry(target);
-  if (existing?.isDirectory) {
-    throw new ConflictError(
-      `Cannot write ${entry.path} of ${formatRef(model)}: a directory is in the way. ` +
-        `Move it aside and run "modelsync pull" again.`,
-      { paths: [entry.path] },
-    );
-  }
-  Deno.chmodSync(tmpPath, entry.executable ? 0o755 : 0o644);
+  // The temporary file has mode 0644 exactly (downloadToTmp).
+  if (entry.executable) Deno.chmodSync(tmpPath, 0o755);
   try {
-    // rename replaces a symlink at `target` itself; it never writes through it.
+    // rename replaces a file or a symlink at `target` itself; it never writes
+    // through a link, and refuses to replace a directory (EISDIR), which is
+    // asked of it rather than of a lookup before (a first pull lands into
+    // nothing, and a lookup per file of nothing adds up).
     Deno.renameSync(tmpPath, target);
   } catch (err) {
+    if (err instanceof Deno.errors.IsADirectory || lstatEntry(target)?.isDirectory) {
+      throw new ConflictError(
+        `Cannot write ${entry.path} of ${formatRef(model)}: a directory is in the way. ` +
+          `Move it aside and run "modelsync pull" again.`,
+        { paths: [entry.path] },
+      );
+    }
     if (!isCrossDevice(err)) throw err;
     // dataDir on another filesystem: copy beside the target, then rename.
     const near = join(parent, `.modelsync-${randomBytes(8).toString("hex")}.part`);
@@ -326,7 +332,7 @@ export async function placeFile(
     }
     await Deno.remove(tmpPath).catch(() => {});
   }
-  const info = Deno.lstatSync(target);
+  const info = lstatEntry(target) ?? Deno.lstatSync(target);
   return { mtimeMs: info.mtime?.getTime() ?? 0, size: info.size };
 }
 

@@ -100,6 +100,25 @@ Deno.test("placeFile lands by rename with the right mode and reports mtime and s
   });
 });
 
+Deno.test("placeFile lands 0644 and 0755 whatever the umask, small and large downloads", async () => {
+  await withTempDir(async (repo) => {
+    const old = Deno.umask(0o077);
+    try {
+      const large = "x".repeat(2 * 1024 * 1024);
+      for (const [i, text] of ["small\n", large].entries()) {
+        for (const executable of [false, true]) {
+          const path = `m${i}-${executable}`;
+          await placeFile(repo, M, { path, executable }, await download(repo, text), OPTS);
+          const mode = (await Deno.lstat(join(repo, "models/@acme/vpc/m1", path))).mode! & 0o777;
+          assert.equal(mode, executable ? 0o755 : 0o644, path);
+        }
+      }
+    } finally {
+      Deno.umask(old);
+    }
+  });
+});
+
 Deno.test("placeFile refuses escaping paths and writes nothing", async () => {
   await withTempDir(async (repo) => {
     for (const path of ["../evil", "a/../../evil", "/etc/evil", "a//b", "a\\b", "", "./a"]) {
@@ -165,6 +184,12 @@ Deno.test("placeFile reports a file or directory in the way as a conflict", asyn
       placeFile(repo, M, { path: "dir", executable: false }, tmp, OPTS),
       ConflictError,
     );
+    await Deno.writeTextFile(join(repo, "models/@acme/vpc/m1/dir/inside"), "kept");
+    await assert.rejects(
+      placeFile(repo, M, { path: "dir", executable: false }, tmp, OPTS),
+      ConflictError,
+    );
+    assert.equal(await Deno.readTextFile(join(repo, "models/@acme/vpc/m1/dir/inside")), "kept");
     assert.equal(await Deno.readTextFile(join(repo, "models/@acme/vpc/m1/file")), "mine");
   });
 });

@@ -78,3 +78,20 @@ Deno.test({
     });
   },
 });
+
+Deno.test("lstatEntry: size and mtime are what Deno.lstatSync reports, to the millisecond", async () => {
+  await withTempDir(async (dir) => {
+    const f = join(dir, "f");
+    await Deno.writeFile(f, new Uint8Array(123_457));
+    // A time with a sub-millisecond part, and one before 1970.
+    for (const when of [new Date(1_700_000_000_123.75), new Date(-86_400_000 + 5)]) {
+      await Deno.utime(f, when, when);
+      const want = Deno.lstatSync(f);
+      const got = lstatEntry(f)!;
+      assert.equal(got.size, want.size);
+      assert.equal(got.mtime?.getTime(), want.mtime?.getTime());
+      assert.equal(got.isFile, true);
+      assert.equal(got.isDirectory || got.isSymlink, false);
+    }
+  });
+});

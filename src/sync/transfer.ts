@@ -10,7 +10,7 @@ import { ConflictError, CorruptError, isRetryable, NotFoundError } from "../erro
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { writeLanding } from "../model/landing.ts";
 import { assertNamesFit, downloadToTmp, placeFile, placeLink, removeFile } from "../repo/apply.ts";
-import { lstatEntry } from "../repo/entry.ts";
+import { type Entry, lstatEntry } from "../repo/entry.ts";
 import {
   isPackable,
   PACK_TARGET_BYTES,
@@ -571,20 +571,31 @@ export async function landingClashes(
   const out = new Set(fileDirClashes(after));
   const removes = new Set(opts.paths.filter((p) => !opts.remote.has(p)));
   const dir = modelDir(s, model);
+  // Each parent directory is looked up once for all the files under it.
+  const parents = new Map<string, Entry | null>();
+  const parentEntry = (rel: string) => {
+    let info = parents.get(rel);
+    if (info === undefined) parents.set(rel, info = lstatEntry(path.join(dir, rel)));
+    return info;
+  };
   for (const p of opts.paths) {
     if (!opts.remote.has(p)) continue;
     const segs = p.split("/");
     let blocked = false;
+    let absent = false;
     for (let i = 1; i < segs.length; i++) {
       const parent = segs.slice(0, i).join("/");
-      const info = lstatEntry(path.join(dir, ...segs.slice(0, i)));
-      if (info === null) break;
+      const info = parentEntry(parent);
+      if (info === null) {
+        absent = true;
+        break;
+      }
       if (info.isDirectory) continue;
       if (!removes.has(parent)) out.add(parent);
       blocked = true;
       break;
     }
-    if (blocked) continue;
+    if (blocked || absent) continue; // nothing can be at a path whose parent is not there
     const info = lstatEntry(path.join(dir, ...segs));
     if (info?.isDirectory && !(await emptiedByRemovals(path.join(dir, ...segs), p, removes))) {
       out.add(p);
@@ -628,7 +639,7 @@ async function assertUntouched(
   }
 }
 
-function sameStat(st: Deno.FileInfo | undefined, want: { size: number; mtimeMs: number }): boolean {
+function sameStat(st: Entry | undefined, want: { size: number; mtimeMs: number }): boolean {
   return st !== undefined && st.size === want.size &&
     Math.abs((st.mtime?.getTime() ?? 0) - want.mtimeMs) < 1;
 }
