@@ -225,16 +225,34 @@ function checkPath(model: ModelRef, path: string): void {
   }
 }
 
+/** Which directory a path named when it was checked (`lstatEntry`'s inode and device). */
+export interface DirId {
+  ino: number;
+  dev: number;
+}
+
 /**
  * Makes sure every directory from the TYPE level down to `segs` exists as a
  * real directory inside the data folder: never through a symlink, never
- * replacing anything. Returns the absolute path of the last one.
+ * replacing anything. Returns the absolute path of the last one. With
+ * `verified`, a directory checked so before is checked again by one lookup
+ * of its path, which must still name the same directory: files land only in
+ * directories checked to be real ones inside the data folder.
  */
 function ensureDirs(
   root: string,
   segs: string[],
-  ctx: { model: ModelRef; file: string; inModelFrom: number },
+  ctx: { model: ModelRef; file: string; inModelFrom: number; verified?: Map<string, DirId> },
 ): string {
+  const last = join(root, ...segs);
+  const known = ctx.verified?.get(last);
+  if (known !== undefined) {
+    // Checked before in this landing: one lookup tells whether the path
+    // still names that directory (a level swapped for a symlink or a file,
+    // or a directory made anew, does not; then every level is checked).
+    const now = lstatEntry(last);
+    if (now?.isDirectory && now.ino === known.ino && now.dev === known.dev) return last;
+  }
   let dir = root;
   for (let i = 0; i < segs.length; i++) {
     dir = join(dir, segs[i]);
@@ -245,9 +263,14 @@ function ensureDirs(
       } catch (err) {
         if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
       }
-      info = Deno.lstatSync(dir);
+      info = lstatEntry(dir) ?? Deno.lstatSync(dir);
     }
-    if (info.isDirectory) continue;
+    if (info.isDirectory) {
+      if (i === segs.length - 1 && ctx.verified && info.ino !== null && info.dev !== null) {
+        ctx.verified.set(last, { ino: info.ino, dev: info.dev });
+      }
+      continue;
+    }
     const where = i < ctx.inModelFrom ? dir : segs.slice(ctx.inModelFrom, i + 1).join("/");
     if (info.isSymlink) {
       throw new UsageError(
@@ -279,11 +302,17 @@ export async function placeFile(
     dataDir: string;
     /**
      * Data folders already made by this landing (made once, not per file).
-     * Every directory inside one is still checked per file (a cheap
-     * synchronous lstat each): one swapped for a symlink while files land
-     * must stop the landing, never be written through.
+     * Every directory inside one is still checked per file: one swapped for
+     * a symlink while files land must stop the landing, never be written
+     * through.
      */
     knownDirs?: Set<string>;
+    /**
+     * The directories this landing checked, and which each was: a file's
+     * directory checked before is checked again by one lookup, not one per
+     * level (see `ensureDirs`).
+     */
+    verifiedDirs?: Map<string, DirId>;
   },
 ): Promise<{ mtimeMs: number; size: number }> {
   checkPath(model, entry.path);
@@ -298,6 +327,7 @@ export async function placeFile(
     model,
     file: entry.path,
     inModelFrom: modelSegs.length,
+    verified: opts.verifiedDirs,
   });
   const target = join(parent, fileSegs[fileSegs.length - 1]);
   // Synchronous calls from here: metadata calls in the working tree take

@@ -3,7 +3,15 @@ import { join } from "node:path";
 import { ConflictError, CorruptError, UsageError } from "../errors.ts";
 import { hashBytes } from "../model/hash.ts";
 import type { ModelRef } from "../model/ref.ts";
-import { cleanTmp, downloadToTmp, placeFile, placeLink, removeFile, tmpDir } from "./apply.ts";
+import {
+  cleanTmp,
+  type DirId,
+  downloadToTmp,
+  placeFile,
+  placeLink,
+  removeFile,
+  tmpDir,
+} from "./apply.ts";
 import { withTempDir } from "../_with_temp_dir.ts";
 
 const M: ModelRef = { type: "@acme/vpc", id: "m1" };
@@ -273,6 +281,55 @@ Deno.test("placeLink makes the exact link, replaces a file or link in place, nev
         "victim.txt",
       ]);
       assert.deepEqual(await tmpNames(repo), [], "no temporary link is left behind");
+    } finally {
+      await Deno.remove(outside, { recursive: true });
+    }
+  });
+});
+
+Deno.test("placeFile with verifiedDirs: a checked directory swapped for a symlink is refused; one made anew is checked again", async () => {
+  await withTempDir(async (repo) => {
+    const outside = await Deno.makeTempDir();
+    try {
+      const verifiedDirs = new Map<string, DirId>();
+      const opts = { ...OPTS, verifiedDirs };
+      const dir = join(repo, "models/@acme/vpc/m1/sub");
+      await placeFile(
+        repo,
+        M,
+        { path: "sub/a", executable: false },
+        await download(repo, "a"),
+        opts,
+      );
+      assert.equal(verifiedDirs.size, 1);
+      await placeFile(
+        repo,
+        M,
+        { path: "sub/b", executable: false },
+        await download(repo, "b"),
+        opts,
+      );
+      // Swapped for a link to a directory outside: refused, nothing written there.
+      await Deno.rename(dir, join(outside, "moved"));
+      await Deno.symlink(outside, dir);
+      await assert.rejects(
+        placeFile(repo, M, { path: "sub/c", executable: false }, await download(repo, "c"), opts),
+        UsageError,
+      );
+      assert.deepEqual((await Array.fromAsync(Deno.readDir(outside))).map((e) => e.name), [
+        "moved",
+      ]);
+      // A directory made anew in its place is checked level by level, then used.
+      await Deno.remove(dir);
+      await Deno.mkdir(dir);
+      await placeFile(
+        repo,
+        M,
+        { path: "sub/d", executable: false },
+        await download(repo, "d"),
+        opts,
+      );
+      assert.equal(await Deno.readTextFile(join(dir, "d")), "d");
     } finally {
       await Deno.remove(outside, { recursive: true });
     }

@@ -30,15 +30,18 @@
  */
 
 /** What {@linkcode lstatEntry} tells of an entry: the fields of `Deno.FileInfo` callers use. */
-export type Entry = Pick<Deno.FileInfo, "isFile" | "isDirectory" | "isSymlink" | "size" | "mtime">;
+export type Entry = Pick<
+  Deno.FileInfo,
+  "isFile" | "isDirectory" | "isSymlink" | "size" | "mtime" | "ino" | "dev"
+>;
 
 /** errno values that mean "nothing at this path". */
 const ENOENT = 2;
 const ENOTDIR = 20;
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
-/** STATX_TYPE | STATX_MODE | STATX_MTIME | STATX_SIZE. */
-const STATX_MASK = 0x1 | 0x2 | 0x40 | 0x200;
+/** STATX_TYPE | STATX_MODE | STATX_MTIME | STATX_INO | STATX_SIZE. */
+const STATX_MASK = 0x1 | 0x2 | 0x40 | 0x100 | 0x200;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
@@ -90,6 +93,9 @@ function loadProbe(): Probe | null {
         isSymlink: type === S_IFLNK,
         size,
         mtime: new Date(ms),
+        ino: view.getUint32(32, true) + view.getUint32(36, true) * 2 ** 32,
+        // Not the kernel's dev_t encoding: comparable only with another lstatEntry.
+        dev: view.getUint32(136, true) * 2 ** 32 + view.getUint32(140, true),
       };
     };
   } catch {

@@ -9,7 +9,14 @@ import path from "node:path";
 import { ConflictError, CorruptError, isRetryable, NotFoundError } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { writeLanding } from "../model/landing.ts";
-import { assertNamesFit, downloadToTmp, placeFile, placeLink, removeFile } from "../repo/apply.ts";
+import {
+  assertNamesFit,
+  type DirId,
+  downloadToTmp,
+  placeFile,
+  placeLink,
+  removeFile,
+} from "../repo/apply.ts";
 import { type Entry, lstatEntry } from "../repo/entry.ts";
 import {
   isPackable,
@@ -501,6 +508,7 @@ export async function landRemote(
     }
     const mtimes = new Map<string, number>();
     const knownDirs = new Set<string>();
+    const verifiedDirs = new Map<string, DirId>();
     for (let i = 0; i < writes.length; i++) {
       const st = opts.remote.get(writes[i])!;
       await assertUntouched(s, model, [writes[i]], opts.expectLocal);
@@ -510,7 +518,7 @@ export async function landRemote(
           model,
           { path: writes[i], executable: st.executable },
           fetched.get(writes[i])!,
-          { dataDir: s.config.dataDir, knownDirs },
+          { dataDir: s.config.dataDir, knownDirs, verifiedDirs },
         )
         : await placeLink(s.repoDir, model, { path: writes[i], link: st.link }, {
           dataDir: s.config.dataDir,
