@@ -14,6 +14,7 @@
  */
 import { leavesProblem, type LinkNode, linkTargetProblem, resolveLink } from "../model/link.ts";
 import { nameProblem, needsPathCheck, STATE_DIR, syncablePathProblem } from "../model/path.ts";
+import { type Entry, lstatEntry } from "./entry.ts";
 import type { ExcludeMatcher } from "./exclude.ts";
 
 /** What links that leave their model become (see `SymlinkMode` in `./scan.ts`). */
@@ -31,9 +32,9 @@ export interface WalkContext {
   symlinks: LinkPolicy;
   signal?: AbortSignal;
   /** A regular file (or, with `follow`, the file a link leaving the model points to). */
-  onFile: (path: string, abs: string, info: Deno.FileInfo) => void;
+  onFile: (path: string, abs: string, info: Entry) => void;
   /** A link kept as a link: its exact target and the link's own lstat. */
-  onLink: (path: string, target: string, info: Deno.FileInfo) => void;
+  onLink: (path: string, target: string, info: Entry) => void;
 }
 
 const YIELD_EVERY = 4096;
@@ -175,12 +176,11 @@ function lookupNode(abs: string): LinkNode {
   return typeof target === "string" ? { link: target } : "opaque";
 }
 
-/** lstat, or undefined when the entry vanished (or its name is not what readdir showed). */
-export function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
-  try {
-    return Deno.lstatSync(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
+/**
+ * lstat, or undefined when the entry vanished (or its name is not what
+ * readdir showed): one `statx` per file through `lstatEntry`, the cost of a
+ * no-op scan.
+ */
+export function lstatOrUndefined(path: string): Entry | undefined {
+  return lstatEntry(path) ?? undefined;
 }

@@ -32,7 +32,7 @@
 /** What {@linkcode lstatEntry} tells of an entry: the fields of `Deno.FileInfo` callers use. */
 export type Entry = Pick<
   Deno.FileInfo,
-  "isFile" | "isDirectory" | "isSymlink" | "size" | "mtime" | "ino" | "dev"
+  "isFile" | "isDirectory" | "isSymlink" | "size" | "mtime" | "mode" | "ino" | "dev"
 >;
 
 /** errno values that mean "nothing at this path". */
@@ -82,7 +82,8 @@ function loadProbe(): Probe | null {
         return e === ENOENT || e === ENOTDIR ? null : undefined;
       }
       if ((view.getUint32(0, true) & STATX_MASK) !== STATX_MASK) return undefined;
-      const type = view.getUint16(28, true) & S_IFMT;
+      const mode = view.getUint16(28, true);
+      const type = mode & S_IFMT;
       const size = view.getUint32(40, true) + view.getUint32(44, true) * 2 ** 32;
       const sec = view.getUint32(112, true) + view.getInt32(116, true) * 2 ** 32;
       // Milliseconds, truncated, as Deno's FileInfo.mtime has them.
@@ -93,6 +94,7 @@ function loadProbe(): Probe | null {
         isSymlink: type === S_IFLNK,
         size,
         mtime: new Date(ms),
+        mode,
         ino: view.getUint32(32, true) + view.getUint32(36, true) * 2 ** 32,
         // Not the kernel's dev_t encoding: comparable only with another lstatEntry.
         dev: view.getUint32(136, true) * 2 ** 32 + view.getUint32(140, true),
