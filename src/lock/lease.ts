@@ -66,6 +66,8 @@ type Timer = ReturnType<typeof setTimeout>;
 
 /** Renewals {@linkcode Lease.confirm} tries before it gives up on a failing datastore. */
 const CONFIRM_ATTEMPTS = 3;
+/** Tries of a release that fails transiently before the record is left to expire. */
+const RELEASE_ATTEMPTS = 3;
 
 /**
  * A held lock, renewed every ttl/3 by `handle.renew(nonce)`. If a renewal
@@ -200,7 +202,18 @@ export class Lease {
     // after we removed it.
     if (this.#inflight) await this.#inflight;
     try {
-      await this.#handle.release(this.#record.nonce, opts);
+      // A transient failure is tried again: a release whose answer was lost
+      // finds the record gone (or not ours) the next time, and stops.
+      const backoff = new Backoff({ initialMs: 50, maxMs: 500 });
+      for (let attempt = 1;; attempt++) {
+        try {
+          await this.#handle.release(this.#record.nonce, opts);
+          break;
+        } catch (err) {
+          if (attempt >= RELEASE_ATTEMPTS || !isRetryable(err) || opts.signal?.aborted) throw err;
+          await sleep(backoff.next(), opts.signal).catch(() => {});
+        }
+      }
     } catch (err) {
       logger("lock").warn(
         "Could not release {lock} ({error}); it expires on its own within {ttl}.",

@@ -254,3 +254,32 @@ Deno.test("after a pause past the ttl, the overdue renewal does not revive the l
     await lease.release();
   }
 });
+
+Deno.test("a release that fails transiently is tried again; one that keeps failing is left to expire, with a warning", async () => {
+  for (const failures of [1, 10]) {
+    await using logs = await captureLogs();
+    const store = new MemoryLockStore();
+    const { handle, record } = await acquire(store);
+    let left = failures;
+    const flaky: LockHandle = {
+      ...handle,
+      release: (nonce, opts) => {
+        if (left-- > 0) {
+          return Promise.reject(new DatastoreError("connection reset", { retryable: true }));
+        }
+        return handle.release(nonce, opts);
+      },
+    };
+    const lease = new Lease(flaky, record, { ttlMs: 60_000 });
+    await lease.release();
+    const warned = logs.messages.some((m) => m.startsWith("Could not release the lock on vpc/m1"));
+    if (failures === 1) {
+      assert.equal(store.get("vpc/m1"), undefined, "released on the second try");
+      assert.ok(!warned);
+    } else {
+      assert.equal(store.get("vpc/m1")?.nonce, record.nonce, "left to expire");
+      assert.ok(warned);
+      assert.equal(left, failures - 3, "three tries");
+    }
+  }
+});
