@@ -12,6 +12,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import net from "node:net";
 import postgres from "postgres";
 import { DatastoreError, ModelsyncError, NotFoundError } from "../../errors.ts";
 import { describeLocation, type ResolvedPostgresConfig } from "./config.ts";
@@ -68,7 +69,45 @@ export class PgPool {
       connection: { application_name: config.applicationName },
       onnotice: (n) => log.debug("postgres notice: {message}", { message: String(n.message) }),
       debug: false,
+      // The client's documented `socket` option (absent from its types).
+      ...({ socket: () => this.#connect() } as unknown as Record<string, never>),
     });
+  }
+
+  /** Connections in a row that closed before the server answered. */
+  #failedConnects = 0;
+  /** When the next connection may be made (after one that failed). */
+  #nextConnectAt = 0;
+
+  /**
+   * A new connection to the server, made here so that attempts after a
+   * failure are spaced out: the client opens a new connection at once
+   * whenever one closes while a reservation waits, so a server (or a proxy)
+   * that resets every connection got hundreds a second until
+   * `connect_timeout`. After a connection closed before the server said
+   * anything, the next waits 25 ms, doubling up to 500 ms; the first answer
+   * from the server ends the wait.
+   */
+  async #connect(): Promise<net.Socket> {
+    const wait = this.#nextConnectAt - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const c = this.config;
+    const socket = c.socketDir === undefined
+      ? net.connect(c.port, c.host)
+      : net.connect(`${c.socketDir}/.s.PGSQL.${c.port}`);
+    // Read by the client for TLS (the server name) as on its own sockets.
+    Object.assign(socket, { host: c.host, port: c.port });
+    let answered = false;
+    socket.once("data", () => {
+      answered = true;
+      this.#failedConnects = 0;
+    });
+    socket.once("close", () => {
+      if (answered) return;
+      this.#failedConnects++;
+      this.#nextConnectAt = Date.now() + Math.min(500, 25 * 2 ** (this.#failedConnects - 1));
+    });
+    return socket;
   }
 
   /**
@@ -145,18 +184,33 @@ export class PgPool {
     signal?.throwIfAborted();
     this.transactions++;
     let abandoned = false;
+    let r: postgres.ReservedSql;
+    try {
+      // Not raced with the signal: a connection still being made is bounded
+      // by connect_timeout, and a caller that went on while its reservation
+      // waited would have the next try queue a second one (under connection
+      // resets, each pending reservation opens connection after connection).
+      r = await this.#sql.reserve();
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      throw pgFail(err, this, what);
+    }
+    if (signal?.aborted) {
+      r.release();
+      throw signal.reason;
+    }
     const work = (async () => {
-      const r = await this.#sql.reserve();
       try {
-        if (abandoned) throw signal?.reason;
         return await fn((text, params = []) => {
           if (abandoned) return Promise.reject(signal?.reason);
           const p = r.unsafe(text, params as postgres.ParameterOrJSON<never>[]);
           return p.then((rows) => rows as unknown as Row[]);
         });
       } catch (err) {
-        // Outside a transaction this is a no-op (with a notice).
-        await r.unsafe("ROLLBACK").catch(() => {});
+        // Outside a transaction this is a no-op (with a notice). A connection
+        // that broke needs none: the server ended its session, and the
+        // client would open a new connection only to send it.
+        if (!connectionLost(err)) await r.unsafe("ROLLBACK").catch(() => {});
         throw err;
       } finally {
         r.release();
@@ -202,6 +256,12 @@ const TRANSIENT_CODES = new Set(
     .split(" "),
 );
 const AUTH_STATES = new Set(["28P01", "28000"]);
+
+/** True for the client's own errors of a connection that broke (not a server's answer). */
+function connectionLost(err: unknown): boolean {
+  const code = errorCode(err) ?? "";
+  return TRANSIENT_CODES.has(code) || code.startsWith("08");
+}
 
 /** The SQLSTATE of a server error, or the client's error code. */
 export function errorCode(err: unknown): string | undefined {
