@@ -11,6 +11,7 @@
 import { createHash } from "node:crypto";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
+import { readFileNative } from "./read_native.ts";
 
 /** Files up to this size are read in one go; larger ones are streamed. */
 export const SMALL_FILE_BYTES = 4 * 1024 * 1024;
@@ -33,8 +34,9 @@ export function hashSmallFileSync(
 /**
  * Reads a whole file synchronously in four system calls (open, read, read
  * to see the end, close) when `sizeHint` is right, where `Deno.readFileSync`
- * also stats and seeks: per file of a large tree that adds up. A file that
- * grew or shrank since the hint is still read whole, up to its end.
+ * also stats and seeks: per file of a large tree that adds up (through FFI
+ * where it can: `./read_native.ts`). A file that grew or shrank since the
+ * hint is still read whole, up to its end.
  *
  * @example
  * ```ts
@@ -47,6 +49,8 @@ export function hashSmallFileSync(
  */
 export function readSmallFileSync(path: string, sizeHint?: number): Uint8Array {
   if (sizeHint === undefined) return Deno.readFileSync(path);
+  const fast = readFileNative(path, { sizeHint });
+  if (fast !== undefined) return fast;
   using file = Deno.openSync(path, { read: true });
   return readToEndSync(file, sizeHint);
 }

@@ -77,10 +77,18 @@ Deno.test("hashBytes agrees with node:crypto on both sides of the JavaScript/nat
   }
 });
 
-Deno.test("hashBytes gives the same hashes without FFI (the portable path) as with it", async () => {
+Deno.test("hashBytes and readSmallFileSync give the same results without FFI (the portable paths) as with it", async () => {
   const sizes = [0, 1, 64, 1024, JS_HASH_MAX_BYTES, JS_HASH_MAX_BYTES + 1, 100_000];
   const script = `
-    import { hashBytes } from ${JSON.stringify(new URL("./hash.ts", import.meta.url).href)};
+    import { hashBytes, readSmallFileSync } from ${
+    JSON.stringify(new URL("./hash.ts", import.meta.url).href)
+  };
+    const me = Deno.readFileSync(import.meta.filename);
+    for (const hint of [0, me.length, me.length + 10]) {
+      if (hashBytes(readSmallFileSync(import.meta.filename, hint)) !== hashBytes(me)) {
+        throw new Error("readSmallFileSync differs without FFI, hint " + hint);
+      }
+    }
     const out = [];
     for (const n of ${JSON.stringify(sizes)}) {
       out.push(hashBytes(new Uint8Array(n).map((_, i) => (i * 131 + 7) & 0xff)));

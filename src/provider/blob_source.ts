@@ -14,6 +14,7 @@
  * ```ts
  * import { readCheckedSource } from "./blob_source.ts";
  * import { hashBytes } from "../model/hash.ts";
+import { readFileNative } from "../model/read_native.ts";
  * const bytes = new TextEncoder().encode("hello");
  * console.log((await readCheckedSource(hashBytes(bytes), { kind: "bytes", bytes })).length); // 5
  * ```
@@ -22,6 +23,7 @@
 import { createHash } from "node:crypto";
 import { ContentChangedError, NotFoundError } from "../errors.ts";
 import { hashBytes } from "../model/hash.ts";
+import { readFileNative } from "../model/read_native.ts";
 import type { BlobSource } from "./contract.ts";
 
 /** A blob's name: its SHA-256 in lowercase hex. */
@@ -86,6 +88,22 @@ async function readUpTo(file: Deno.FsFile, max: number, sync: boolean): Promise<
   return buf.subarray(0, got);
 }
 
+/** Up to `size + 1` bytes of a file through FFI (`readFileNative`), or undefined. */
+function readNativeOrVanished(path: string, size: number): Uint8Array | undefined {
+  try {
+    return readFileNative(path, { sizeHint: size, max: size + 1 });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw vanished(path, err);
+    throw err;
+  }
+}
+
+/** Up to `size + 1` bytes of a file, with Deno's calls. */
+async function readWhole(path: string, size: number, sync: boolean): Promise<Uint8Array> {
+  using file = await open(path, sync);
+  return await readUpTo(file, size + 1, sync);
+}
+
 /**
  * The whole content of a (small) source, checked against `hash`. A file is
  * read up to one byte past the size scanned, so one that grew is refused
@@ -103,8 +121,8 @@ export async function readCheckedSource(hash: string, source: BlobSource): Promi
     return b;
   }
   const sync = source.size <= SYNC_READ_BYTES;
-  using file = await open(source.path, sync);
-  const bytes = await readUpTo(file, source.size + 1, sync);
+  const bytes = (sync ? readNativeOrVanished(source.path, source.size) : undefined) ??
+    await readWhole(source.path, source.size, sync);
   verifyContent(hash, {
     sha256: hashBytes(bytes),
     size: bytes.length,
