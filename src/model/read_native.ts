@@ -13,49 +13,11 @@
  *
  * @module
  */
+import { libc } from "../libc.ts";
 
 const O_RDONLY_CLOEXEC = 0o2000000;
 const ENOENT = 2;
 const EINTR = 4;
-
-interface Native {
-  open(path: Uint8Array): number;
-  read(fd: number, buf: Uint8Array): number;
-  close(fd: number): void;
-  errno(): number;
-}
-
-let native: Native | null | undefined;
-
-function load(): Native | null {
-  if (Deno.build.os !== "linux") return null;
-  try {
-    // Only when already allowed: asking would prompt on a terminal.
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-    const lib = Deno.dlopen("libc.so.6", {
-      open: { parameters: ["buffer", "i32"], result: "i32" },
-      read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-      close: { parameters: ["i32"], result: "i32" },
-      __errno_location: { parameters: [], result: "pointer" },
-    });
-    const where = lib.symbols.__errno_location();
-    if (where === null) return null;
-    // errno is per thread; FFI calls run on the calling thread, whose errno this is.
-    const errno = new Deno.UnsafePointerView(where);
-    const s = lib.symbols;
-    return {
-      open: (path) => s.open(path as Uint8Array<ArrayBuffer>, O_RDONLY_CLOEXEC),
-      read: (fd, buf) => Number(s.read(fd, buf as Uint8Array<ArrayBuffer>, BigInt(buf.length))),
-      close: (fd) => void s.close(fd),
-      errno: () => errno.getInt32(),
-    };
-  } catch {
-    return null;
-  }
-}
-
-const encoder = new TextEncoder();
-const pathBuf = new Uint8Array(4097);
 
 /**
  * The content of the file at `path` (links followed), read from its start:
@@ -69,14 +31,12 @@ export function readFileNative(
   path: string,
   opts: { sizeHint: number; max?: number },
 ): Uint8Array | undefined {
-  if (native === undefined) native = load();
-  if (native === null) return undefined;
-  const { read, written } = encoder.encodeInto(path, pathBuf);
-  if (read < path.length || written >= pathBuf.length - 1) return undefined;
-  pathBuf[written] = 0;
-  const fd = native.open(pathBuf);
+  const c = libc();
+  const cPath = c?.cPath(path);
+  if (!c || !cPath) return undefined;
+  const fd = c.symbols.open(cPath, O_RDONLY_CLOEXEC);
   if (fd < 0) {
-    if (native.errno() !== ENOENT) return undefined;
+    if (c.errno() !== ENOENT) return undefined;
     throw new Deno.errors.NotFound(`No such file or directory (os error 2): open '${path}'`);
   }
   try {
@@ -89,16 +49,17 @@ export function readFileNative(
         bigger.set(buf);
         buf = bigger;
       }
-      const n = native.read(fd, buf.subarray(size));
+      const rest = buf.subarray(size) as Uint8Array<ArrayBuffer>;
+      const n = Number(c.symbols.read(fd, rest, BigInt(rest.length)));
       if (n === 0) break;
       if (n < 0) {
-        if (native.errno() === EINTR) continue;
+        if (c.errno() === EINTR) continue;
         return undefined;
       }
       size += n;
     }
     return buf.subarray(0, size);
   } finally {
-    native.close(fd);
+    c.symbols.close(fd);
   }
 }

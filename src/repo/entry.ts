@@ -28,6 +28,7 @@
  * ```
  * @module
  */
+import { libc } from "../libc.ts";
 
 /** What {@linkcode lstatEntry} tells of an entry: the fields of `Deno.FileInfo` callers use. */
 export type Entry = Pick<
@@ -52,57 +53,41 @@ type Probe = (path: string) => Entry | null | undefined;
 
 let probe: Probe | null | undefined;
 
-/** The `statx` probe, or null where it cannot be had (not Linux, no FFI permission). */
+/** The `statx` probe, or null where it cannot be had (see `libc`). */
 function loadProbe(): Probe | null {
-  if (Deno.build.os !== "linux") return null;
-  try {
-    // Only when already allowed: asking would prompt on a terminal, in the middle of a pull.
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-    const lib = Deno.dlopen("libc.so.6", {
-      statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
-      __errno_location: { parameters: [], result: "pointer" },
-    });
-    const where = lib.symbols.__errno_location();
-    if (where === null) return null;
-    // errno is per thread; FFI calls run on the calling (main) thread, whose errno this is.
-    const errno = new Deno.UnsafePointerView(where);
-    const encoder = new TextEncoder();
-    const buf = new Uint8Array(4097);
-    // struct statx (linux/stat.h), the same on every architecture.
-    const stx = new Uint8Array(256);
-    const view = new DataView(stx.buffer);
-    const { statx } = lib.symbols;
-    return (path: string) => {
-      const { read, written } = encoder.encodeInto(path, buf);
-      // Too long for the buffer (or for the kernel): let lstat answer.
-      if (read < path.length || written >= buf.length - 1) return undefined;
-      buf[written] = 0;
-      if (statx(AT_FDCWD, buf, AT_SYMLINK_NOFOLLOW, STATX_MASK, stx) !== 0) {
-        const e = errno.getInt32();
-        return e === ENOENT || e === ENOTDIR ? null : undefined;
-      }
-      if ((view.getUint32(0, true) & STATX_MASK) !== STATX_MASK) return undefined;
-      const mode = view.getUint16(28, true);
-      const type = mode & S_IFMT;
-      const size = view.getUint32(40, true) + view.getUint32(44, true) * 2 ** 32;
-      const sec = view.getUint32(112, true) + view.getInt32(116, true) * 2 ** 32;
-      // Milliseconds, truncated, as Deno's FileInfo.mtime has them.
-      const ms = sec * 1000 + Math.floor(view.getUint32(120, true) / 1e6);
-      return {
-        isFile: type === S_IFREG,
-        isDirectory: type === S_IFDIR,
-        isSymlink: type === S_IFLNK,
-        size,
-        mtime: new Date(ms),
-        mode,
-        ino: view.getUint32(32, true) + view.getUint32(36, true) * 2 ** 32,
-        // Not the kernel's dev_t encoding: comparable only with another lstatEntry.
-        dev: view.getUint32(136, true) * 2 ** 32 + view.getUint32(140, true),
-      };
+  const c = libc();
+  if (c === null) return null;
+  // struct statx (linux/stat.h), the same on every architecture.
+  const stx = new Uint8Array(256);
+  const view = new DataView(stx.buffer);
+  const { statx } = c.symbols;
+  return (path: string) => {
+    const buf = c.cPath(path);
+    // Too long for the buffer (or for the kernel): let lstat answer.
+    if (buf === null) return undefined;
+    if (statx(AT_FDCWD, buf, AT_SYMLINK_NOFOLLOW, STATX_MASK, stx) !== 0) {
+      const e = c.errno();
+      return e === ENOENT || e === ENOTDIR ? null : undefined;
+    }
+    if ((view.getUint32(0, true) & STATX_MASK) !== STATX_MASK) return undefined;
+    const mode = view.getUint16(28, true);
+    const type = mode & S_IFMT;
+    const size = view.getUint32(40, true) + view.getUint32(44, true) * 2 ** 32;
+    const sec = view.getUint32(112, true) + view.getInt32(116, true) * 2 ** 32;
+    // Milliseconds, truncated, as Deno's FileInfo.mtime has them.
+    const ms = sec * 1000 + Math.floor(view.getUint32(120, true) / 1e6);
+    return {
+      isFile: type === S_IFREG,
+      isDirectory: type === S_IFDIR,
+      isSymlink: type === S_IFLNK,
+      size,
+      mtime: new Date(ms),
+      mode,
+      ino: view.getUint32(32, true) + view.getUint32(36, true) * 2 ** 32,
+      // Not the kernel's dev_t encoding: comparable only with another lstatEntry.
+      dev: view.getUint32(136, true) * 2 ** 32 + view.getUint32(140, true),
     };
-  } catch {
-    return null; // no --allow-ffi, or no libc.so.6 (musl): the portable path
-  }
+  };
 }
 
 /**
