@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { nameProblem, pathProblem, syncablePathProblem } from "./path.ts";
+import nodePath from "node:path";
+import { joinRel, nameProblem, pathProblem, syncablePathProblem } from "./path.ts";
 
 Deno.test("syncablePathProblem: the path rules and what the scanner never syncs", () => {
   for (const ok of ["a", "a/b.txt", "ünï/cödé", "a\uFFFDb", ".modelsyncx", "x/.modelsync-1.part"]) {
@@ -32,5 +33,16 @@ Deno.test("nameProblem is syncablePathProblem for one name", () => {
       name === "" ? "it has an empty segment" : syncablePathProblem(name),
       name,
     );
+  }
+});
+
+Deno.test("joinRel gives what path.join gives for a normal directory and a canonical path", () => {
+  const dirs = ["/", "/repo", "/repo/data/model/a", "/tmp/x y", "relative/dir"];
+  const rels = ["a", "a/b", "sub/dir/file.bin", "ünï/ç", "x.y/z..w", ".hidden/f", "a b/c"];
+  for (const dir of dirs) {
+    for (const rel of rels) {
+      assert.equal(pathProblem(rel), undefined);
+      assert.equal(joinRel(dir, rel), nodePath.join(dir, rel), `${dir} + ${rel}`);
+    }
   }
 });

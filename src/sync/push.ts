@@ -7,7 +7,6 @@
  * @module
  */
 import { listPaths } from "./format.ts";
-import path from "node:path";
 import { ConflictError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { BaseState } from "../model/base.ts";
@@ -44,6 +43,7 @@ import {
   uploadMissing,
 } from "./transfer.ts";
 import { makeManifest } from "../model/manifest.ts";
+import { joinRel } from "../model/path.ts";
 import type { PackLocation } from "../model/pack.ts";
 import { SharedRead } from "../async.ts";
 
@@ -72,7 +72,7 @@ export function localItems(s: RepoSession, scan: ScanResult): UploadItem[] {
   const items: UploadItem[] = [];
   for (const f of scan.files.values()) {
     if (f.link === undefined) {
-      items.push({ sha256: f.sha256, size: f.size, file: path.join(dir, f.path) });
+      items.push({ sha256: f.sha256, size: f.size, file: joinRel(dir, f.path) });
     }
   }
   return items;
@@ -305,7 +305,7 @@ export async function pushModel(
         // A link is stored inline in the manifest: no blob to upload.
         const l = scan.files.get(p);
         if (st.link === undefined && l?.link === undefined && l?.sha256 === st.sha256) {
-          items.push({ sha256: st.sha256, size: st.size, file: path.join(dir, p) });
+          items.push({ sha256: st.sha256, size: st.size, file: joinRel(dir, p) });
         }
       }
       // Stored before the lock (staged): only a gc since can have removed

@@ -9,6 +9,7 @@ import path from "node:path";
 import { ConflictError, CorruptError, isRetryable, NotFoundError } from "../errors.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { writeLanding } from "../model/landing.ts";
+import { joinRel } from "../model/path.ts";
 import {
   assertNamesFit,
   type DirId,
@@ -583,7 +584,7 @@ export async function landingClashes(
   const parents = new Map<string, Entry | null>();
   const parentEntry = (rel: string) => {
     let info = parents.get(rel);
-    if (info === undefined) parents.set(rel, info = lstatEntry(path.join(dir, rel)));
+    if (info === undefined) parents.set(rel, info = lstatEntry(joinRel(dir, rel)));
     return info;
   };
   for (const p of opts.paths) {
@@ -604,8 +605,8 @@ export async function landingClashes(
       break;
     }
     if (blocked || absent) continue; // nothing can be at a path whose parent is not there
-    const info = lstatEntry(path.join(dir, ...segs));
-    if (info?.isDirectory && !(await emptiedByRemovals(path.join(dir, ...segs), p, removes))) {
+    const info = lstatEntry(joinRel(dir, p));
+    if (info?.isDirectory && !(await emptiedByRemovals(joinRel(dir, p), p, removes))) {
       out.add(p);
     }
   }
@@ -626,7 +627,7 @@ async function assertUntouched(
   const changed: string[] = [];
   for (const p of paths) {
     const want = expect.get(p);
-    const st = lstatEntry(path.join(dir, p)) ?? undefined;
+    const st = lstatEntry(joinRel(dir, p)) ?? undefined;
     // An absent path may hold a directory: only its files count (they are
     // other paths of the plan, or placeFile refuses to replace them).
     if (want === undefined && st?.isDirectory) continue;
