@@ -79,7 +79,7 @@ Deno.test({
   },
 });
 
-Deno.test("lstatEntry: size and mtime are what Deno.lstatSync reports, to the millisecond", async () => {
+Deno.test("lstatEntry: size, mtime and inode are what Deno.lstatSync reports (a record's token is made of them)", async () => {
   await withTempDir(async (dir) => {
     const f = join(dir, "f");
     await Deno.writeFile(f, new Uint8Array(123_457));
@@ -90,6 +90,7 @@ Deno.test("lstatEntry: size and mtime are what Deno.lstatSync reports, to the mi
       const got = lstatEntry(f)!;
       assert.equal(got.size, want.size);
       assert.equal(got.mtime?.getTime(), want.mtime?.getTime());
+      assert.equal(got.ino, want.ino);
       assert.equal(got.isFile, true);
       assert.equal(got.isDirectory || got.isSymlink, false);
     }

@@ -10,6 +10,7 @@ import { dirname } from "node:path";
 import { randomBytes } from "node:crypto";
 import { DatastoreError, errnoOf, ModelsyncError, NotFoundError } from "../../errors.ts";
 import { readToEndSync } from "../../model/hash.ts";
+import { type Entry, lstatEntry } from "../../repo/entry.ts";
 
 /** Codes of faults worth retrying (flaky disk, NFS server hiccup). */
 const TRANSIENT = new Set(["EIO", "EAGAIN", "EBUSY", "ETIMEDOUT", "ESTALE", "EINTR", "ECONNRESET"]);
@@ -50,6 +51,13 @@ function isAbort(err: unknown): boolean {
  */
 export interface FsCalls {
   lstat(path: string): Promise<Deno.FileInfo>;
+  /**
+   * The entry at `path`, or null when nothing is there (it or a parent is
+   * missing, or a parent is not a directory): absence is an answer, not a
+   * thrown error (building a NotFound error costs several times the call, and
+   * a first push asks about a missing record directory for every model).
+   */
+  lstatOrNull(path: string): Promise<Entry | null>;
   readDir(path: string): Promise<Deno.DirEntry[]>;
   mkdir(path: string, opts?: Deno.MkdirOptions): Promise<void>;
   link(from: string, to: string): Promise<void>;
@@ -64,6 +72,11 @@ export interface FsCalls {
 /** Deno's async calls: for any file system, network mounts included. */
 export const ASYNC_FS: FsCalls = {
   lstat: (path) => Deno.lstat(path),
+  lstatOrNull: (path) =>
+    Deno.lstat(path).catch((err) => {
+      if (isNotFound(err) || err instanceof Deno.errors.NotADirectory) return null;
+      throw err;
+    }),
   readDir: (path) => Array.fromAsync(Deno.readDir(path)),
   mkdir: (path, opts) => Deno.mkdir(path, opts),
   link: (from, to) => Deno.link(from, to),
@@ -90,6 +103,7 @@ function settled<T>(call: () => T): Promise<T> {
 /** Synchronous calls, for a datastore on a local disk only. */
 export const SYNC_FS: FsCalls = {
   lstat: (path) => settled(() => Deno.lstatSync(path)),
+  lstatOrNull: (path) => settled(() => lstatEntry(path)),
   readDir: (path) => settled(() => Array.from(Deno.readDirSync(path))),
   mkdir: (path, opts) => settled(() => Deno.mkdirSync(path, opts)),
   link: (from, to) => settled(() => Deno.linkSync(from, to)),

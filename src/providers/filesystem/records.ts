@@ -19,12 +19,14 @@
  */
 import { join } from "node:path";
 import type { Page, RecordListing, StoredRecord } from "../../provider/contract.ts";
+import type { Entry } from "../../repo/entry.ts";
 import {
   ASYNC_FS,
   type FsCalls,
   fsFail,
   isNotFound,
   linkExclusive,
+  mkdirp,
   readDirOrEmpty,
   removeQuietly,
   renameInto,
@@ -37,6 +39,9 @@ const KEY_SEGMENT = /^[A-Za-z0-9@_-][A-Za-z0-9._@-]*$/;
 const RESERVED = new Set(["blobs", "tmp"]);
 /** Re-reads of a directory whose newest version vanished meanwhile. */
 const RETRIES = 8;
+
+/** What a record's token is made of. */
+type Stat = Pick<Deno.FileInfo, "ino" | "mtime" | "size">;
 
 /** The version a record holds: number, file and token. */
 interface Current {
@@ -51,7 +56,7 @@ function pad(n: number): string {
   return String(n).padStart(12, "0");
 }
 
-function tokenOf(n: number | "f", st: Deno.FileInfo): string {
+function tokenOf(n: number | "f", st: Stat): string {
   return `${n}.${st.ino ?? "-"}.${st.mtime?.getTime() ?? "-"}.${st.size}`;
 }
 
@@ -82,13 +87,13 @@ export class RecordStore {
 
   /** The current version of the record in `dir`, or null when it has none. */
   async #current(dir: string, signal?: AbortSignal): Promise<Current | null> {
-    let st: Deno.FileInfo;
+    let st: Entry | null;
     try {
-      st = await this.fs.lstat(dir);
+      st = await this.fs.lstatOrNull(dir);
     } catch (err) {
-      if (isNotFound(err)) return null;
       throw fsFail(err, "read record", dir);
     }
+    if (st === null) return null;
     if (st.isFile) {
       return { n: 0, path: dir, token: tokenOf("f", st), deleted: false, mtimeMs: mtime(st) };
     }
@@ -96,13 +101,16 @@ export class RecordStore {
       const n = highest(await readDirOrEmpty(dir, signal, this.fs));
       if (n === 0) return null;
       const path = join(dir, `${pad(n)}.json`);
+      let v: Entry | null;
       try {
-        const v = await this.fs.lstat(path);
-        return { n, path, token: tokenOf(n, v), deleted: v.size === 0, mtimeMs: mtime(v) };
+        v = await this.fs.lstatOrNull(path);
       } catch (err) {
-        if (!isNotFound(err)) throw fsFail(err, "read record", path);
-        // Cleaned up after a newer version appeared: look again.
+        throw fsFail(err, "read record", path);
       }
+      if (v !== null) {
+        return { n, path, token: tokenOf(n, v), deleted: v.size === 0, mtimeMs: mtime(v) };
+      }
+      // Cleaned up after a newer version appeared: look again.
     }
     throw fsFail(new Error("it keeps changing"), "read record", dir);
   }
@@ -134,7 +142,7 @@ export class RecordStore {
     for (let attempt = 0; attempt < RETRIES; attempt++) {
       const cur = await this.#current(dir, signal);
       if (cur !== null && !cur.deleted) return null;
-      const won = await this.#write(dir, cur?.n ?? 0, bytes, signal);
+      const won = await this.#write(dir, cur?.n ?? 0, bytes, signal, cur === null);
       if (won !== null) return won;
     }
     return null;
@@ -214,11 +222,16 @@ export class RecordStore {
     n: number,
     bytes: Uint8Array,
     signal?: AbortSignal,
+    newRecord = false,
   ): Promise<string | null> {
     const fs = this.fs;
     const tmp = await this.#temps.write(bytes, { signal, tag: "r", fs });
     const target = join(dir, `${pad(n + 1)}.json`);
     try {
+      // A new record's directory is most often missing: made first (once the
+      // temp file shows the store is there), the link into it does not fail
+      // once to tell, an error built per new record.
+      if (newRecord) await mkdirp(dir, fs);
       if (!(await linkExclusive(tmp, target, fs))) return null;
       // Our number may have been written and cleaned up before (a faster
       // writer moved on): then a higher version exists and we lost.
@@ -260,6 +273,6 @@ function highest(entries: readonly Deno.DirEntry[]): number {
   return max;
 }
 
-function mtime(st: Deno.FileInfo): number {
+function mtime(st: Stat): number {
   return st.mtime?.getTime() ?? 0;
 }
