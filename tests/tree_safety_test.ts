@@ -455,7 +455,7 @@ Deno.test({
       const line = expectOneLineError(pull, 2, "pull onto a full disk");
       assert.match(
         line,
-        /Cannot write \/.*\/\.modelsync\/tmp\/[0-9a-f]+\.part: no space is left on the device \(ENOSPC\)\. Free space on that file system/,
+        /Cannot write \/.*\/\.modelsync\/tmp\/[0-9a-f-]+\.part: no space is left on the device \(ENOSPC\)\. Free space on that file system/,
         describe(pull),
       );
       // Nothing half-written: no file of the model landed, no download is left.

@@ -27,7 +27,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ConflictError, CorruptError, localFault, UsageError } from "../errors.ts";
-import { syncablePathProblem } from "../model/path.ts";
+import { joinRel, syncablePathProblem } from "../model/path.ts";
+import { hashBytes } from "../model/hash.ts";
 import { leavesProblem, linkTargetProblem, resolveLink } from "../model/link.ts";
 import { formatRef, type ModelRef } from "../model/ref.ts";
 import { lstatEntry } from "./entry.ts";
@@ -35,7 +36,34 @@ import { modelDir } from "./scan.ts";
 
 /** Directory of downloads in progress: `.modelsync/tmp`. */
 export function tmpDir(repoDir: string): string {
-  return join(repoDir, ".modelsync", "tmp");
+  return joinRel(repoDir, ".modelsync/tmp");
+}
+
+/** Names of temporary downloads: unique in this process, and random across processes. */
+const tmpPrefix = randomBytes(8).toString("hex");
+let tmpCounter = 0;
+
+/** A fresh name for a download in `dir`. */
+function tmpName(dir: string): string {
+  return joinRel(dir, `${tmpPrefix}-${++tmpCounter}.part`);
+}
+
+/**
+ * Writes `bytes`, the whole content of a file in hand (a packed file's part
+ * of its pack), into `.modelsync/tmp/`, checked against `expected` as
+ * {@linkcode downloadToTmp} checks a stream, without a stream. Returns the
+ * temporary path.
+ */
+export async function bytesToTmp(
+  repoDir: string,
+  bytes: Uint8Array,
+  expected: { sha256: string; size: number },
+  opts: { what?: { model: ModelRef; path: string } } = {},
+): Promise<string> {
+  if (hashBytes(bytes) !== expected.sha256) throw mismatch(expected.sha256);
+  if (bytes.length !== expected.size) throw wrongSize(expected, bytes.length, opts.what);
+  const dir = tmpDir(repoDir);
+  return await writeTmp(dir, tmpName(dir), bytes);
 }
 
 /**
@@ -54,7 +82,7 @@ export async function downloadToTmp(
   opts: { signal?: AbortSignal; what?: { model: ModelRef; path: string } } = {},
 ): Promise<string> {
   const dir = tmpDir(repoDir);
-  const path = join(dir, `${randomBytes(12).toString("hex")}.part`);
+  const path = tmpName(dir);
   if (expected.size <= SMALL_DOWNLOAD_BYTES) {
     return await smallDownload(dir, path, stream, expected, opts);
   }
@@ -161,7 +189,11 @@ async function smallDownload(
   }
   if (hash.digest("hex") !== expected.sha256) throw mismatch(expected.sha256);
   if (size !== expected.size) throw wrongSize(expected, size, opts.what);
-  const bytes = chunks.length === 1 ? chunks[0] : concat(chunks, size);
+  return await writeTmp(dir, path, chunks.length === 1 ? chunks[0] : concat(chunks, size));
+}
+
+/** Writes checked `bytes` to the new temporary file `path` in `dir`, mode 0644 exactly. */
+async function writeTmp(dir: string, path: string, bytes: Uint8Array): Promise<string> {
   try {
     // Synchronous: one small write into the working tree costs a few
     // microseconds where an async one costs a hop to a thread pool.
@@ -225,6 +257,17 @@ function checkPath(model: ModelRef, path: string): void {
   }
 }
 
+/** The last data folder {@linkcode dataRoot} joined, and its parts. */
+let lastRoot = { repoDir: "", dataDir: "", root: "" };
+
+/** `path.join(repoDir, dataDir)`, joined once for the files of a landing, not once per file. */
+function dataRoot(repoDir: string, dataDir: string): string {
+  if (lastRoot.repoDir !== repoDir || lastRoot.dataDir !== dataDir) {
+    lastRoot = { repoDir, dataDir, root: join(repoDir, dataDir) };
+  }
+  return lastRoot.root;
+}
+
 /** Which directory a path named when it was checked (`lstatEntry`'s inode and device). */
 export interface DirId {
   ino: number;
@@ -244,7 +287,8 @@ function ensureDirs(
   segs: string[],
   ctx: { model: ModelRef; file: string; inModelFrom: number; verified?: Map<string, DirId> },
 ): string {
-  const last = join(root, ...segs);
+  // Every segment is a checked name (a model ref's, or a synced path's).
+  const last = joinRel(root, segs.join("/"));
   const known = ctx.verified?.get(last);
   if (known !== undefined) {
     // Checked before in this landing: one lookup tells whether the path
@@ -255,7 +299,7 @@ function ensureDirs(
   }
   let dir = root;
   for (let i = 0; i < segs.length; i++) {
-    dir = join(dir, segs[i]);
+    dir = joinRel(dir, segs[i]);
     let info = lstatEntry(dir);
     if (info === null) {
       try {
@@ -316,7 +360,7 @@ export async function placeFile(
   },
 ): Promise<{ mtimeMs: number; size: number }> {
   checkPath(model, entry.path);
-  const root = join(repoDir, opts.dataDir);
+  const root = dataRoot(repoDir, opts.dataDir);
   if (!opts.knownDirs?.has(root)) {
     await Deno.mkdir(root, { recursive: true });
     opts.knownDirs?.add(root);
@@ -329,7 +373,7 @@ export async function placeFile(
     inModelFrom: modelSegs.length,
     verified: opts.verifiedDirs,
   });
-  const target = join(parent, fileSegs[fileSegs.length - 1]);
+  const target = joinRel(parent, fileSegs[fileSegs.length - 1]);
   // Synchronous calls from here: metadata calls in the working tree take
   // microseconds, an async one a hop to a thread pool, and a pull makes a
   // few per file.

@@ -12,6 +12,7 @@ import { writeLanding } from "../model/landing.ts";
 import { joinRel } from "../model/path.ts";
 import {
   assertNamesFit,
+  bytesToTmp,
   type DirId,
   downloadToTmp,
   placeFile,
@@ -48,9 +49,15 @@ export interface Moved {
   bytes: number;
 }
 
+/** Each session's data folder, joined once (a landing asks for its model's directory per file). */
+const dataRoots = new WeakMap<RepoSession, string>();
+
 /** Absolute directory of a model in the working tree. */
 export function modelDir(s: RepoSession, model: ModelRef): string {
-  return path.join(s.repoDir, s.config.dataDir, model.type, model.id);
+  let root = dataRoots.get(s);
+  if (root === undefined) dataRoots.set(s, root = path.join(s.repoDir, s.config.dataDir));
+  // A model ref's segments are checked names: nothing to normalise.
+  return joinRel(root, `${model.type}/${model.id}`);
 }
 
 /** What an upload stored. */
@@ -259,20 +266,27 @@ async function fetchPacked(
   await runPool(spans, { jobs, signal: opts.signal }, async (span) => {
     const bytes = await readPackSpan(s, span, { ranged, signal: opts.signal });
     for (const p of span.items) {
+      opts.signal.throwIfAborted();
       const st = opts.remote.get(p)!;
       const from = st.pack!.offset - (ranged ? span.offset : 0);
+      const what = { model, path: p };
+      const tracked = opts.progress.track(st.size);
       // A pack that is gone: the file's content as a blob of its own (what
       // "modelsync push" of the model stores again to repair a lost pack).
-      const body = bytes === null ? await ownBlob(s, model, p, st, opts.signal) : oneChunkStream(
-        from >= 0 && from + st.size <= bytes.length
-          ? bytes.subarray(from, from + st.size)
-          : bytes.subarray(0, 0), // outside what the pack holds: the hash check refuses it
-      );
-      const tracked = opts.progress.track(st.size);
-      const tmp = await downloadToTmp(s.repoDir, body, st, {
-        signal: opts.signal,
-        what: { model, path: p },
-      }).catch((err) => {
+      const written = bytes === null
+        ? downloadToTmp(s.repoDir, await ownBlob(s, model, p, st, opts.signal), st, {
+          signal: opts.signal,
+          what,
+        })
+        : bytesToTmp(
+          s.repoDir,
+          from >= 0 && from + st.size <= bytes.length
+            ? bytes.subarray(from, from + st.size)
+            : bytes.subarray(0, 0), // outside what the pack holds: the hash check refuses it
+          st,
+          { what },
+        );
+      const tmp = await written.catch((err) => {
         if (bytes === null || !(err instanceof CorruptError)) throw err;
         // The pack's part is not the content the manifest names for this file.
         throw new CorruptError(
